@@ -1,0 +1,47 @@
+"""inventories/lab: what `castle-lab up` writes so that `ansible-playbook -i inventories/lab` just works."""
+
+import yaml
+
+HEADER = '# Written by `castle-lab up` for the lab in {0}; rewritten on every run.\n'
+
+
+def _file_lookup(path):
+    # Secrets stay in the lab's 0600 files; the inventory names them, it does not hold them.
+    return "{{{{ lookup('ansible.builtin.file', '{0}') }}}}".format(path)
+
+
+def render(cfg, services):
+    """The inventory for the started services, as a dict."""
+    lab_vars = {'castle_lab_dir': str(cfg.state), 'castle_lab_ca': str(cfg.ca_cert)}
+    groups = {'controller': {'hosts': {'localhost': {
+        'ansible_connection': 'local', 'ansible_python_interpreter': '{{ ansible_playbook_python }}'}}}}
+    vault = services.get('vault')
+    if vault:
+        lab_vars.update(castle_lab_vault_addr=vault.url, castle_lab_vault_cacert=str(cfg.ca_cert),
+                        castle_lab_vault_token=_file_lookup(vault.token_file))
+    pve = services.get('proxmox')
+    if pve:
+        lab_vars.update(castle_lab_proxmox_host=pve.address, castle_lab_proxmox_port=pve.port,
+                        castle_lab_proxmox_token_id=pve.token_id,
+                        castle_lab_proxmox_token_secret=_file_lookup(pve.token_file),
+                        castle_lab_proxmox_ca=str(cfg.ca_cert))
+    gitsvc = services.get('git')
+    if gitsvc:
+        lab_vars['castle_lab_gitops_url'] = gitsvc.url()
+    claw = services.get('openclaw')
+    if claw:
+        groups['openclaw'] = {'hosts': {'openclaw-node': {
+            'ansible_host': claw.address, 'ansible_port': claw.port, 'ansible_user': claw.user,
+            'ansible_ssh_private_key_file': str(claw.client_key),
+            'ansible_ssh_common_args': '-o UserKnownHostsFile={0} -o StrictHostKeyChecking=yes'.format(
+                claw.known_hosts),
+            # The node's own system Python; the controller's pyenv shims mean nothing there.
+            'ansible_python_interpreter': '/usr/bin/python3'}}}
+    return {'all': {'vars': lab_vars, 'children': groups}}
+
+
+def write(cfg, services):
+    cfg.inventory.mkdir(parents=True, exist_ok=True)
+    path = cfg.inventory / 'hosts.yml'
+    path.write_text(HEADER.format(cfg.state) + yaml.safe_dump(render(cfg, services), sort_keys=False))
+    return path

@@ -1,0 +1,54 @@
+"""The lab's Proxmox VE: fakepve in this process, with the lab's nodes, storages, ISO and template.
+
+fakepve's model is not thread-safe: everything that changes it runs on this event loop.
+"""
+
+import argparse
+import asyncio
+import signal
+
+from fakepve import FakePve
+
+NODES = ('pve1', 'pve2')
+TALOS_ISO = 'talos-v1.11.6-metal-amd64.iso'
+TALOS_ISO_SIZE = 104 * 1024 ** 2
+TEMPLATE = {'vmid': 9000, 'name': 'talos-template', 'config': {
+    'cores': 2, 'sockets': 1, 'memory': 4096, 'cpu': 'x86-64-v2-AES', 'scsihw': 'virtio-scsi-single',
+    'scsi0': 'local-lvm:base-9000-disk-0,size=20G', 'net0': 'virtio=BC:24:11:00:90:00,bridge=vmbr0',
+    'ostype': 'l26', 'agent': '1', 'serial0': 'socket', 'boot': 'order=scsi0'}}
+
+
+def build(token_id, token_secret, host, port):
+    pve = FakePve(host=host, port=port)
+    pve.apitokens[token_id] = token_secret
+    for node in NODES:
+        pve.add_node(node)
+    pve.store_file('local', TALOS_ISO, TALOS_ISO_SIZE)
+    pve.add_vm(TEMPLATE['vmid'], TEMPLATE['name'], node=NODES[0], template=True, config=TEMPLATE['config'])
+    return pve
+
+
+async def serve(args):
+    with open(args.token_file) as handle:
+        secret = handle.read().strip()
+    pve = build(args.token_id, secret, args.host, args.port)
+    await pve.start(args.cert, args.key)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    print('proxmox: listening on {0}'.format(pve.url), flush=True)
+    await stopping.wait()
+    await pve.stop()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    for option in ('--host', '--cert', '--key', '--token-id', '--token-file'):
+        parser.add_argument(option, required=True)
+    parser.add_argument('--port', type=int, default=8006)
+    asyncio.run(serve(parser.parse_args()))
+
+
+if __name__ == '__main__':
+    main()

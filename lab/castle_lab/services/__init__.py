@@ -1,0 +1,11 @@
+"""The lab's services, in the order `castle-lab up` starts them."""
+
+from .base import Service
+from .git import GitService
+from .openclaw import OpenClawService
+from .proxmox import ProxmoxService
+from .vault import VaultService
+
+SERVICES = {cls.name: cls for cls in (VaultService, ProxmoxService, GitService, OpenClawService)}
+
+__all__ = ['SERVICES', 'Service']

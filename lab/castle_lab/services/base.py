@@ -1,0 +1,81 @@
+"""What every lab service offers: start, readiness, a health check through a real client, env."""
+
+import socket
+
+from .. import process
+from ..process import LabError, ProcessGone
+
+
+class Service:
+    """One lab service. Subclasses set name, host (last octet of its address) and port."""
+
+    name = ''
+    host = 0
+    port = 0
+    ready_timeout = 30.0
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.dir = cfg.dir(self.name)
+
+    @property
+    def address(self):
+        return self.cfg.address(self.host)
+
+    @property
+    def started(self):
+        """Whether `up` started this service (its PID file exists), alive or not."""
+        return (self.dir / (self.name + '.pid')).exists()
+
+    def running(self):
+        return process.recorded(self.dir, self.name) is not None
+
+    def prepare(self):
+        """Write the files the service needs before it starts (idempotent)."""
+
+    def command(self):
+        """argv of the service's process."""
+        raise NotImplementedError
+
+    def launch_env(self):
+        return None
+
+    def start(self):
+        self.prepare()
+        self._ensure_port_free()
+        process.spawn(self.dir, self.name, self.command(), env=self.launch_env(), cwd=self.dir)
+
+    def _ensure_port_free(self):
+        with socket.socket() as sock:
+            if sock.connect_ex((self.address, self.port)) == 0:
+                raise LabError('{0}: {1}:{2} is already taken by a process the lab did not start'.format(
+                    self.name, self.address, self.port))
+
+    def ready(self):
+        """Wait until the service answers; then finish its set-up (init, seed)."""
+        process.wait_until(self._answers, self.ready_timeout, self.name)
+        self.provision()
+
+    def _answers(self):
+        if not self.running():
+            raise ProcessGone('{0}: process exited; see {1}'.format(self.name, self.dir / (self.name + '.log')))
+        return self.answers()
+
+    def answers(self):
+        """True once the process serves requests; by default the full health check."""
+        self.check()
+        return True
+
+    def provision(self):
+        """Set-up that needs the running service."""
+
+    def check(self):
+        """Raise LabError unless the service works through a real client; return a short detail."""
+        raise NotImplementedError
+
+    def stop(self):
+        return process.stop(self.dir, self.name)
+
+    def env(self):
+        """Variables a client needs to use this service."""
+        return {}

@@ -1,0 +1,135 @@
+"""The OpenClaw gateway node: the lab's own sshd on loopback, key auth only, a dedicated user
+whose PATH has Node.js and the real openclaw CLI."""
+
+import os
+import pwd
+import subprocess
+
+from ..process import LabError
+from .base import Service
+
+SSHD = '/usr/sbin/sshd'
+LAB_TOOLS = ('node', 'openclaw', 'kubectl')
+
+
+def run(argv, timeout=30):
+    try:
+        return subprocess.run(argv, check=True, capture_output=True, text=True, timeout=timeout).stdout
+    except FileNotFoundError as exc:
+        raise LabError('{0} is not installed (make setup installs it)'.format(argv[0])) from exc
+    except subprocess.CalledProcessError as exc:
+        lines = (exc.stderr or exc.stdout or '').strip().splitlines()
+        raise LabError('{0} exited {1}: {2}'.format(os.path.basename(argv[0]), exc.returncode,
+                                                     lines[-1] if lines else 'no output')) from exc
+    except subprocess.TimeoutExpired as exc:
+        raise LabError('{0}: no answer in {1}s'.format(os.path.basename(argv[0]), timeout)) from exc
+
+
+class OpenClawService(Service):
+    name = 'openclaw'
+    host = 4
+    port = 2222
+
+    @property
+    def user(self):
+        return self.cfg.openclaw_user
+
+    @property
+    def home(self):
+        return self.dir / 'home'
+
+    @property
+    def client_key(self):
+        return self.dir / 'id_ed25519'
+
+    @property
+    def known_hosts(self):
+        return self.dir / 'known_hosts'
+
+    def prepare(self):
+        if not os.access(SSHD, os.X_OK):
+            raise LabError('{0} is missing: install openssh-server (make setup does)'.format(SSHD))
+        self._ensure_user()
+        host_key = self.dir / 'ssh_host_ed25519_key'
+        for key, comment in ((host_key, 'castle-lab-openclaw-host'), (self.client_key, 'castle-lab-operator')):
+            if not key.exists():
+                run(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-C', comment, '-f', str(key)])
+        self.known_hosts.write_text('[{0}]:{1} {2}'.format(
+            self.address, self.port, (self.dir / 'ssh_host_ed25519_key.pub').read_text()))
+        self._prepare_home()
+        bindir = self.home / 'bin'
+        (self.dir / 'sshd_config').write_text('\n'.join([
+            'ListenAddress {0}:{1}'.format(self.address, self.port),
+            'HostKey {0}'.format(host_key),
+            'PidFile none',
+            'AllowUsers {0}'.format(self.user),
+            'AuthenticationMethods publickey',
+            'PubkeyAuthentication yes',
+            'PasswordAuthentication no',
+            'KbdInteractiveAuthentication no',
+            'PermitRootLogin no',
+            'UsePAM no',
+            'PrintMotd no',
+            'X11Forwarding no',
+            'SetEnv PATH={0}:/usr/local/bin:/usr/bin:/bin'.format(bindir),
+            'Subsystem sftp internal-sftp',
+            '']))
+        os.makedirs('/run/sshd', mode=0o755, exist_ok=True)
+
+    def _ensure_user(self):
+        try:
+            entry = pwd.getpwnam(self.user)
+        except KeyError:
+            run(['useradd', '--system', '--no-create-home', '--home-dir', str(self.home),
+                 '--shell', '/bin/bash', self.user])
+            entry = pwd.getpwnam(self.user)
+        if entry.pw_dir != str(self.home):
+            run(['usermod', '--home', str(self.home), self.user])
+        # A locked password ('!') makes sshd refuse even key logins when PAM is off; '*' only forbids passwords.
+        run(['usermod', '--password', '*', self.user])
+
+    def _prepare_home(self):
+        entry = pwd.getpwnam(self.user)
+        ssh = self.home / '.ssh'
+        bindir = self.home / 'bin'
+        for directory, mode in ((self.home, 0o755), (ssh, 0o700), (bindir, 0o755)):
+            directory.mkdir(exist_ok=True)
+            directory.chmod(mode)
+            os.chown(directory, entry.pw_uid, entry.pw_gid)
+        keys = ssh / 'authorized_keys'
+        keys.write_text((self.dir / 'id_ed25519.pub').read_text())
+        keys.chmod(0o600)
+        os.chown(keys, entry.pw_uid, entry.pw_gid)
+        for tool in LAB_TOOLS:
+            source = self.cfg.tools / 'bin' / tool
+            if tool in ('node', 'openclaw') and not source.exists():
+                raise LabError('{0} is missing under {1} (make setup installs it)'.format(tool, source.parent))
+            link = bindir / tool
+            if source.exists() and (not link.is_symlink() or os.readlink(link) != str(source)):
+                link.unlink(missing_ok=True)
+                link.symlink_to(source)
+
+    def command(self):
+        return [SSHD, '-D', '-e', '-f', str(self.dir / 'sshd_config')]
+
+    def ssh_argv(self, *remote):
+        return ['ssh', '-i', str(self.client_key), '-p', str(self.port), '-o', 'BatchMode=yes',
+                '-o', 'IdentitiesOnly=yes', '-o', 'StrictHostKeyChecking=yes',
+                '-o', 'UserKnownHostsFile={0}'.format(self.known_hosts), '-o', 'ConnectTimeout=5',
+                '{0}@{1}'.format(self.user, self.address), *remote]
+
+    def answers(self):
+        run(self.ssh_argv('true'), timeout=10)
+        return True
+
+    def check(self):
+        version = run(self.ssh_argv('openclaw', '--version'), timeout=30).strip()
+        if not version.startswith('OpenClaw '):
+            raise LabError('openclaw --version answered {0!r}'.format(version))
+        return version
+
+    def env(self):
+        return {'CASTLE_OPENCLAW_HOST': self.address, 'CASTLE_OPENCLAW_PORT': str(self.port),
+                'CASTLE_OPENCLAW_USER': self.user, 'CASTLE_OPENCLAW_KEY': str(self.client_key),
+                'CASTLE_OPENCLAW_KNOWN_HOSTS': str(self.known_hosts)}
+

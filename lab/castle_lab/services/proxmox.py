@@ -1,0 +1,57 @@
+"""A Proxmox VE API from fakepve, served by castle_lab.pve_server with a real API token."""
+
+import secrets
+import sys
+
+from .. import pki
+from ..process import LabError
+from .base import Service
+
+TOKEN_USER = 'root@pam'
+TOKEN_NAME = 'castle'
+
+
+class ProxmoxService(Service):
+    name = 'proxmox'
+    host = 2
+    port = 8006
+
+    @property
+    def token_file(self):
+        return self.dir / 'token'
+
+    def prepare(self):
+        self.cert, self.key = pki.issue_server_cert(self.cfg, self.dir, 'pve', [self.address])
+        if not self.token_file.exists():
+            pki.write_secret(self.token_file, secrets.token_hex(16))
+
+    def command(self):
+        return [sys.executable, '-m', 'castle_lab.pve_server', '--host', self.address, '--port', str(self.port),
+                '--cert', str(self.cert), '--key', str(self.key), '--token-id', self.token_id,
+                '--token-file', str(self.token_file)]
+
+    @property
+    def token_id(self):
+        return '{0}!{1}'.format(TOKEN_USER, TOKEN_NAME)
+
+    def api(self):
+        from proxmoxer import ProxmoxAPI
+        return ProxmoxAPI(self.address, port=self.port, user=TOKEN_USER, token_name=TOKEN_NAME,
+                          token_value=self.token_file.read_text().strip(), verify_ssl=str(self.cfg.ca_cert),
+                          timeout=5)
+
+    def check(self):
+        import requests
+        from proxmoxer import ResourceException
+        try:
+            nodes = self.api().nodes.get()
+        except (OSError, requests.RequestException, ResourceException) as exc:
+            raise LabError(str(exc) or type(exc).__name__) from exc
+        return 'nodes {0}'.format(', '.join(sorted(n['node'] for n in nodes)))
+
+    def env(self):
+        return {'PROXMOX_URL': 'https://{0}:{1}/api2/json'.format(self.address, self.port),
+                'PROXMOX_HOST': self.address,
+                'PROXMOX_TOKEN_ID': self.token_id,
+                'PROXMOX_TOKEN_SECRET': self.token_file.read_text().strip(),
+                'PROXMOX_CA': str(self.cfg.ca_cert)}
