@@ -144,13 +144,18 @@ print(re.search(r"pip='([^']+)'", text).group(1))
 PY
     )
     local cache=$HOME/.ansible/test/cache/get_pip_${version//./_}.py
-    [ -f "$cache" ] && return
-    mkdir -p "$(dirname "$cache")"
-    cat > "$cache" <<'PY'
+    local script
+    script=$(cat <<'PY'
 import subprocess, sys
+# get-pip.py's own switches mean nothing to `pip install`.
+args = [a for a in sys.argv[1:] if a not in ('--no-setuptools', '--no-wheel')]
 subprocess.check_call([sys.executable, '-m', 'ensurepip', '--upgrade', '--default-pip'])
-subprocess.check_call([sys.executable, '-m', 'pip', 'install', '--disable-pip-version-check'] + sys.argv[1:])
+subprocess.check_call([sys.executable, '-m', 'pip', 'install'] + args)
 PY
+    )
+    [ -f "$cache" ] && [ "$(cat "$cache")" = "$script" ] && return
+    mkdir -p "$(dirname "$cache")"
+    printf '%s\n' "$script" > "$cache"
 }
 
 apt_packages
