@@ -164,4 +164,4 @@ node_tools
 kube_tools
 peer_collections
 ansible_test_bootstrap
-log "ready"
+log "ready in $((SECONDS))s"

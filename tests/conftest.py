@@ -32,7 +32,7 @@ class Lab:
 
     def run(self, *args, check=True, env=None, timeout=300, cwd=REPO):
         result = subprocess.run(list(args), env=env or self.env, cwd=cwd, capture_output=True, text=True,
-                                timeout=timeout)
+                                timeout=timeout, check=False)
         if check and result.returncode != 0:
             pytest.fail('{0} exited {1}\nstdout:\n{2}\nstderr:\n{3}'.format(
                 shlex.join(args), result.returncode, result.stdout, result.stderr))
@@ -45,7 +45,7 @@ class Lab:
         """The variables `castle-lab env` exports, merged over this lab's environment."""
         env = dict(self.env)
         for line in self.castle_lab('env').stdout.splitlines():
-            key, _, value = line[len('export '):].partition('=')
+            key, value = line[len('export '):].split('=', 1)
             env[key] = shlex.split(value)[0] if value else ''
         return env
 

@@ -1,6 +1,7 @@
 """The lab's certificate authority and the server certificates it signs."""
 
 import datetime
+import hashlib
 import ipaddress
 import os
 
@@ -41,7 +42,9 @@ def ensure_ca(cfg):
         key = serialization.load_pem_private_key(key_path.read_bytes(), None)
     else:
         key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, 'castle-lab CA ({0})'.format(cfg.state))])
+        # One CA per lab directory; the digest tells two labs' CAs apart (a CN holds 64 characters at most).
+        tag = hashlib.sha256(str(cfg.state).encode()).hexdigest()[:12]
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, 'castle-lab CA {0}'.format(tag))])
         cert = (_validity(x509.CertificateBuilder(), 3650)
                 .subject_name(name).issuer_name(name).public_key(key.public_key())
                 .serial_number(x509.random_serial_number())

@@ -1,9 +1,7 @@
 """The lab's four services, checked through the real clients the collection uses."""
 
-import json
 import os
 import signal
-import subprocess
 import uuid
 
 import hvac
@@ -11,7 +9,7 @@ import pytest
 import requests
 from proxmoxer import ProxmoxAPI, ResourceException
 
-from conftest import REPO, Lab
+from conftest import Lab
 
 pytestmark = pytest.mark.lab
 
