@@ -11,6 +11,8 @@ import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 VENV_BIN = pathlib.Path(sys.executable).parent
+# ansible_collections.ephemeral.castle resolves to this checkout (make setup links it there).
+sys.path.insert(0, str(REPO / '.collections'))
 
 
 def lab_environ(name, net, user):
