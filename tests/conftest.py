@@ -62,7 +62,9 @@ class Lab:
 @pytest.fixture(scope='session')
 def lab():
     """The session's lab, started from a clean state directory and stopped at the end."""
-    instance = Lab('test-lab', '127.0.20', 'castle-claw-test')
+    # CASTLE_TEST_LAB_NET moves the session's lab, so two test runs on one machine do not collide.
+    net = os.environ.get('CASTLE_TEST_LAB_NET', '127.0.20')
+    instance = Lab('test-lab-' + net, net, 'castle-claw-t' + net.split('.')[-1])
     instance.wipe()
     instance.castle_lab('up')
     yield instance

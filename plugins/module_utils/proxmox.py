@@ -211,13 +211,14 @@ class ProxmoxClient(object):
         text = [entry.get('t', '') for entry in log if entry.get('t')]
         return text[-lines:]
 
-    def run_task(self, node, method, path, timeout, what, **params):
-        """Start a task (an API call answering a UPID) and wait for it; retry it whole on a lock timeout."""
+    def run_task(self, node, method, path, what, wait, params=None):
+        """Start a task (an API call answering a UPID) and wait up to `wait` seconds for it;
+        retry it whole when it ended on a lock timeout."""
         attempt = 0
         while True:
-            upid = self.call(method, path, **params)
+            upid = self.call(method, path, **(params or {}))
             try:
-                return self.wait_task(node, upid, timeout, what) if upid else None
+                return self.wait_task(node, upid, wait, what) if upid else None
             except ProxmoxError as exc:
                 if not LOCK_TIMEOUT.search(str(exc)) or attempt >= self.retries:
                     raise

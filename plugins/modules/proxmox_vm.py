@@ -461,11 +461,10 @@ class VmReconciler(object):
                 if source['node'] != node:
                     options['target'] = node
                 self.client.run_task(source['node'], 'post', 'nodes/{node}/qemu/{vmid}/clone'.format(**source),
-                                     params['timeout'], 'clone of {0} to VM {1}'.format(source['vmid'], vmid),
-                                     **options)
+                                     'clone of {0} to VM {1}'.format(source['vmid'], vmid), params['timeout'], options)
             else:
-                self.client.run_task(node, 'post', 'nodes/{0}/qemu'.format(node), params['timeout'],
-                                     'create of VM {0}'.format(vmid), vmid=vmid, **after)
+                self.client.run_task(node, 'post', 'nodes/{0}/qemu'.format(node), 'create of VM {0}'.format(vmid),
+                                     params['timeout'], dict(after, vmid=vmid))
             return vmid
 
         if params['vmid'] is not None:
@@ -523,10 +522,14 @@ class VmReconciler(object):
         if self.module.check_mode:
             return 'running' if actions[-1] == 'start' else 'stopped'
         for action in actions:
-            options = dict(timeout=self.params['shutdown_timeout'], forceStop=1) if action == 'shutdown' else {}
-            self.client.run_task(vm['node'], 'post', path + action, self.params['timeout'] + (
-                self.params['shutdown_timeout'] if action == 'shutdown' else 0),
-                '{0} of VM {1}'.format(action, vm['vmid']), **options)
+            what = '{0} of VM {1}'.format(action, vm['vmid'])
+            if action == 'shutdown':
+                # A clean shutdown first; PVE stops the VM hard when the guest does not finish in time.
+                self.client.run_task(vm['node'], 'post', path + action, what,
+                                     self.params['timeout'] + self.params['shutdown_timeout'],
+                                     dict(timeout=self.params['shutdown_timeout'], forceStop=1))
+            else:
+                self.client.run_task(vm['node'], 'post', path + action, what, self.params['timeout'])
         return 'running' if actions[-1] == 'start' else 'stopped'
 
     def wait_for_ip(self, vm):
@@ -558,10 +561,10 @@ class VmReconciler(object):
         path = 'nodes/{node}/qemu/{vmid}'.format(**vm)
         try:
             if vm.get('status') == 'running':
-                self.client.run_task(vm['node'], 'post', path + '/status/stop', self.params['timeout'],
-                                     'stop of VM {0}'.format(vm['vmid']))
-            self.client.run_task(vm['node'], 'delete', path, self.params['timeout'],
-                                 'destroy of VM {0}'.format(vm['vmid']), purge=1, **{'destroy-unreferenced-disks': 1})
+                self.client.run_task(vm['node'], 'post', path + '/status/stop', 'stop of VM {0}'.format(vm['vmid']),
+                                     self.params['timeout'])
+            self.client.run_task(vm['node'], 'delete', path, 'destroy of VM {0}'.format(vm['vmid']),
+                                 self.params['timeout'], {'purge': 1, 'destroy-unreferenced-disks': 1})
         except ProxmoxError as exc:
             if not DOES_NOT_EXIST.search(str(exc)):
                 raise

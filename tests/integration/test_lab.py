@@ -37,8 +37,8 @@ def test_status_reports_every_service_healthy(lab):
 
 def test_every_address_is_loopback(env):
     for key in ('VAULT_ADDR', 'PROXMOX_URL', 'CASTLE_GITOPS_URL'):
-        assert '//127.0.20.' in env[key]
-    assert env['CASTLE_OPENCLAW_HOST'].startswith('127.0.20.')
+        assert '//{0}.'.format(env['CASTLE_LAB_NET']) in env[key]
+    assert env['CASTLE_OPENCLAW_HOST'].startswith(env['CASTLE_LAB_NET'] + '.')
 
 
 def test_vault_kv2_write_and_read_with_hvac(env):
