@@ -24,7 +24,7 @@ def render(cfg, services):
         lab_vars.update(castle_lab_proxmox_host=pve.address, castle_lab_proxmox_port=pve.port,
                         castle_lab_proxmox_token_id=pve.token_id,
                         castle_lab_proxmox_token_secret=_file_lookup(pve.token_file),
-                        castle_lab_proxmox_ca=str(cfg.ca_cert))
+                        castle_lab_proxmox_ca=str(cfg.ca_cert), castle_lab_proxmox_control=pve.control_url)
     gitsvc = services.get('git')
     if gitsvc:
         lab_vars['castle_lab_gitops_url'] = gitsvc.url()

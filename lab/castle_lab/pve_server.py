@@ -1,13 +1,16 @@
-"""The lab's Proxmox VE: fakepve in this process, with the lab's nodes, storages, ISO and template.
+"""The lab's Proxmox VE: fakepve (with the lab's additions) in this process, with the lab's nodes,
+storages, ISO and template, and the control API beside it.
 
-fakepve's model is not thread-safe: everything that changes it runs on this event loop.
+fakepve's model is not thread-safe: everything that changes it, the control API included, runs on
+this event loop.
 """
 
 import argparse
 import asyncio
 import signal
 
-from fakepve import FakePve
+from .pve_control import serve as serve_control
+from .pve_fake import LabPve
 
 NODES = ('pve1', 'pve2')
 TALOS_ISO = 'talos-v1.11.6-metal-amd64.iso'
@@ -19,12 +22,13 @@ TEMPLATE = {'vmid': 9000, 'name': 'talos-template', 'config': {
 
 
 def build(token_id, token_secret, host, port):
-    pve = FakePve(host=host, port=port)
+    pve = LabPve(host=host, port=port)
     pve.apitokens[token_id] = token_secret
     for node in NODES:
         pve.add_node(node)
     pve.store_file('local', TALOS_ISO, TALOS_ISO_SIZE)
     pve.add_vm(TEMPLATE['vmid'], TEMPLATE['name'], node=NODES[0], template=True, config=TEMPLATE['config'])
+    pve.keep_initial()
     return pve
 
 
@@ -33,12 +37,15 @@ async def serve(args):
         secret = handle.read().strip()
     pve = build(args.token_id, secret, args.host, args.port)
     await pve.start(args.cert, args.key)
+    control = await serve_control(pve, args.host, args.control_port)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
-    print('proxmox: listening on {0}'.format(pve.url), flush=True)
+    print('proxmox: listening on {0}, control API on http://{1}:{2}'.format(pve.url, args.host, args.control_port),
+          flush=True)
     await stopping.wait()
+    await control.cleanup()
     await pve.stop()
 
 
@@ -47,6 +54,7 @@ def main():
     for option in ('--host', '--cert', '--key', '--token-id', '--token-file'):
         parser.add_argument(option, required=True)
     parser.add_argument('--port', type=int, default=8006)
+    parser.add_argument('--control-port', type=int, default=8007)
     asyncio.run(serve(parser.parse_args()))
 
 

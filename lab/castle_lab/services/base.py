@@ -45,11 +45,17 @@ class Service:
         self._ensure_port_free()
         process.spawn(self.dir, self.name, self.command(), env=self.launch_env(), cwd=self.dir)
 
+    @property
+    def ports(self):
+        """Every port the service listens on, its main one first."""
+        return (self.port,)
+
     def _ensure_port_free(self):
-        with socket.socket() as sock:
-            if sock.connect_ex((self.address, self.port)) == 0:
-                raise LabError('{0}: {1}:{2} is already taken by a process the lab did not start'.format(
-                    self.name, self.address, self.port))
+        for port in self.ports:
+            with socket.socket() as sock:
+                if sock.connect_ex((self.address, port)) == 0:
+                    raise LabError('{0}: {1}:{2} is already taken by a process the lab did not start'.format(
+                        self.name, self.address, port))
 
     def ready(self):
         """Wait until the service answers; then finish its set-up (init, seed)."""

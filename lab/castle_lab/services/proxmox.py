@@ -1,4 +1,5 @@
-"""A Proxmox VE API from fakepve, served by castle_lab.pve_server with a real API token."""
+"""A Proxmox VE API from fakepve, served by castle_lab.pve_server with a real API token, and its
+control API (castle_lab.pve_control) on the next port."""
 
 import secrets
 import sys
@@ -15,6 +16,16 @@ class ProxmoxService(Service):
     name = 'proxmox'
     host = 2
     port = 8006
+    control_port = port + 1
+
+    @classmethod
+    def control_url_of(cls, cfg):
+        """The control API's URL in a lab, without creating anything in its state directory."""
+        return 'http://{0}:{1}'.format(cfg.address(cls.host), cls.control_port)
+
+    @property
+    def control_url(self):
+        return self.control_url_of(self.cfg)
 
     @property
     def token_file(self):
@@ -27,8 +38,12 @@ class ProxmoxService(Service):
 
     def command(self):
         return [sys.executable, '-m', 'castle_lab.pve_server', '--host', self.address, '--port', str(self.port),
-                '--cert', str(self.cert), '--key', str(self.key), '--token-id', self.token_id,
-                '--token-file', str(self.token_file)]
+                '--control-port', str(self.control_port), '--cert', str(self.cert), '--key', str(self.key),
+                '--token-id', self.token_id, '--token-file', str(self.token_file)]
+
+    @property
+    def ports(self):
+        return (self.port, self.control_port)
 
     @property
     def token_id(self):
@@ -43,15 +58,20 @@ class ProxmoxService(Service):
     def check(self):
         import requests
         from proxmoxer import ResourceException
+
+        from ..control import ProxmoxControl
         try:
             nodes = self.api().nodes.get()
         except (OSError, requests.RequestException, ResourceException) as exc:
             raise LabError(str(exc) or type(exc).__name__) from exc
-        return 'nodes {0}'.format(', '.join(sorted(n['node'] for n in nodes)))
+        vms = ProxmoxControl(self.control_url, timeout=5).vms()
+        return 'nodes {0}, {1} VM(s), control API at {2}'.format(
+            ', '.join(sorted(n['node'] for n in nodes)), len(vms), self.control_url)
 
     def env(self):
         return {'PROXMOX_URL': 'https://{0}:{1}/api2/json'.format(self.address, self.port),
                 'PROXMOX_HOST': self.address,
                 'PROXMOX_TOKEN_ID': self.token_id,
                 'PROXMOX_TOKEN_SECRET': self.token_file.read_text().strip(),
-                'PROXMOX_CA': str(self.cfg.ca_cert)}
+                'PROXMOX_CA': str(self.cfg.ca_cert),
+                'CASTLE_LAB_PROXMOX_CONTROL': self.control_url}

@@ -13,6 +13,7 @@ def test_inventory_points_at_every_service_and_names_secret_files(tmp_path):
     assert lab_vars['castle_lab_vault_token'] == "{{ lookup('ansible.builtin.file', '%s') }}" % (
         tmp_path / 'vault' / 'root-token')
     assert lab_vars['castle_lab_gitops_url'] == 'git://127.0.44.3:9418/gitops.git'
+    assert lab_vars['castle_lab_proxmox_control'] == 'http://127.0.44.2:8007'
     node = data['all']['children']['openclaw']['hosts']['openclaw-node']
     assert node['ansible_host'] == '127.0.44.4'
     assert node['ansible_python_interpreter'] == '/usr/bin/python3'

@@ -1,0 +1,90 @@
+"""Client of the Proxmox VE fake's control API (see castle_lab.pve_control), on the standard library only."""
+
+import json
+import urllib.error
+import urllib.request
+
+from .process import LabError
+from .services.proxmox import ProxmoxService
+
+
+class ControlError(LabError):
+    """The control API refused a request or did not answer; `status` is None when it did not answer."""
+
+    def __init__(self, message, status=None):
+        super().__init__(message)
+        self.status = status
+
+
+class ProxmoxControl:
+    """Fault injection and server-side state of the lab's Proxmox VE.
+
+    Takes a LabConfig, or the control URL itself (CASTLE_LAB_PROXMOX_CONTROL from `castle-lab env`).
+    """
+
+    def __init__(self, cfg, timeout=60.0):
+        self.url = (cfg if isinstance(cfg, str) else ProxmoxService.control_url_of(cfg)).rstrip('/')
+        self.timeout = timeout
+
+    def _call(self, method, path, body=None):
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.url + path, data=data, method=method,
+                                         headers={'Content-Type': 'application/json', 'Accept': 'application/json'})
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                return json.loads(response.read() or b'null')
+        except urllib.error.HTTPError as exc:
+            raise ControlError('{0} {1}: {2}'.format(method, path, _reason(exc)), exc.code) from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, 'reason', exc)
+            raise ControlError('control API at {0} does not answer ({1}); is `castle-lab up proxmox` running?'.format(
+                self.url, reason)) from None
+
+    def requests(self):
+        """{'count': N, 'requests': [[METHOD, PATH], ...]}, paths without the /api2/json prefix."""
+        return self._call('GET', '/requests')
+
+    def reset_requests(self):
+        return self._call('POST', '/requests/reset')
+
+    def fail(self, method, path, status=None, message=None, error=None, times=None, html=False):
+        """Fail requests whose path ends with `path`: with status and message, or a named PVE error."""
+        body = {'method': method, 'path': path}
+        for key, value in (('status', status), ('message', message), ('error', error), ('times', times)):
+            if value is not None:
+                body[key] = value
+        if html:
+            body['html'] = True
+        return self._call('POST', '/fault', body)
+
+    def clear_faults(self):
+        return self._call('DELETE', '/fault')
+
+    def time_scale(self, value):
+        return self._call('POST', '/time-scale', {'value': value})
+
+    def hold_lock(self, vmid, secs):
+        return self._call('POST', '/hold-lock', {'vmid': vmid, 'secs': secs})
+
+    def node(self, name, online):
+        return self._call('POST', '/node', {'node': name, 'online': online})
+
+    def quorum(self, quorate):
+        return self._call('POST', '/quorum', {'quorate': quorate})
+
+    def network(self, **conditions):
+        """latency, jitter, drop_rate, hang_rate, hang_secs, seed: only those given change."""
+        return self._call('POST', '/network', conditions)
+
+    def vms(self):
+        return self._call('GET', '/vms')
+
+    def reset(self, wait=None):
+        return self._call('POST', '/reset', {} if wait is None else {'wait': wait})
+
+
+def _reason(exc):
+    try:
+        return json.loads(exc.read())['error']
+    except (ValueError, KeyError, TypeError, OSError):
+        return '{0} {1}'.format(exc.code, exc.reason)

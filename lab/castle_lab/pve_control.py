@@ -1,0 +1,234 @@
+"""The control API of the lab's Proxmox VE fake: fault injection and server-side state, for tests and operators.
+
+Plain HTTP with JSON bodies on the fake's own loopback address (port 8007 beside the API's 8006),
+served by the fake's event loop, so every change to the model happens on the loop that owns it.
+No authentication: it only listens on loopback, where every local user can reach it (as with the
+rest of the lab). Errors answer {"error": "..."}: 400 for a malformed request, 404 for an unknown
+VM or node, 409 when the fake's state refuses (a lock already held, tasks still running).
+"""
+
+import ipaddress
+import json
+
+from aiohttp import web
+from fakepve import TaskError
+
+API_PREFIX = '/api2/json'
+METHODS = ('GET', 'POST', 'PUT', 'DELETE')
+NETWORK_RATES = ('drop_rate', 'hang_rate')
+NETWORK_SECONDS = ('latency', 'jitter', 'hang_secs')
+# Real seconds POST /reset waits for running tasks by default.
+RESET_WAIT = 30.0
+
+
+class ControlError(Exception):
+    """A request the control API refuses: HTTP status and a one-line reason."""
+
+    def __init__(self, status, message):
+        super().__init__(message)
+        self.status = status
+
+
+def bad(message):
+    return ControlError(400, message)
+
+
+async def read_body(request, allowed):
+    """The JSON object of the request (empty if none), with no fields but `allowed`."""
+    raw = await request.read()
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except ValueError as exc:
+        raise bad('body is not JSON: {0}'.format(exc)) from None
+    if not isinstance(body, dict):
+        raise bad('body must be a JSON object')
+    unknown = sorted(set(body) - set(allowed))
+    if unknown:
+        raise bad('unknown field {0} (known: {1})'.format(', '.join(map(repr, unknown)), ', '.join(allowed)))
+    return body
+
+
+def number(body, key, minimum=0.0, maximum=None, required=True):
+    value = body.get(key)
+    if value is None:
+        if required:
+            raise bad('{0!r} is required'.format(key))
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise bad('{0!r} must be a number, not {1!r}'.format(key, value))
+    if value < minimum or (maximum is not None and value > maximum):
+        limits = 'between {0} and {1}'.format(minimum, maximum) if maximum is not None else 'at least {0}'.format(minimum)
+        raise bad('{0!r} must be {1}, not {2}'.format(key, limits, value))
+    return value
+
+
+def integer(body, key, minimum, required=True):
+    value = body.get(key)
+    if value is None and not required:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise bad('{0!r} must be an integer of at least {1}, not {2!r}'.format(key, minimum, value))
+    return value
+
+
+def flag(body, key):
+    value = body.get(key)
+    if not isinstance(value, bool):
+        raise bad('{0!r} must be true or false, not {1!r}'.format(key, value))
+    return value
+
+
+def text(body, key):
+    value = body.get(key)
+    if not isinstance(value, str) or not value:
+        raise bad('{0!r} must be a non-empty string, not {1!r}'.format(key, value))
+    return value
+
+
+def api_path(path):
+    """A path as the control API shows it: without the /api2/json prefix (other formats keep theirs)."""
+    return path[len(API_PREFIX):] if path.startswith(API_PREFIX + '/') else path
+
+
+def vm_view(vm):
+    return {'vmid': vm.vmid, 'name': vm.name, 'node': vm.node, 'status': vm.status, 'template': bool(vm.template),
+            'config': dict(vm.config), 'pending': dict(vm.pending), 'lock': vm.lock}
+
+
+class ControlApi:
+    """The aiohttp application over one LabPve."""
+
+    def __init__(self, pve):
+        self.pve = pve
+
+    def app(self):
+        app = web.Application(middlewares=[self._errors])
+        app.router.add_get('/requests', self.requests)
+        app.router.add_post('/requests/reset', self.reset_requests)
+        app.router.add_post('/fault', self.fail)
+        app.router.add_delete('/fault', self.clear_faults)
+        app.router.add_post('/time-scale', self.time_scale)
+        app.router.add_post('/hold-lock', self.hold_lock)
+        app.router.add_post('/node', self.node)
+        app.router.add_post('/quorum', self.quorum)
+        app.router.add_post('/network', self.network)
+        app.router.add_get('/vms', self.vms)
+        app.router.add_post('/reset', self.reset)
+        return app
+
+    @web.middleware
+    async def _errors(self, request, handler):
+        if not ipaddress.ip_address(request.remote or '0.0.0.0').is_loopback:
+            return web.json_response({'error': 'the control API answers loopback clients only'}, status=403)
+        try:
+            return await handler(request)
+        except ControlError as exc:
+            return web.json_response({'error': str(exc)}, status=exc.status)
+        except web.HTTPException as exc:
+            return web.json_response({'error': '{0} {1}'.format(exc.reason, request.path)}, status=exc.status)
+
+    async def requests(self, request):
+        seen = [[method, api_path(path)] for method, path, _body in self.pve.requests]
+        return web.json_response({'count': len(seen), 'requests': seen})
+
+    async def reset_requests(self, request):
+        self.pve.requests.clear()
+        return web.json_response({'count': 0})
+
+    async def fail(self, request):
+        body = await read_body(request, ('method', 'path', 'status', 'message', 'error', 'times', 'html'))
+        method = text(body, 'method').upper()
+        if method not in METHODS:
+            raise bad("'method' must be one of {0}, not {1!r}".format(', '.join(METHODS), body['method']))
+        path = api_path(text(body, 'path'))
+        if not path.startswith('/'):
+            raise bad("'path' must start with '/', not {0!r}".format(path))
+        rule = {'times': integer(body, 'times', 1, required=False), 'html': bool(body.get('html', False))}
+        if body.get('error') is not None:
+            if body.get('status') is not None or body.get('message') is not None:
+                raise bad("give either 'error' or 'status' and 'message', not both")
+            rule['error'] = text(body, 'error')
+        else:
+            if body.get('status') is None or body.get('message') is None:
+                raise bad("give 'status' and 'message', or 'error' (a name from the PVE error catalogue)")
+            rule.update(status=integer(body, 'status', 100), message=text(body, 'message'))
+            if rule['status'] > 599:
+                raise bad("'status' must be an HTTP status, not {0}".format(rule['status']))
+        try:
+            self.pve.fail(method, path, **rule)
+        except (ValueError, TypeError) as exc:
+            raise bad(str(exc)) from None
+        return web.json_response(dict(rule, method=method, path=path))
+
+    async def clear_faults(self, request):
+        cleared = len(self.pve.failures)
+        self.pve.failures.clear()
+        return web.json_response({'cleared': cleared})
+
+    async def time_scale(self, request):
+        body = await read_body(request, ('value',))
+        self.pve.time_scale = float(number(body, 'value'))
+        return web.json_response({'time_scale': self.pve.time_scale})
+
+    async def hold_lock(self, request):
+        body = await read_body(request, ('vmid', 'secs'))
+        vmid, secs = integer(body, 'vmid', 100), number(body, 'secs')
+        vm = self.pve.guest(vmid)
+        if vm is None:
+            raise ControlError(404, 'no VM {0}'.format(vmid))
+        try:
+            await self.pve.hold_config_lock(vmid, None)
+        except TaskError as exc:
+            raise ControlError(409, str(exc)) from None
+        # PVE seconds at the current scale; at scale 0 (tasks take no time) they count as real seconds.
+        real = secs * (self.pve.time_scale or 1)
+        request.loop.call_later(real, self.pve.release, vm, 'scenario')
+        return web.json_response({'vmid': vmid, 'secs': secs, 'real_secs': real})
+
+    async def node(self, request):
+        body = await read_body(request, ('node', 'online'))
+        name, online = text(body, 'node'), flag(body, 'online')
+        if name not in self.pve.nodes:
+            raise ControlError(404, 'no node {0!r} (known: {1})'.format(name, ', '.join(sorted(self.pve.nodes))))
+        self.pve.set_node_offline(name, offline=not online)
+        return web.json_response({'node': name, 'online': online})
+
+    async def quorum(self, request):
+        body = await read_body(request, ('quorate',))
+        if flag(body, 'quorate'):
+            self.pve.regain_quorum()
+        else:
+            self.pve.lose_quorum()
+        return web.json_response({'quorate': self.pve.quorate})
+
+    async def network(self, request):
+        body = await read_body(request, NETWORK_SECONDS + NETWORK_RATES + ('seed',))
+        given = {}
+        for key in NETWORK_SECONDS + NETWORK_RATES:
+            if key in body:
+                given[key] = number(body, key, maximum=1.0 if key in NETWORK_RATES else None)
+        if 'seed' in body:
+            given['seed'] = integer(body, 'seed', 0, required=False)
+        return web.json_response(self.pve.network_conditions(**given))
+
+    async def vms(self, request):
+        return web.json_response([vm_view(vm) for vm in sorted(self.pve.vms, key=lambda vm: vm.vmid)])
+
+    async def reset(self, request):
+        body = await read_body(request, ('wait',))
+        wait = number(body, 'wait', required=False)
+        running = await self.pve.restore_initial(RESET_WAIT if wait is None else wait)
+        if running:
+            raise ControlError(409, '{0} task(s) still running after {1}s: {2}'.format(
+                len(running), RESET_WAIT if wait is None else wait, ', '.join(running)))
+        return web.json_response({'vms': [vm.vmid for vm in self.pve.vms]})
+
+
+async def serve(pve, host, port):
+    """Start the control API on host:port; returns the runner to clean up."""
+    runner = web.AppRunner(ControlApi(pve).app(), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner
