@@ -16,7 +16,7 @@ test: setup
 	@scripts/test.sh
 
 lint: setup
-	ansible-lint
+	mkdir -p .cache/lint-home && HOME=$(CURDIR)/.cache/lint-home ansible-lint
 
 sanity: setup
 	@scripts/sanity.sh

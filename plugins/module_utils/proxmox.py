@@ -12,6 +12,7 @@ on a monotonic clock.
 
 import random
 import re
+import threading
 import time
 import traceback
 
@@ -235,11 +236,27 @@ class ProxmoxClient(object):
         return int(self.get('cluster/nextid'))
 
 
-def allocate_vmid(client, create, attempts=5):
+class VmidClaims(object):
+    """VMIDs handed to threads of one process, so concurrent creates do not all ask for the same one."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._claimed = set()
+
+    def claim(self, client):
+        with self._lock:
+            vmid = client.next_vmid()
+            while vmid in self._claimed:
+                vmid += 1
+            self._claimed.add(vmid)
+            return vmid
+
+
+def allocate_vmid(client, create, attempts=5, claims=None):
     """Run create(vmid) with a VMID from /cluster/nextid; on a collision (another caller took it
     between the two requests) ask again. Returns (vmid, create's result)."""
     for attempt in range(attempts):
-        vmid = client.next_vmid()
+        vmid = claims.claim(client) if claims else client.next_vmid()
         try:
             return vmid, create(vmid)
         except ProxmoxError as exc:

@@ -76,6 +76,10 @@ CLONE = dict(node='pve1', clone='talos-template', cores=2, memory=2048, serial=T
              networks=[{'slot': 'net0', 'bridge': 'vmbr0', 'vlan': 40}])
 
 
+def clone_with(**changes):
+    return {**CLONE, **changes}
+
+
 def test_clone_is_created_then_left_alone(lab, env, pve, name):
     first = module(lab, env, name, **CLONE)
     assert first.rc == 0, first.stdout
@@ -94,7 +98,7 @@ def test_clone_is_created_then_left_alone(lab, env, pve, name):
 
 def test_a_change_shows_exactly_that_change_in_the_diff(lab, env, pve, name):
     assert module(lab, env, name, **CLONE).rc == 0
-    changed = module(lab, env, name, diff=True, **dict(CLONE, cores=4))
+    changed = module(lab, env, name, diff=True, **clone_with(cores=4))
     assert changed.rc == 0 and changed.changed
     assert changed.diff == ['-    "cores": "2",', '+    "cores": "4",']
     assert str(server_config(pve, name)[1]['cores']) == '4'
@@ -106,14 +110,14 @@ def test_check_mode_changes_nothing_on_the_server(lab, env, pve, name):
     assert find(pve, name) == []
     assert module(lab, env, name, **CLONE).rc == 0
     before = server_config(pve, name)[1]
-    predicted = module(lab, env, name, check=True, diff=True, **dict(CLONE, memory=4096, serial=False))
+    predicted = module(lab, env, name, check=True, diff=True, **clone_with(memory=4096, serial=False))
     assert predicted.changed
     assert '+    "memory": "4096",' in predicted.diff
     assert server_config(pve, name)[1] == before
 
 
 def test_absent_twice_changes_once(lab, env, pve, name):
-    assert module(lab, env, name, **dict(CLONE, state='started')).rc == 0
+    assert module(lab, env, name, **clone_with(state='started')).rc == 0
     gone = module(lab, env, name, state='absent')
     assert gone.rc == 0 and gone.changed
     assert find(pve, name) == []
@@ -122,7 +126,7 @@ def test_absent_twice_changes_once(lab, env, pve, name):
 
 
 def test_a_protected_vm_is_not_destroyed(lab, env, pve, name):
-    assert module(lab, env, name, **dict(CLONE, protection=True)).rc == 0
+    assert module(lab, env, name, **clone_with(protection=True)).rc == 0
     refused = module(lab, env, name, state='absent')
     assert refused.rc != 0
     assert 'has protection set' in refused.result['msg']
@@ -149,17 +153,17 @@ def test_from_scratch_with_the_talos_iso(lab, env, pve, name):
 
 
 def test_pending_changes_wait_for_restart_if_needed(lab, env, pve, name):
-    assert module(lab, env, name, **dict(CLONE, state='started')).rc == 0
-    pending = module(lab, env, name, **dict(CLONE, state='started', memory=3072))
+    assert module(lab, env, name, **clone_with(state='started')).rc == 0
+    pending = module(lab, env, name, **clone_with(state='started', memory=3072))
     assert pending.changed and pending.result['pending'] == ['memory']
     assert pending.result['status'] == 'running'
-    applied = module(lab, env, name, **dict(CLONE, state='started', memory=3072, restart_if_needed=True))
+    applied = module(lab, env, name, **clone_with(state='started', memory=3072, restart_if_needed=True))
     assert applied.changed and applied.result['pending'] == []
     assert str(server_config(pve, name)[1]['memory']) == '3072'
 
 
 def test_stopped_and_restarted(lab, env, pve, name):
-    assert module(lab, env, name, **dict(CLONE, state='started')).rc == 0
+    assert module(lab, env, name, **clone_with(state='started')).rc == 0
     stopped = module(lab, env, name, state='stopped')
     assert stopped.changed and find(pve, name)[0]['status'] == 'stopped'
     assert module(lab, env, name, state='stopped').changed is False
@@ -168,10 +172,10 @@ def test_stopped_and_restarted(lab, env, pve, name):
 
 
 @pytest.mark.parametrize('bad, message', [
-    (dict(CLONE, target_storage='nosuch'), "storage 'nosuch' does not exist on node pve1"),
-    (dict(CLONE, clone='no-such-template'), "no template or VM named 'no-such-template'"),
-    (dict(CLONE, disks=[{'slot': 'scsi0', 'size': 'big'}]), "'big' is not a size"),
-    (dict(CLONE, node=None), 'node is required to create VM'),
+    (clone_with(target_storage='nosuch'), "storage 'nosuch' does not exist on node pve1"),
+    (clone_with(clone='no-such-template'), "no template or VM named 'no-such-template'"),
+    (clone_with(disks=[{'slot': 'scsi0', 'size': 'big'}]), "'big' is not a size"),
+    (clone_with(node=None), 'node is required to create VM'),
 ])
 def test_bad_input_is_named_and_creates_nothing(lab, env, pve, name, bad, message):
     failed = module(lab, env, name, **dict((k, v) for k, v in bad.items() if v is not None))
@@ -183,7 +187,7 @@ def test_bad_input_is_named_and_creates_nothing(lab, env, pve, name, bad, messag
 def test_shrinking_a_disk_is_refused_and_changes_nothing(lab, env, pve, name):
     assert module(lab, env, name, **CLONE).rc == 0
     before = server_config(pve, name)[1]
-    failed = module(lab, env, name, **dict(CLONE, cores=8, disks=[{'slot': 'scsi0', 'size': '10G'}]))
+    failed = module(lab, env, name, **clone_with(cores=8, disks=[{'slot': 'scsi0', 'size': '10G'}]))
     assert failed.rc != 0
     assert 'scsi0 is 20G; shrinking it to 10G is not possible' in failed.result['msg']
     assert server_config(pve, name)[1] == before
@@ -191,7 +195,7 @@ def test_shrinking_a_disk_is_refused_and_changes_nothing(lab, env, pve, name):
 
 def test_a_duplicate_name_is_refused(lab, env, pve, name):
     assert module(lab, env, name, **CLONE).rc == 0
-    assert module(lab, env, None, **dict(CLONE, name='other-' + name, vmid=None)).rc == 0
+    assert module(lab, env, None, **clone_with(name='other-' + name, vmid=None)).rc == 0
     (other,) = find(pve, 'other-' + name)
     pve.nodes(other['node']).qemu(other['vmid']).config.put(name=name)
     try:
@@ -254,3 +258,37 @@ def test_role_creates_every_vm_and_a_rerun_changes_nothing(lab, env, pve, name, 
             for found in find(pve, vm['name']):
                 pve.nodes(found['node']).qemu(found['vmid']).status.stop.post()
                 pve.nodes(found['node']).qemu(found['vmid']).delete(purge=1)
+
+
+def test_batch_failure_of_one_vm_spares_the_others_and_a_rerun_completes(lab, env, pve, name):
+    vms = [dict(name='{0}-{1}'.format(name, i), node='pve1', clone='talos-template', state='started')
+           for i in range(3)]
+    vms[1]['target_storage'] = 'nosuch'
+    try:
+        first = module(lab, env, None, module_name='proxmox_vm_batch', vms=vms, per_node_limit=2)
+        assert first.rc != 0
+        assert '1 of 3 VMs failed' in first.result['msg']
+        assert "storage 'nosuch' does not exist" in first.result['failed_vms'][vms[1]['name']]
+        assert sorted(first.result['vms']) == sorted([vms[0]['name'], vms[2]['name']])
+        assert find(pve, vms[1]['name']) == []
+        vms[1].pop('target_storage')
+        second = module(lab, env, None, module_name='proxmox_vm_batch', vms=vms, per_node_limit=2)
+        assert second.rc == 0 and second.changed
+        assert [second.result['vms'][vm['name']]['changed'] for vm in vms] == [False, True, False]
+        assert len(set(second.result['vms'][vm['name']]['vmid'] for vm in vms)) == 3
+    finally:
+        for vm in vms:
+            for found in find(pve, vm['name']):
+                pve.nodes(found['node']).qemu(found['vmid']).status.stop.post()
+                pve.nodes(found['node']).qemu(found['vmid']).delete(purge=1)
+
+
+def test_batch_refuses_bad_descriptions_before_any_request(lab, env, pve, name):
+    vms = [dict(name=name, node='pve1', clone='talos-template'), dict(name=name, node='pve1', cores='many'),
+           dict(node='pve2')]
+    failed = module(lab, env, None, module_name='proxmox_vm_batch', vms=vms)
+    assert failed.rc != 0
+    msg = failed.result['msg']
+    assert msg.startswith('bad VM descriptions, nothing was changed')
+    assert 'vms[2]: name is required' in msg and 'listed more than once' in msg and 'cores' in msg
+    assert find(pve, name) == []

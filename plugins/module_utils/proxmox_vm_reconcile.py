@@ -1,0 +1,344 @@
+# -*- coding: utf-8 -*-
+# Copyright: ephemeral.castle contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Reconciling one Proxmox VE VM with its description: find, create or clone, one config write,
+disk grows, power state. PRIVATE to the collection; used by proxmox_vm and proxmox_vm_batch."""
+
+import time
+
+from ansible_collections.ephemeral.castle.plugins.module_utils.proxmox import (
+    DOES_NOT_EXIST, ProxmoxError, allocate_vmid, connection_argument_spec)
+from ansible_collections.ephemeral.castle.plugins.module_utils.proxmox_vm_spec import (
+    NET_MODELS, apply_plan, create_config, macs, plan_changes, storages_needed)
+
+HIDDEN_KEYS = ('digest',)
+
+
+def vm_argument_spec():
+    """The options that describe one VM (proxmox_vm's own, without the connection)."""
+    spec = dict(
+        name=dict(type='str'),
+        vmid=dict(type='int'),
+        node=dict(type='str'),
+        state=dict(type='str', default='present', choices=['present', 'started', 'stopped', 'restarted', 'absent']),
+        clone=dict(type='str'),
+        full=dict(type='bool', default=True),
+        target_storage=dict(type='str'),
+        iso=dict(type='str'),
+        boot=dict(type='list', elements='str'),
+        cores=dict(type='int'),
+        sockets=dict(type='int'),
+        cpu=dict(type='str'),
+        memory=dict(type='int'),
+        balloon=dict(type='int'),
+        scsihw=dict(type='str'),
+        disks=dict(type='list', elements='dict', options=dict(
+            slot=dict(type='str', required=True),
+            size=dict(type='str', required=True),
+            storage=dict(type='str'),
+            discard=dict(type='bool'),
+            iothread=dict(type='bool'),
+            ssd=dict(type='bool'),
+        )),
+        networks=dict(type='list', elements='dict', options=dict(
+            slot=dict(type='str', required=True),
+            bridge=dict(type='str'),
+            vlan=dict(type='int'),
+            model=dict(type='str', choices=list(NET_MODELS)),
+            mac=dict(type='str'),
+            firewall=dict(type='bool'),
+        )),
+        agent=dict(type='bool'),
+        serial=dict(type='bool'),
+        tags=dict(type='list', elements='str'),
+        description=dict(type='str'),
+        onboot=dict(type='bool'),
+        startup=dict(type='dict', options=dict(order=dict(type='int'), up=dict(type='int'), down=dict(type='int'))),
+        protection=dict(type='bool'),
+        restart_if_needed=dict(type='bool', default=False),
+        wait_for_ip=dict(type='bool', default=False),
+        timeout=dict(type='int', default=600),
+        shutdown_timeout=dict(type='int', default=120),
+    )
+    return spec
+
+
+def argument_spec():
+    spec = connection_argument_spec()
+    spec.update(vm_argument_spec())
+    return spec
+
+
+class VmReconciler(object):
+    """Reads the VM once, works out the change, writes once; every request goes through the client."""
+
+    def __init__(self, client, params, check_mode, claims=None):
+        self.params = params
+        self.client = client
+        self.check_mode = check_mode
+        self.claims = claims
+        self.changed = False
+        self.diff = {'before': {}, 'after': {}}
+
+    # ----------------------------------------------------------------- find
+
+    def find(self):
+        """The VM's cluster resource entry, or None; enforces that its name is unique."""
+        name, vmid = self.params['name'], self.params['vmid']
+        vms = self.client.vms()
+        named = [vm for vm in vms if name and vm.get('name') == name]
+        if vmid is not None:
+            found = next((vm for vm in vms if int(vm['vmid']) == vmid), None)
+            others = [vm for vm in named if int(vm['vmid']) != vmid]
+            if others:
+                raise ProxmoxError('name {0!r} is already used by VM {1}; names must be unique'.format(
+                    name, ', '.join(str(vm['vmid']) for vm in others)))
+            return found, vms
+        if len(named) > 1:
+            raise ProxmoxError('name {0!r} is used by VMs {1}; names must be unique, so give vmid'.format(
+                name, ', '.join(sorted(str(vm['vmid']) for vm in named))))
+        return (named[0] if named else None), vms
+
+    def source_of_clone(self, vms):
+        wanted = self.params['clone']
+        matches = [vm for vm in vms if vm.get('name') == wanted or str(vm['vmid']) == wanted]
+        if len(matches) != 1:
+            raise ProxmoxError('clone: {0} {1!r}'.format(
+                'no template or VM named' if not matches else 'more than one VM is named', wanted))
+        return matches[0]
+
+    def wait_unlocked(self, vm):
+        """A VM locked by a running task (clone, create, backup...) is waited for, not written to."""
+        deadline = time.monotonic() + self.params['timeout']
+        delay = 0.2
+        while vm.get('lock'):
+            if time.monotonic() >= deadline:
+                raise ProxmoxError('VM {0} is still locked ({1}) after {2}s'.format(
+                    vm['vmid'], vm['lock'], self.params['timeout']))
+            time.sleep(delay)
+            delay = min(delay * 1.5, 2.0)
+            vm = dict(vm, **self.client.get('nodes/{node}/qemu/{vmid}/status/current'.format(**vm)))
+            vm['lock'] = vm.get('lock')
+        return vm
+
+    def read_config(self, vm):
+        """The VM's config with pending values applied, and the keys that are pending."""
+        entries = self.client.get('nodes/{node}/qemu/{vmid}/pending'.format(**vm))
+        effective, pending = {}, []
+        for entry in entries:
+            key = entry['key']
+            if key in HIDDEN_KEYS:
+                continue
+            if entry.get('delete'):
+                pending.append(key)
+                continue
+            if 'pending' in entry:
+                pending.append(key)
+                effective[key] = str(entry['pending'])
+            elif 'value' in entry:
+                effective[key] = str(entry['value'])
+        return effective, sorted(pending)
+
+    # --------------------------------------------------------------- create
+
+    def check_storages(self, node):
+        """Refuse unknown storages before anything is created, naming what the node has."""
+        needed = storages_needed(self.params)
+        if not needed:
+            return
+        available = set(s['storage'] for s in self.client.get('nodes/{0}/storage'.format(node)))
+        missing = sorted(needed - available)
+        if missing:
+            raise ProxmoxError('storage {0} does not exist on node {1} (it has: {2})'.format(
+                ', '.join(repr(m) for m in missing), node, ', '.join(sorted(available))))
+
+    def create(self, vms):
+        params = self.params
+        if not params['name']:
+            raise ProxmoxError('name is required to create a VM')
+        if not params['node']:
+            raise ProxmoxError('node is required to create VM {0!r}'.format(params['name']))
+        node = params['node']
+        self.check_storages(node)
+        if params['clone']:
+            source = self.source_of_clone(vms)
+            after = {'name': params['name'], 'clone_of': '{0} ({1})'.format(source.get('name'), source['vmid'])}
+        else:
+            source = None
+            after = create_config(params)
+        self.changed = True
+        self.diff['after'] = after
+        if self.check_mode:
+            return {'vmid': params['vmid'], 'node': node, 'status': 'absent'}, after
+
+        def make(vmid):
+            if source:
+                options = dict(newid=vmid, name=params['name'], full=int(params['full']))
+                if params['target_storage'] and params['full']:
+                    options['storage'] = params['target_storage']
+                if source['node'] != node:
+                    options['target'] = node
+                self.client.run_task(source['node'], 'post', 'nodes/{node}/qemu/{vmid}/clone'.format(**source),
+                                     'clone of {0} to VM {1}'.format(source['vmid'], vmid), params['timeout'], options)
+            else:
+                self.client.run_task(node, 'post', 'nodes/{0}/qemu'.format(node), 'create of VM {0}'.format(vmid),
+                                     params['timeout'], dict(after, vmid=vmid))
+            return vmid
+
+        if params['vmid'] is not None:
+            vmid = make(params['vmid'])
+        else:
+            vmid = allocate_vmid(self.client, make, claims=self.claims)[0]
+        vm = {'vmid': vmid, 'node': node, 'status': 'stopped'}
+        if source:
+            # The clone has the template's config; bring it to the options like any existing VM.
+            effective = self.read_config(vm)[0]
+            self.diff['after'].update(self.reconcile(vm, effective, record_diff=False))
+        return vm, None
+
+    # ------------------------------------------------------------ reconcile
+
+    def reconcile(self, vm, effective, record_diff=True):
+        """One config write (and disk grows) for the difference; returns the config after it."""
+        config, deletes, resizes = plan_changes(self.params, effective)
+        after = apply_plan(effective, config, deletes, resizes)
+        if not (config or deletes or resizes):
+            return effective
+        self.changed = True
+        if record_diff:
+            self.diff = {'before': effective, 'after': after}
+        if self.check_mode:
+            return after
+        path = 'nodes/{node}/qemu/{vmid}'.format(**vm)
+        if config or deletes:
+            options = dict(config)
+            if deletes:
+                options['delete'] = ','.join(deletes)
+            self.client.put(path + '/config', **options)
+        for slot, size in resizes:
+            result = self.client.put(path + '/resize', disk=slot, size=size)
+            if isinstance(result, str) and result.startswith('UPID:'):
+                self.client.wait_task(vm['node'], result, self.params['timeout'], 'resize of {0}'.format(slot))
+        return after
+
+    # ---------------------------------------------------------------- power
+
+    def power(self, vm, state, pending):
+        path = 'nodes/{node}/qemu/{vmid}/status/'.format(**vm)
+        running = vm.get('status') == 'running'
+        restart = state == 'restarted' or (running and pending and self.params['restart_if_needed'])
+        actions = []
+        if state == 'stopped' and running:
+            actions = ['shutdown']
+        elif state in ('started', 'restarted') and not running:
+            actions = ['start']
+        elif restart and running:
+            actions = ['shutdown', 'start']
+        if not actions:
+            return vm.get('status')
+        self.changed = True
+        if self.check_mode:
+            return 'running' if actions[-1] == 'start' else 'stopped'
+        for action in actions:
+            what = '{0} of VM {1}'.format(action, vm['vmid'])
+            if action == 'shutdown':
+                # A clean shutdown first; PVE stops the VM hard when the guest does not finish in time.
+                self.client.run_task(vm['node'], 'post', path + action, what,
+                                     self.params['timeout'] + self.params['shutdown_timeout'],
+                                     dict(timeout=self.params['shutdown_timeout'], forceStop=1))
+            else:
+                self.client.run_task(vm['node'], 'post', path + action, what, self.params['timeout'])
+        return 'running' if actions[-1] == 'start' else 'stopped'
+
+    def wait_for_ip(self, vm):
+        deadline = time.monotonic() + self.params['timeout']
+        delay = 0.5
+        path = 'nodes/{node}/qemu/{vmid}/agent/network-get-interfaces'.format(**vm)
+        last = 'no answer yet'
+        while True:
+            try:
+                ips = agent_ipv4(self.client.get(path))
+                if ips:
+                    return ips
+                last = 'no IPv4 address yet'
+            except ProxmoxError as exc:  # the agent is not up yet: keep asking until the deadline
+                last = str(exc)
+            if time.monotonic() >= deadline:
+                raise ProxmoxError('VM {0} reported no IP address within {1}s ({2})'.format(
+                    vm['vmid'], self.params['timeout'], last))
+            time.sleep(delay)
+            delay = min(delay * 1.5, 5.0)
+
+    # -------------------------------------------------------------- destroy
+
+    def destroy(self, vm):
+        self.changed = True
+        self.diff = {'before': {'vmid': vm['vmid'], 'name': vm.get('name'), 'node': vm['node']}, 'after': {}}
+        if self.check_mode:
+            return
+        path = 'nodes/{node}/qemu/{vmid}'.format(**vm)
+        try:
+            if vm.get('status') == 'running':
+                self.client.run_task(vm['node'], 'post', path + '/status/stop', 'stop of VM {0}'.format(vm['vmid']),
+                                     self.params['timeout'])
+            self.client.run_task(vm['node'], 'delete', path, 'destroy of VM {0}'.format(vm['vmid']),
+                                 self.params['timeout'], {'purge': 1, 'destroy-unreferenced-disks': 1})
+        except ProxmoxError as exc:
+            if not DOES_NOT_EXIST.search(str(exc)):
+                raise
+            # Gone meanwhile (another run, or an operator): that is what was asked for.
+
+    # ------------------------------------------------------------------ run
+
+    def run(self):
+        params = self.params
+        pending = []
+        vm, vms = self.find()
+        if params['state'] == 'absent':
+            if vm is None:
+                return dict(vmid=params['vmid'], node=params['node'], status='absent')
+            vm = self.wait_unlocked(vm)
+            effective, _pending = self.read_config(vm)
+            if effective.get('protection') == '1':
+                raise ProxmoxError('VM {0} ({1}) has protection set; unset it before removing the VM'.format(
+                    vm['vmid'], vm.get('name')))
+            self.destroy(vm)
+            return dict(vmid=int(vm['vmid']), node=vm['node'], status='absent')
+        if vm is None:
+            vm, planned = self.create(vms)
+            if self.check_mode:
+                after_power = 'running' if params['state'] in ('started', 'restarted') else 'stopped'
+                return dict(vm, status=after_power, config=planned, macs=macs(planned or {}))
+        else:
+            vm = self.wait_unlocked(vm)
+            effective, pending = self.read_config(vm)
+            self.reconcile(vm, effective)
+        vm = dict(vm, vmid=int(vm['vmid']))
+        if self.changed and not self.check_mode:
+            effective, pending = self.read_config(vm)
+        elif self.changed:
+            effective = self.diff['after']
+        status = self.power(vm, params['state'], pending)
+        if status == 'running' and self.changed and not self.check_mode and pending:
+            effective, pending = self.read_config(vm)
+        result = dict(vmid=vm['vmid'], node=vm['node'], status=status, config=effective, pending=pending,
+                      macs=macs(effective))
+        if params['wait_for_ip'] and not self.check_mode:
+            if status != 'running':
+                raise ProxmoxError('wait_for_ip needs a running VM; VM {0} is {1}'.format(vm['vmid'], status))
+            result['ips'] = self.wait_for_ip(vm)
+        return result
+
+
+def agent_ipv4(answer):
+    """IPv4 addresses other than loopback from the agent's network-get-interfaces answer."""
+    interfaces = answer.get('result', answer) if isinstance(answer, dict) else answer
+    found = []
+    for iface in interfaces or []:
+        for addr in iface.get('ip-addresses', []):
+            ip = addr.get('ip-address', '')
+            if addr.get('ip-address-type') == 'ipv4' and not ip.startswith('127.'):
+                found.append(ip)
+    return found
