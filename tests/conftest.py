@@ -6,8 +6,10 @@ import shlex
 import shutil
 import subprocess
 import sys
+import uuid
 
 import pytest
+from proxmoxer import ProxmoxAPI
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 VENV_BIN = pathlib.Path(sys.executable).parent
@@ -69,3 +71,29 @@ def lab():
     instance.castle_lab('up')
     yield instance
     instance.castle_lab('down')
+
+
+@pytest.fixture(scope='module')
+def env(lab):
+    return lab.client_env()
+
+
+@pytest.fixture(scope='module')
+def pve(env):
+    user, token = env['PROXMOX_TOKEN_ID'].split('!')
+    return ProxmoxAPI(env['PROXMOX_HOST'], port=8006, user=user, token_name=token,
+                      token_value=env['PROXMOX_TOKEN_SECRET'], verify_ssl=env['PROXMOX_CA'])
+
+
+@pytest.fixture
+def name(pve):
+    """A fresh VM name; whatever the test made under it is removed afterwards."""
+    made = 'it-{0}'.format(uuid.uuid4().hex[:8])
+    yield made
+    for vm in [v for v in pve.cluster.resources.get(type='vm') if v.get('name') == made]:
+        config = pve.nodes(vm['node']).qemu(vm['vmid']).config.get()
+        if config.get('protection'):
+            pve.nodes(vm['node']).qemu(vm['vmid']).config.put(protection=0)
+        if vm['status'] == 'running':
+            pve.nodes(vm['node']).qemu(vm['vmid']).status.stop.post()
+        pve.nodes(vm['node']).qemu(vm['vmid']).delete(purge=1)

@@ -14,11 +14,6 @@ from conftest import Lab
 pytestmark = pytest.mark.lab
 
 
-@pytest.fixture(scope='module')
-def env(lab):
-    return lab.client_env()
-
-
 def vault_client(env, token=None):
     return hvac.Client(url=env['VAULT_ADDR'], token=token or env['VAULT_TOKEN'], verify=env['VAULT_CACERT'])
 

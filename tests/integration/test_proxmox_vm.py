@@ -2,82 +2,13 @@
 Proxmox VE; what they did is read back from the API independently with proxmoxer."""
 
 import json
-import re
-import uuid
 
 import pytest
-from proxmoxer import ProxmoxAPI
+from vm_helpers import CLONE, clone_with, find, module, server_config
 
 from conftest import REPO
 
 pytestmark = pytest.mark.lab
-
-
-@pytest.fixture(scope='module')
-def env(lab):
-    return lab.client_env()
-
-
-@pytest.fixture(scope='module')
-def pve(env):
-    user, token = env['PROXMOX_TOKEN_ID'].split('!')
-    return ProxmoxAPI(env['PROXMOX_HOST'], port=8006, user=user, token_name=token,
-                      token_value=env['PROXMOX_TOKEN_SECRET'], verify_ssl=env['PROXMOX_CA'])
-
-
-@pytest.fixture
-def name(pve):
-    """A fresh VM name; whatever the test made under it is removed afterwards."""
-    made = 'it-{0}'.format(uuid.uuid4().hex[:8])
-    yield made
-    for vm in find(pve, made):
-        config = pve.nodes(vm['node']).qemu(vm['vmid']).config.get()
-        if config.get('protection'):
-            pve.nodes(vm['node']).qemu(vm['vmid']).config.put(protection=0)
-        if vm['status'] == 'running':
-            pve.nodes(vm['node']).qemu(vm['vmid']).status.stop.post()
-        pve.nodes(vm['node']).qemu(vm['vmid']).delete(purge=1)
-
-
-def find(pve, name):
-    return [vm for vm in pve.cluster.resources.get(type='vm') if vm.get('name') == name]
-
-
-def server_config(pve, name):
-    (vm,) = find(pve, name)
-    return vm, pve.nodes(vm['node']).qemu(vm['vmid']).config.get()
-
-
-class Outcome(object):
-    def __init__(self, proc):
-        self.rc = proc.returncode
-        self.stdout = proc.stdout
-        self.result = json.loads(proc.stdout[proc.stdout.index('=> ') + 3:])
-        self.diff = [line for line in proc.stdout.splitlines()
-                     if re.match(r'^[-+] ', line) and not line.startswith(('--- ', '+++ '))]
-
-    @property
-    def changed(self):
-        return self.result.get('changed')
-
-
-def module(lab, env, name_, check=False, diff=False, module_name='proxmox_vm', **args):
-    """Run a module ad hoc on the controller, as `ansible localhost -m` would."""
-    if name_ is not None:
-        args.setdefault('name', name_)
-    argv = ['ansible', 'localhost', '-m', 'ephemeral.castle.' + module_name] + (['-a', json.dumps(args)] if args else [])
-    argv += ['--check'] if check else []
-    argv += ['--diff'] if diff else []
-    return Outcome(lab.run(*argv, env=env, check=False))
-
-
-CLONE = dict(node='pve1', clone='talos-template', cores=2, memory=2048, serial=True, tags=['talos', 'it'],
-             disks=[{'slot': 'scsi0', 'size': '20G', 'discard': True}],
-             networks=[{'slot': 'net0', 'bridge': 'vmbr0', 'vlan': 40}])
-
-
-def clone_with(**changes):
-    return {**CLONE, **changes}
 
 
 def test_clone_is_created_then_left_alone(lab, env, pve, name):
