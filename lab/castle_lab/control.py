@@ -66,6 +66,10 @@ class ProxmoxControl:
     def hold_lock(self, vmid, secs):
         return self._call('POST', '/hold-lock', {'vmid': vmid, 'secs': secs})
 
+    def agent(self, vmid, interfaces):
+        """The VM's guest agent answers network-get-interfaces with these (None: no agent)."""
+        return self._call('POST', '/agent', {'vmid': vmid, 'interfaces': interfaces})
+
     def node(self, name, online):
         return self._call('POST', '/node', {'node': name, 'online': online})
 

@@ -112,6 +112,7 @@ class ControlApi:
         app.router.add_post('/time-scale', self.time_scale)
         app.router.add_post('/hold-lock', self.hold_lock)
         app.router.add_post('/node', self.node)
+        app.router.add_post('/agent', self.agent)
         app.router.add_post('/quorum', self.quorum)
         app.router.add_post('/network', self.network)
         app.router.add_get('/vms', self.vms)
@@ -186,6 +187,19 @@ class ControlApi:
         real = secs * (self.pve.time_scale or 1)
         request.loop.call_later(real, self.pve.release, vm, 'scenario')
         return web.json_response({'vmid': vmid, 'secs': secs, 'real_secs': real})
+
+    async def agent(self, request):
+        """Start (or stop, with interfaces null) a VM's guest agent, answering with these interfaces."""
+        body = await read_body(request, ('vmid', 'interfaces'))
+        vmid = integer(body, 'vmid', 100)
+        vm = self.pve.guest(vmid)
+        if vm is None:
+            raise ControlError(404, 'no VM {0}'.format(vmid))
+        interfaces = body.get('interfaces')
+        if interfaces is not None and not isinstance(interfaces, list):
+            raise ControlError(400, 'interfaces must be a list of guest-agent interfaces, or null')
+        vm.agent = None if interfaces is None else {'interfaces': interfaces}
+        return web.json_response({'vmid': vmid, 'agent': vm.agent})
 
     async def node(self, request):
         body = await read_body(request, ('node', 'online'))

@@ -257,19 +257,24 @@ class VmReconciler(object):
         delay = 0.5
         path = 'nodes/{node}/qemu/{vmid}/agent/network-get-interfaces'.format(**vm)
         last = 'no answer yet'
-        while True:
-            try:
-                ips = agent_ipv4(self.client.get(path))
-                if ips:
-                    return ips
-                last = 'no IPv4 address yet'
-            except ProxmoxError as exc:  # the agent is not up yet: keep asking until the deadline
-                last = str(exc)
-            if time.monotonic() >= deadline:
-                raise ProxmoxError('VM {0} reported no IP address within {1}s ({2})'.format(
-                    vm['vmid'], self.params['timeout'], last))
-            time.sleep(delay)
-            delay = min(delay * 1.5, 5.0)
+        # "Agent not running" is a 500 that only time cures: poll it here, without the client's retries.
+        retries, self.client.retries = self.client.retries, 0
+        try:
+            while True:
+                try:
+                    ips = agent_ipv4(self.client.get(path))
+                    if ips:
+                        return ips
+                    last = 'no IPv4 address yet'
+                except ProxmoxError as exc:
+                    last = str(exc)
+                if time.monotonic() >= deadline:
+                    raise ProxmoxError('VM {0} reported no IP address within {1}s ({2})'.format(
+                        vm['vmid'], self.params['timeout'], last))
+                time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+                delay = min(delay * 1.5, 5.0)
+        finally:
+            self.client.retries = retries
 
     # -------------------------------------------------------------- destroy
 

@@ -128,9 +128,10 @@ def test_lab_check_playbook_passes_and_is_idempotent(lab):
     assert 'changed=0' in second.stdout.split('PLAY RECAP', 1)[1]
 
 
-def test_molecule_scenario_against_the_lab(lab):
+@pytest.mark.parametrize('scenario', ['lab_services', 'proxmox_vms'])
+def test_molecule_scenario_against_the_lab(lab, scenario):
     env = dict(lab.env, CASTLE_LAB_INVENTORY=str(lab.inventory))
-    result = lab.run('molecule', 'test', '--scenario-name', 'lab_services', env=env, timeout=600)
+    result = lab.run('molecule', 'test', '--scenario-name', scenario, env=env, timeout=600)
     assert 'failed=0' in result.stdout + result.stderr
 
 

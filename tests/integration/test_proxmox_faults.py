@@ -103,3 +103,20 @@ def test_a_node_that_went_away_fails_clearly(lab, env, pve, name, control):
         assert find(pve, name) == []
     finally:
         control.node('pve2', True)
+
+
+def test_wait_for_ip_returns_what_the_guest_agent_reports(lab, env, name, control):
+    made = module(lab, env, name, **{**CLONE, 'state': 'started'})
+    vmid = made.result['vmid']
+    silent = module(lab, env, name, state='started', wait_for_ip=True, timeout=2)
+    assert silent.rc != 0
+    assert 'reported no IP address within 2s' in silent.result['msg']
+    assert 'guest agent is not running' in silent.result['msg']
+    control.agent(vmid, [
+        {'name': 'lo', 'ip-addresses': [{'ip-address': '127.0.0.1', 'ip-address-type': 'ipv4', 'prefix': 8}]},
+        {'name': 'eth0', 'hardware-address': made.result['macs']['net0'].lower(),
+         'ip-addresses': [{'ip-address': '10.0.40.11', 'ip-address-type': 'ipv4', 'prefix': 24},
+                          {'ip-address': 'fe80::1', 'ip-address-type': 'ipv6', 'prefix': 64}]}])
+    found = module(lab, env, name, state='started', wait_for_ip=True, timeout=30)
+    assert found.rc == 0 and found.changed is False
+    assert found.result['ips'] == ['10.0.40.11']
