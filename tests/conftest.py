@@ -85,15 +85,27 @@ def pve(env):
                       token_value=env['PROXMOX_TOKEN_SECRET'], verify_ssl=env['PROXMOX_CA'])
 
 
+def find(pve, name):
+    """The cluster's VMs with this name, read straight from the API."""
+    return [vm for vm in pve.cluster.resources.get(type='vm') if vm.get('name') == name]
+
+
+def remove_named(pve, *names):
+    """Destroy every VM with one of these names, protected or running ones too."""
+    for name in names:
+        for vm in find(pve, name):
+            api = pve.nodes(vm['node']).qemu(vm['vmid'])
+            if api.config.get().get('protection'):
+                api.config.put(protection=0)
+            if vm['status'] == 'running':
+                api.status.stop.post()
+            api.delete(purge=1)
+
+
 @pytest.fixture
 def name(pve):
-    """A fresh VM name; whatever the test made under it is removed afterwards."""
+    """A fresh VM name; whatever the test made under it (or under it plus a suffix) is removed afterwards."""
     made = 'it-{0}'.format(uuid.uuid4().hex[:8])
     yield made
-    for vm in [v for v in pve.cluster.resources.get(type='vm') if v.get('name') == made]:
-        config = pve.nodes(vm['node']).qemu(vm['vmid']).config.get()
-        if config.get('protection'):
-            pve.nodes(vm['node']).qemu(vm['vmid']).config.put(protection=0)
-        if vm['status'] == 'running':
-            pve.nodes(vm['node']).qemu(vm['vmid']).status.stop.post()
-        pve.nodes(vm['node']).qemu(vm['vmid']).delete(purge=1)
+    remove_named(pve, *[vm['name'] for vm in pve.cluster.resources.get(type='vm')
+                        if str(vm.get('name', '')).startswith(made)])

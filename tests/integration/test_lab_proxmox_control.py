@@ -13,11 +13,6 @@ TEMPLATE = 9000
 TASK_DEADLINE = 30.0
 
 
-@pytest.fixture(scope='module')
-def env(lab):
-    return lab.client_env()
-
-
 @pytest.fixture
 def control(env):
     """The control API, with the fake put back to its initial state before and after the test."""

@@ -174,44 +174,32 @@ def test_role_creates_every_vm_and_a_rerun_changes_nothing(lab, env, pve, name, 
             'proxmox_vms_list': vms, 'proxmox_vms_per_node_limit': 1,
             'proxmox_vms_defaults': {'clone': 'talos-template', 'memory': 2048, 'serial': True}}}],
     }]))
-    try:
-        first = lab.run('ansible-playbook', str(playbook), env=env, cwd=REPO)
-        assert 'failed=0' in first.stdout
-        for vm in vms:
-            (found,) = find(pve, vm['name'])
-            config = server_config(pve, vm['name'])[1]
-            assert found['node'] == vm['node'] and found['status'] == 'running'
-            assert str(config['memory']) == '2048'
-        second = lab.run('ansible-playbook', str(playbook), env=env, cwd=REPO)
-        assert 'changed=0' in second.stdout.split('PLAY RECAP', 1)[1]
-    finally:
-        for vm in vms:
-            for found in find(pve, vm['name']):
-                pve.nodes(found['node']).qemu(found['vmid']).status.stop.post()
-                pve.nodes(found['node']).qemu(found['vmid']).delete(purge=1)
+    first = lab.run('ansible-playbook', str(playbook), env=env, cwd=REPO)
+    assert 'failed=0' in first.stdout
+    for vm in vms:
+        (found,) = find(pve, vm['name'])
+        config = server_config(pve, vm['name'])[1]
+        assert found['node'] == vm['node'] and found['status'] == 'running'
+        assert str(config['memory']) == '2048'
+    second = lab.run('ansible-playbook', str(playbook), env=env, cwd=REPO)
+    assert 'changed=0' in second.stdout.split('PLAY RECAP', 1)[1]
 
 
 def test_batch_failure_of_one_vm_spares_the_others_and_a_rerun_completes(lab, env, pve, name):
     vms = [dict(name='{0}-{1}'.format(name, i), node='pve1', clone='talos-template', state='started')
            for i in range(3)]
     vms[1]['target_storage'] = 'nosuch'
-    try:
-        first = module(lab, env, None, module_name='proxmox_vm_batch', vms=vms, per_node_limit=2)
-        assert first.rc != 0
-        assert '1 of 3 VMs failed' in first.result['msg']
-        assert "storage 'nosuch' does not exist" in first.result['failed_vms'][vms[1]['name']]
-        assert sorted(first.result['vms']) == sorted([vms[0]['name'], vms[2]['name']])
-        assert find(pve, vms[1]['name']) == []
-        vms[1].pop('target_storage')
-        second = module(lab, env, None, module_name='proxmox_vm_batch', vms=vms, per_node_limit=2)
-        assert second.rc == 0 and second.changed
-        assert [second.result['vms'][vm['name']]['changed'] for vm in vms] == [False, True, False]
-        assert len(set(second.result['vms'][vm['name']]['vmid'] for vm in vms)) == 3
-    finally:
-        for vm in vms:
-            for found in find(pve, vm['name']):
-                pve.nodes(found['node']).qemu(found['vmid']).status.stop.post()
-                pve.nodes(found['node']).qemu(found['vmid']).delete(purge=1)
+    first = module(lab, env, None, module_name='proxmox_vm_batch', vms=vms, per_node_limit=2)
+    assert first.rc != 0
+    assert '1 of 3 VMs failed' in first.result['msg']
+    assert "storage 'nosuch' does not exist" in first.result['failed_vms'][vms[1]['name']]
+    assert sorted(first.result['vms']) == sorted([vms[0]['name'], vms[2]['name']])
+    assert find(pve, vms[1]['name']) == []
+    vms[1].pop('target_storage')
+    second = module(lab, env, None, module_name='proxmox_vm_batch', vms=vms, per_node_limit=2)
+    assert second.rc == 0 and second.changed
+    assert [second.result['vms'][vm['name']]['changed'] for vm in vms] == [False, True, False]
+    assert len(set(second.result['vms'][vm['name']]['vmid'] for vm in vms)) == 3
 
 
 def test_batch_refuses_bad_descriptions_before_any_request(lab, env, pve, name):

@@ -3,9 +3,7 @@
 import json
 import re
 
-
-def find(pve, name):
-    return [vm for vm in pve.cluster.resources.get(type='vm') if vm.get('name') == name]
+from conftest import find
 
 
 def server_config(pve, name):
