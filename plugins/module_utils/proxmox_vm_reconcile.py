@@ -119,8 +119,9 @@ class VmReconciler(object):
                     vm['vmid'], vm['lock'], self.params['timeout']))
             time.sleep(delay)
             delay = min(delay * 1.5, 2.0)
-            vm = dict(vm, **self.client.get('nodes/{node}/qemu/{vmid}/status/current'.format(**vm)))
-            vm['lock'] = vm.get('lock')
+            current = self.client.get('nodes/{node}/qemu/{vmid}/status/current'.format(**vm))
+            # status/current leaves `lock` out once the VM is free.
+            vm = dict(vm, status=current.get('status', vm.get('status')), lock=current.get('lock'))
         return vm
 
     def read_config(self, vm):

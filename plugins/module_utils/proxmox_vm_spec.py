@@ -208,6 +208,8 @@ def check_spec(params):
             raise SpecError('networks: {0!r} is not a MAC address'.format(net['mac']))
         if net.get('vlan') is not None and not 1 <= net['vlan'] <= 4094:
             raise SpecError('networks: vlan {0} is outside 1-4094'.format(net['vlan']))
+    if params.get('target_storage') and params.get('full') is False:
+        raise SpecError('target_storage applies to full clones only; a linked clone stays on the template\'s storage')
     if params.get('balloon') and params.get('memory') and params['balloon'] > params['memory']:
         raise SpecError('balloon ({0}) cannot exceed memory ({1})'.format(params['balloon'], params['memory']))
 

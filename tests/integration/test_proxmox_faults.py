@@ -114,3 +114,18 @@ def test_wait_for_ip_returns_what_the_guest_agent_reports(lab, env, name, contro
     found = module(lab, env, name, state='started', wait_for_ip=True, timeout=30)
     assert found.rc == 0 and found.changed is False
     assert found.result['ips'] == ['10.0.40.11']
+
+
+def test_a_slow_full_clone_times_out_clearly_and_a_rerun_finishes_it(lab, env, pve, name, control):
+    # 20 PVE seconds of copying at half speed: longer than the first run is willing to wait.
+    control.time_scale(0.5)
+    slow = module(lab, env, name, timeout=2, **CLONE)
+    assert slow.rc != 0
+    assert 'still running after 2s' in slow.result['msg'] and 'a re-run waits for it' in slow.result['msg']
+    (vm,) = find(pve, name)
+    assert vm.get('lock') == 'clone'
+    done = module(lab, env, name, timeout=120, **CLONE)
+    assert done.rc == 0, done.stdout
+    (vm,) = find(pve, name)
+    assert not vm.get('lock')
+    assert module(lab, env, name, **CLONE).changed is False

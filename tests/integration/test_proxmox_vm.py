@@ -211,3 +211,21 @@ def test_batch_refuses_bad_descriptions_before_any_request(lab, env, pve, name):
     assert msg.startswith('bad VM descriptions, nothing was changed')
     assert 'vms[2]: name is required' in msg and 'listed more than once' in msg and 'cores' in msg
     assert find(pve, name) == []
+
+
+def test_a_disk_grows_on_the_server(lab, env, pve, name):
+    assert module(lab, env, name, **CLONE).rc == 0
+    grown = module(lab, env, name, diff=True, **clone_with(disks=[{'slot': 'scsi0', 'size': '36G', 'discard': True}]))
+    assert grown.rc == 0 and grown.changed
+    assert 'size=36G' in server_config(pve, name)[1]['scsi0']
+    assert module(lab, env, name, **clone_with(disks=[{'slot': 'scsi0', 'size': '36G', 'discard': True}])).changed \
+        is False
+
+
+def test_a_linked_clone(lab, env, pve, name):
+    refused = module(lab, env, name, **clone_with(full=False, target_storage='local-lvm'))
+    assert refused.rc != 0 and 'target_storage applies to full clones only' in refused.result['msg']
+    made = module(lab, env, name, **clone_with(full=False))
+    assert made.rc == 0, made.stdout
+    assert server_config(pve, name)[1]['scsi0'].startswith('local-lvm:vm-{0}-disk-'.format(made.result['vmid']))
+    assert module(lab, env, name, **clone_with(full=False)).changed is False
