@@ -97,7 +97,18 @@ def peer_comparison(control, scale, env, directory):
     ours = dict(conn, name='bench-castle', node='pve1', state='started', **SHAPE)
     castle_create = requests_for(control, env, directory, [{'name': 'create', 'ephemeral.castle.proxmox_vm': ours}])
     castle_recheck = requests_for(control, env, directory, [{'name': 'recheck', 'ephemeral.castle.proxmox_vm': ours}])
-    return kvm_create, kvm_recheck, castle_create, castle_recheck
+    iso = 'local:iso/talos-v1.11.6-metal-amd64.iso'
+    kvm_iso = dict(conn, name='bench-kvm-iso', node='pve1', cores=2, memory=2048, scsi={'scsi0': 'local-lvm:32'},
+                   ide={'ide2': iso + ',media=cdrom'}, net={'net0': 'virtio,bridge=vmbr0'}, boot='order=scsi0;ide2')
+    ours_iso = dict(conn, name='bench-castle-iso', node='pve1', cores=2, memory=2048, iso=iso, boot=['scsi0', 'ide2'],
+                    disks=[{'slot': 'scsi0', 'storage': 'local-lvm', 'size': '32G'}],
+                    networks=[{'slot': 'net0', 'bridge': 'vmbr0'}])
+    scratch = [requests_for(control, env, directory, [{'name': 'create', module_name: args}])
+               for module_name, args in (('community.proxmox.proxmox_kvm', kvm_iso),
+                                         ('community.proxmox.proxmox_kvm', kvm_iso),
+                                         ('ephemeral.castle.proxmox_vm', ours_iso),
+                                         ('ephemeral.castle.proxmox_vm', ours_iso))]
+    return kvm_create, kvm_recheck, castle_create, castle_recheck, scratch
 
 
 def main():
@@ -120,12 +131,14 @@ def main():
                     count, wall, made, made / count))
             if 3 in walls and 12 in walls:
                 print('wall time ratio 12 VMs / 3 VMs: {0:.2f} (goal <= 1.5)'.format(walls[12] / walls[3]))
-            kvm_create, kvm_recheck, castle_create, castle_recheck = peer_comparison(
+            kvm_create, kvm_recheck, castle_create, castle_recheck, scratch = peer_comparison(
                 control, args.time_scale, env, directory)
             print('one VM, create (clone + config + start): community.proxmox.proxmox_kvm {0} requests, '
                   'ephemeral.castle.proxmox_vm {1}'.format(kvm_create, castle_create))
             print('one VM, re-check: community.proxmox.proxmox_kvm {0} requests (vmid only), '
                   'ephemeral.castle.proxmox_vm {1} (whole config)'.format(kvm_recheck, castle_recheck))
+            print('one VM from the ISO, create / re-check: community.proxmox.proxmox_kvm {0} / {1} requests, '
+                  'ephemeral.castle.proxmox_vm {2} / {3}'.format(*scratch))
     finally:
         subprocess.run(['castle-lab', 'down'], env=LAB, capture_output=True, check=False)
 

@@ -188,7 +188,7 @@ class ProxmoxClient(object):
     def wait_task(self, node, upid, timeout, what='task'):
         """Wait for a task on the monotonic clock; fail with its exit status and the tail of its log."""
         deadline = self._clock() + timeout
-        delay = 0.1
+        delay = 0.25
         while True:
             status = self.get('nodes/{0}/tasks/{1}/status'.format(node, upid))
             if status.get('status') == 'stopped':

@@ -162,8 +162,9 @@ class VmReconciler(object):
         if not params['node']:
             raise ProxmoxError('node is required to create VM {0!r}'.format(params['name']))
         node = params['node']
-        self.check_storages(node)
         if params['clone']:
+            # A clone is reconciled after it is made: refuse an unknown storage before copying anything.
+            self.check_storages(node)
             source = self.source_of_clone(vms)
             after = {'name': params['name'], 'clone_of': '{0} ({1})'.format(source.get('name'), source['vmid'])}
         else:

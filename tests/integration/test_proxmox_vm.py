@@ -104,6 +104,7 @@ def test_stopped_and_restarted(lab, env, pve, name):
 
 @pytest.mark.parametrize('bad, message', [
     (clone_with(target_storage='nosuch'), "storage 'nosuch' does not exist on node pve1"),
+    ({'node': 'pve1', 'disks': [{'slot': 'scsi0', 'size': '8G', 'storage': 'nosuch'}]}, "storage 'nosuch'"),
     (clone_with(clone='no-such-template'), "no template or VM named 'no-such-template'"),
     (clone_with(disks=[{'slot': 'scsi0', 'size': 'big'}]), "'big' is not a size"),
     (clone_with(node=None), 'node is required to create VM'),
