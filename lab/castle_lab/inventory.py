@@ -28,6 +28,9 @@ def render(cfg, services):
     gitsvc = services.get('git')
     if gitsvc:
         lab_vars['castle_lab_gitops_url'] = gitsvc.url()
+    kube = services.get('kube')
+    if kube:
+        lab_vars.update(castle_lab_kubeconfig=str(kube.kubeconfig), castle_lab_kube_control=kube.control_url)
     claw = services.get('openclaw')
     if claw:
         groups['openclaw'] = {'hosts': {'openclaw-node': {

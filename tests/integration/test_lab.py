@@ -1,4 +1,4 @@
-"""The lab's four services, checked through the real clients the collection uses."""
+"""The lab's five services, checked through the real clients the collection uses."""
 
 import os
 import signal
@@ -26,7 +26,7 @@ def proxmox(env, secret=None):
 
 def test_status_reports_every_service_healthy(lab):
     out = lab.castle_lab('status').stdout
-    for service in ('vault', 'proxmox', 'git', 'openclaw'):
+    for service in ('vault', 'proxmox', 'git', 'openclaw', 'kube'):
         assert '{0}: ok'.format(service) in out
 
 
@@ -146,7 +146,7 @@ def test_status_names_a_killed_service_and_up_recovers(lab):
 
 
 def test_up_again_keeps_healthy_services(lab):
-    before = {s: lab.pid(s) for s in ('vault', 'proxmox', 'git', 'openclaw')}
+    before = {s: lab.pid(s) for s in ('vault', 'proxmox', 'git', 'openclaw', 'kube')}
     lab.castle_lab('up')
     assert {s: lab.pid(s) for s in before} == before
 
@@ -187,7 +187,7 @@ def test_down_leaves_no_process_alive():
     other.wipe()
     try:
         other.castle_lab('up')
-        pids = [other.pid(s) for s in ('vault', 'proxmox', 'git', 'openclaw')]
+        pids = [other.pid(s) for s in ('vault', 'proxmox', 'git', 'openclaw', 'kube')]
         # Services may fork helpers (git daemon does); each recorded PID is among the lab's processes.
         assert set(pids) <= set(lab_processes(other.dir))
         other.castle_lab('down')

@@ -2,10 +2,12 @@
 
 from .base import Service
 from .git import GitService
+from .kube import KubeService
 from .openclaw import OpenClawService
 from .proxmox import ProxmoxService
 from .vault import VaultService
 
-SERVICES = {cls.name: cls for cls in (VaultService, ProxmoxService, GitService, OpenClawService)}
+SERVICES = {cls.name: cls for cls in (VaultService, ProxmoxService, GitService, OpenClawService,
+                                       KubeService)}
 
 __all__ = ['SERVICES', 'Service']

@@ -1,0 +1,66 @@
+"""A small controller framework on the server's event loop: watch a resource type, reconcile by key, requeue."""
+
+import asyncio
+import logging
+
+log = logging.getLogger(__name__)
+
+
+class Controller:
+    """Reconciles objects of some resource types; reconcile(key, namespace, name) may return seconds to requeue."""
+
+    name = 'controller'
+    watches = ()
+
+    def __init__(self, api):
+        self.api = api
+        self.queue = asyncio.Queue()
+        self.pending = set()
+
+    def notify(self, key, event, obj):
+        if key in self.watches:
+            self.enqueue(key, obj['metadata'].get('namespace', ''), obj['metadata']['name'])
+
+    def enqueue(self, key, namespace, name, delay=0.0):
+        item = (key, namespace, name)
+        if delay:
+            asyncio.get_running_loop().call_later(delay, self.enqueue, key, namespace, name)
+        elif item not in self.pending:
+            self.pending.add(item)
+            self.queue.put_nowait(item)
+
+    async def run(self):
+        while True:
+            item = await self.queue.get()
+            self.pending.discard(item)
+            try:
+                requeue = self.reconcile(*item)
+            except Exception:  # one failing object must not stop the controller
+                log.exception('%s: reconcile %s failed', self.name, item)
+                requeue = 1.0
+            if requeue:
+                self.enqueue(*item, delay=requeue)
+
+    def reconcile(self, key, namespace, name):
+        raise NotImplementedError
+
+
+class Manager:
+    """Runs controllers as tasks and feeds them the store's events."""
+
+    def __init__(self, store, controllers):
+        self.controllers = controllers
+        self.tasks = []
+        store.listeners.append(self.notify)
+
+    def notify(self, key, event, obj):
+        for controller in self.controllers:
+            controller.notify(key, event, obj)
+
+    def start(self):
+        self.tasks = [asyncio.create_task(c.run(), name=c.name) for c in self.controllers]
+
+    async def stop(self):
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)

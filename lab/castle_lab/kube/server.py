@@ -1,0 +1,478 @@
+"""The HTTPS front of the API: authentication, discovery, OpenAPI, resource endpoints and watch streams."""
+
+import asyncio
+import datetime
+import hashlib
+import json
+import logging
+
+import yaml
+from aiohttp import web
+
+from . import auth, errors, patch as patches, selectors
+from .errors import ApiError
+from .store import Expired
+
+log = logging.getLogger(__name__)
+
+VERSION = {'major': '1', 'minor': '35', 'emulationMajor': '1', 'emulationMinor': '35',
+           'minCompatibilityMajor': '1', 'minCompatibilityMinor': '34', 'gitVersion': 'v1.35.0',
+           'gitCommit': 'castle-lab', 'gitTreeState': 'clean', 'buildDate': '2026-01-01T00:00:00Z',
+           'goVersion': 'go1.25.5', 'compiler': 'gc', 'platform': 'linux/amd64'}
+PUBLIC_PATHS = ('/healthz', '/livez', '/readyz', '/version')
+ANONYMOUS = ('system:anonymous', ['system:unauthenticated'])
+WATCH_TIMEOUT = 1800
+
+
+def json_response(body, status=200):
+    return web.Response(text=json.dumps(body), status=status, content_type='application/json')
+
+
+def parse_path(path):
+    """(group, version, namespace, plural, name, subresource) of a resource path, or None."""
+    parts = [p for p in path.split('/') if p]
+    if len(parts) >= 3 and parts[0] == 'api':
+        group, version, rest = '', parts[1], parts[2:]
+    elif len(parts) >= 4 and parts[0] == 'apis':
+        group, version, rest = parts[1], parts[2], parts[3:]
+    else:
+        return None
+    namespace = None
+    if len(rest) >= 3 and rest[0] == 'namespaces' and rest[2] not in ('status', 'finalize'):
+        namespace, rest = rest[1], rest[2:]
+    if len(rest) > 3:
+        return None
+    rest = rest + [None] * (3 - len(rest))
+    return (group, version, namespace, *rest)
+
+
+def flag(query, key):
+    return query.get(key, '').lower() in ('true', '1')
+
+
+class KubeServer:
+    """aiohttp application over one KubeApi."""
+
+    def __init__(self, api, address, port, faults=None):
+        self.api, self.address, self.port = api, address, port
+        self.faults = faults
+
+    def app(self):
+        middlewares = [self._errors]
+        if self.faults is not None:
+            middlewares.append(self.faults.middleware)
+        middlewares.append(self._authenticate)
+        app = web.Application(middlewares=middlewares, client_max_size=16 * 1024 ** 2)
+        for path in PUBLIC_PATHS[:3]:
+            app.router.add_get(path, self.healthz)
+            app.router.add_get(path + '/{check:.*}', self.healthz)
+        app.router.add_get('/version', self.version)
+        app.router.add_get('/version/', self.version)
+        app.router.add_get('/api', self.core_versions)
+        app.router.add_get('/apis', self.groups)
+        app.router.add_get('/openapi/v3', self.openapi_root)
+        app.router.add_get('/openapi/v3/{gv:.*}', self.openapi_group_version)
+        app.router.add_route('*', '/{tail:.*}', self.resource)
+        return app
+
+    # middlewares
+
+    @web.middleware
+    async def _errors(self, request, handler):
+        try:
+            return await handler(request)
+        except ApiError as exc:
+            return json_response(exc.status(), exc.code)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            reason = {404: 'NotFound', 405: 'MethodNotAllowed'}.get(exc.status, 'BadRequest')
+            message = 'the server could not find the requested resource' if exc.status == 404 else exc.reason
+            return json_response(ApiError(exc.status, reason, message, {}).status(), exc.status)
+
+    @web.middleware
+    async def _authenticate(self, request, handler):
+        user = self._user(request)
+        if user is None:
+            if request.path.rstrip('/') in PUBLIC_PATHS or request.path.startswith(PUBLIC_PATHS[:3]):
+                request['user'] = ANONYMOUS
+                return await handler(request)
+            raise ApiError(401, 'Unauthorized', 'Unauthorized')
+        request['user'] = user
+        return await handler(request)
+
+    def _user(self, request):
+        header = request.headers.get('Authorization', '')
+        if header.lower().startswith('bearer '):
+            return self.token_user(header[7:].strip())
+        ssl_object = request.transport.get_extra_info('ssl_object') if request.transport else None
+        return auth.user_of_peercert(ssl_object.getpeercert() if ssl_object else None)
+
+    def token_user(self, token):
+        """(user, groups) of a valid ServiceAccount token whose account still exists, else None."""
+        claims = self.api.signer.verify(token) if self.api.signer else None
+        if not claims:
+            return None
+        info = claims.get('kubernetes.io', {})
+        namespace, account = info.get('namespace'), info.get('serviceaccount', {})
+        current = self.api.store.get(('', 'serviceaccounts'), namespace, account.get('name'))
+        if current is None or current['metadata']['uid'] != account.get('uid'):
+            return None
+        return (claims['sub'], ['system:serviceaccounts', 'system:serviceaccounts:' + namespace,
+                                'system:authenticated'])
+
+    # discovery
+
+    async def healthz(self, request):
+        return web.Response(text='ok', content_type='text/plain')
+
+    async def version(self, request):
+        return json_response(VERSION)
+
+    async def core_versions(self, request):
+        return json_response({'kind': 'APIVersions', 'versions': ['v1'], 'serverAddressByClientCIDRs': [
+            {'clientCIDR': '0.0.0.0/0', 'serverAddress': '{0}:{1}'.format(self.address, self.port)}]})
+
+    def _group(self, name, versions):
+        entries = [{'groupVersion': '{0}/{1}'.format(name, v), 'version': v} for v in versions]
+        return {'name': name, 'versions': entries, 'preferredVersion': entries[0]}
+
+    async def groups(self, request):
+        groups = [self._group(g, v) for g, v in self.api.registry.group_versions().items() if g]
+        return json_response({'kind': 'APIGroupList', 'apiVersion': 'v1', 'groups': groups})
+
+    def resource_list(self, group, version):
+        types = self.api.registry.in_group_version(group, version)
+        if not types:
+            return None
+        return {'kind': 'APIResourceList', 'apiVersion': 'v1',
+                'groupVersion': '{0}/{1}'.format(group, version) if group else version,
+                'resources': [entry for t in types for entry in t.discovery()]}
+
+    # OpenAPI v3: enough for clients to see which group versions exist and that PATCH takes fieldValidation.
+
+    def _openapi_document(self, group, version):
+        types = self.api.registry.in_group_version(group, version)
+        if not types:
+            return None
+        paths = {}
+        prefix = '/apis/{0}/{1}'.format(group, version) if group else '/api/' + version
+        params = [{'name': n, 'in': 'query', 'schema': {'type': 'string'}} for n in ('dryRun', 'fieldManager',
+                                                                                    'fieldValidation', 'force')]
+        for rtype in types:
+            gvk = {'group': group, 'version': version, 'kind': rtype.kind}
+            base = prefix + ('/namespaces/{namespace}/' if rtype.namespaced else '/') + rtype.plural
+            operation = {'x-kubernetes-group-version-kind': gvk, 'parameters': params,
+                         'responses': {'200': {'description': 'OK'}}}
+            paths[base] = {'post': dict(operation, operationId='create' + rtype.kind)}
+            paths[base + '/{name}'] = {'put': dict(operation, operationId='replace' + rtype.kind),
+                                       'patch': dict(operation, operationId='patch' + rtype.kind)}
+        return {'openapi': '3.0.0', 'info': {'title': 'Kubernetes', 'version': VERSION['gitVersion']},
+                'paths': paths, 'components': {'schemas': {}}}
+
+    async def openapi_root(self, request):
+        paths = {}
+        for group, versions in self.api.registry.group_versions().items():
+            for version in versions:
+                key = 'apis/{0}/{1}'.format(group, version) if group else 'api/' + version
+                digest = hashlib.sha512(json.dumps(self._openapi_document(group, version),
+                                                   sort_keys=True).encode()).hexdigest().upper()[:128]
+                paths[key] = {'serverRelativeURL': '/openapi/v3/{0}?hash={1}'.format(key, digest)}
+        return json_response({'paths': paths})
+
+    async def openapi_group_version(self, request):
+        parts = request.match_info['gv'].split('/')
+        if parts[0] == 'api' and len(parts) == 2:
+            document = self._openapi_document('', parts[1])
+        elif parts[0] == 'apis' and len(parts) == 3:
+            document = self._openapi_document(parts[1], parts[2])
+        else:
+            document = None
+        if document is None:
+            raise web.HTTPNotFound()
+        return json_response(document)
+
+    # resources
+
+    async def resource(self, request):
+        parts = [p for p in request.path.split('/') if p]
+        if request.method == 'GET' and parts[:1] == ['apis'] and len(parts) in (2, 3):
+            return self._group_discovery(parts)
+        if request.method == 'GET' and parts[:1] == ['api'] and len(parts) == 2:
+            found = self.resource_list('', parts[1])
+            if found is None:
+                raise web.HTTPNotFound()
+            return json_response(found)
+        target = parse_path(request.path)
+        if target is None:
+            raise web.HTTPNotFound()
+        group, version, namespace, plural, name, sub = target
+        rtype = self.api.registry.get(group, version, plural)
+        if rtype is None or (namespace and not rtype.namespaced) or (sub and sub not in rtype.subresources):
+            raise web.HTTPNotFound()
+        if rtype.namespaced and name and not namespace and plural != 'namespaces':
+            raise web.HTTPNotFound()
+        verb = self._verb(request, name, sub)
+        if verb not in rtype.verbs and not sub:
+            raise ApiError(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource',
+                           {})
+        handler = getattr(self, 'do_' + verb.replace('-', '_'))
+        return await handler(request, rtype, namespace, name, sub)
+
+    def _group_discovery(self, parts):
+        if len(parts) == 3:
+            found = self.resource_list(parts[1], parts[2])
+            if found is None:
+                raise web.HTTPNotFound()
+            return json_response(found)
+        versions = self.api.registry.group_versions().get(parts[1])
+        if not versions:
+            raise web.HTTPNotFound()
+        return json_response(dict(self._group(parts[1], versions), kind='APIGroup', apiVersion='v1'))
+
+    @staticmethod
+    def _verb(request, name, sub):
+        method = request.method
+        if method == 'GET':
+            if name:
+                return 'get'
+            return 'watch' if flag(request.query, 'watch') else 'list'
+        if method == 'POST':
+            return 'token' if sub == 'token' else 'create'
+        if method == 'PUT':
+            return 'update'
+        if method == 'PATCH':
+            return 'patch'
+        if method == 'DELETE':
+            return 'delete' if name else 'deletecollection'
+        raise ApiError(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource', {})
+
+    @staticmethod
+    async def _body(request, allow_list=False):
+        raw = await request.read()
+        if 'protobuf' in request.headers.get('Content-Type', ''):
+            raise ApiError(415, 'UnsupportedMediaType', 'the body of the request was in an unknown format - accepted '
+                           'media types include: application/json, application/yaml', {})
+        if not raw.strip():
+            return {}
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            try:
+                body = yaml.safe_load(raw)
+            except yaml.YAMLError as exc:
+                raise errors.bad_request('the body of the request could not be decoded: {0}'.format(exc)) from None
+        if not isinstance(body, dict) and not (allow_list and isinstance(body, list)):
+            raise errors.bad_request('the body of the request must be an object')
+        return body
+
+    @staticmethod
+    def _manager(request):
+        given = request.query.get('fieldManager')
+        if given:
+            return given
+        return request.headers.get('User-Agent', 'unknown').split('/')[0] or 'unknown'
+
+    @staticmethod
+    def _options(request):
+        query = request.query
+        return {'dry_run': query.get('dryRun') == 'All', 'strict': query.get('fieldValidation') == 'Strict'}
+
+    def _filtered(self, request, rtype, namespace):
+        labels = selectors.parse_labels(request.query.get('labelSelector', ''))
+        fields = selectors.parse_fields(request.query.get('fieldSelector', ''),
+                                        ('status.phase', 'spec.nodeName', 'type', 'involvedObject.name'))
+        return lambda obj: selectors.labels_match(labels, obj['metadata'].get('labels')) and \
+            selectors.fields_match(fields, obj)
+
+    async def do_get(self, request, rtype, namespace, name, sub):
+        obj = self.api.get(rtype, namespace, name)
+        if self._wants_table(request):
+            return json_response(self._table(rtype, [obj]))
+        return json_response(obj)
+
+    async def do_list(self, request, rtype, namespace, name, sub):
+        try:
+            keep = self._filtered(request, rtype, namespace)
+        except selectors.SelectorError as exc:
+            raise errors.bad_request(str(exc)) from None
+        items = [self.api.served_as(rtype, o) for o in self.api.store.list(rtype.key, namespace) if keep(o)]
+        if self._wants_table(request):
+            return json_response(self._table(rtype, items))
+        return json_response({'kind': rtype.kind + 'List', 'apiVersion': rtype.group_version,
+                              'metadata': {'resourceVersion': self.api.store.resource_version}, 'items': items})
+
+    @staticmethod
+    def _wants_table(request):
+        return 'as=Table' in request.headers.get('Accept', '')
+
+    def _table(self, rtype, items):
+        columns = [{'name': 'Name', 'type': 'string', 'format': 'name', 'description': 'Name', 'priority': 0}]
+        for column in rtype.printer_columns:
+            columns.append({'name': column['name'], 'type': column.get('type', 'string'), 'format': '',
+                            'description': column.get('description', ''), 'priority': column.get('priority', 0)})
+        columns.append({'name': 'Age', 'type': 'string', 'format': '', 'description': 'Age', 'priority': 0})
+        rows = []
+        for obj in items:
+            cells = [obj['metadata']['name']]
+            for column in rtype.printer_columns:
+                cells.append(_json_path(obj, column.get('jsonPath', '')))
+            cells.append(_age(obj['metadata'].get('creationTimestamp')))
+            rows.append({'cells': cells, 'object': {'kind': 'PartialObjectMetadata', 'apiVersion': 'meta.k8s.io/v1',
+                                                    'metadata': obj['metadata']}})
+        return {'kind': 'Table', 'apiVersion': 'meta.k8s.io/v1',
+                'metadata': {'resourceVersion': self.api.store.resource_version},
+                'columnDefinitions': columns, 'rows': rows}
+
+    async def do_watch(self, request, rtype, namespace, name, sub):
+        try:
+            keep = self._filtered(request, rtype, namespace)
+            initial = flag(request.query, 'sendInitialEvents')
+            watcher = self.api.store.watch(rtype.key, namespace, None if initial else request.query.get(
+                'resourceVersion'))
+            if initial:
+                # A watch-list client waits for this bookmark: the initial state is complete.
+                watcher.queue.put_nowait(('BOOKMARK', {'metadata': {
+                    'resourceVersion': self.api.store.resource_version,
+                    'annotations': {'k8s.io/initial-events-end': 'true'}}}))
+        except selectors.SelectorError as exc:
+            raise errors.bad_request(str(exc)) from None
+        except Expired as exc:
+            response = await self._stream_start(request)
+            gone = ApiError(410, 'Expired', str(exc)).status()
+            await response.write(json.dumps({'type': 'ERROR', 'object': gone}).encode() + b'\n')
+            return response
+        table = self._wants_table(request)
+        timeout = float(request.query.get('timeoutSeconds') or WATCH_TIMEOUT)
+        deadline = asyncio.get_running_loop().time() + timeout
+        response = await self._stream_start(request)
+        try:
+            while True:
+                left = deadline - asyncio.get_running_loop().time()
+                if left <= 0:
+                    break
+                try:
+                    event, obj = await asyncio.wait_for(watcher.queue.get(), left)
+                except asyncio.TimeoutError:
+                    break
+                if event == 'BOOKMARK':
+                    obj = self.api.served_as(rtype, obj)
+                elif not keep(obj):
+                    continue
+                else:
+                    obj = self.api.served_as(rtype, obj)
+                if table and event != 'BOOKMARK':
+                    obj = self._table(rtype, [obj])
+                await response.write(json.dumps({'type': event, 'object': obj}).encode() + b'\n')
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            self.api.store.unwatch(watcher)
+        return response
+
+    @staticmethod
+    async def _stream_start(request):
+        response = web.StreamResponse(headers={'Content-Type': 'application/json', 'Cache-Control': 'no-cache'})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        return response
+
+    async def do_create(self, request, rtype, namespace, name, sub):
+        body = await self._body(request)
+        if rtype.kind == 'TokenReview':
+            return json_response(self._token_review(body), 201)
+        self._check_kind(rtype, body)
+        obj = self.api.create(rtype, namespace, body, self._manager(request), **self._options(request))
+        return json_response(obj, 201)
+
+    @staticmethod
+    def _check_kind(rtype, body):
+        if body.get('kind') and body['kind'] != rtype.kind:
+            raise errors.bad_request('the body of the request kind {0} does not match the resource {1}'.format(
+                body['kind'], rtype.plural))
+
+    def _token_review(self, body):
+        token = (body.get('spec') or {}).get('token', '')
+        user = self.token_user(token)
+        status = {'authenticated': False, 'user': {}}
+        if user:
+            claims = self.api.signer.verify(token)
+            status = {'authenticated': True, 'audiences': claims.get('aud', []), 'user': {
+                'username': user[0], 'uid': claims['kubernetes.io']['serviceaccount']['uid'], 'groups': user[1]}}
+        else:
+            status['error'] = 'invalid bearer token'
+        return {'kind': 'TokenReview', 'apiVersion': 'authentication.k8s.io/v1',
+                'metadata': {'creationTimestamp': None}, 'spec': body.get('spec') or {}, 'status': status}
+
+    async def do_token(self, request, rtype, namespace, name, sub):
+        body = await self._body(request)
+        account = self.api.get(rtype, namespace, name)
+        spec = body.get('spec') or {}
+        seconds = int(spec.get('expirationSeconds') or auth.TOKEN_SECONDS)
+        token, claims = self.api.signer.issue(namespace, name, account['metadata']['uid'], spec.get('audiences'),
+                                              seconds)
+        expires = datetime.datetime.fromtimestamp(claims['exp'], datetime.timezone.utc)
+        return json_response({'kind': 'TokenRequest', 'apiVersion': 'authentication.k8s.io/v1',
+                              'metadata': {'name': name, 'namespace': namespace,
+                                           'creationTimestamp': None},
+                              'spec': dict(spec, audiences=claims['aud'], expirationSeconds=seconds),
+                              'status': {'token': token,
+                                         'expirationTimestamp': expires.strftime('%Y-%m-%dT%H:%M:%SZ')}}, 201)
+
+    async def do_update(self, request, rtype, namespace, name, sub):
+        body = await self._body(request)
+        self._check_kind(rtype, body)
+        if sub == 'finalize':
+            sub = ''
+        obj = self.api.replace(rtype, namespace, name, body, self._manager(request), sub, **self._options(request))
+        return json_response(obj)
+
+    async def do_patch(self, request, rtype, namespace, name, sub):
+        content_type = request.headers.get('Content-Type', '').split(';')[0].strip()
+        body = await self._body(request, allow_list=content_type == patches.JSON_PATCH)
+        manager = request.query.get('fieldManager')
+        if content_type != patches.APPLY_PATCH:
+            manager = self._manager(request)
+        obj, created = self.api.patch(rtype, namespace, name, body, content_type, manager, sub or '',
+                                      force=flag(request.query, 'force'), **self._options(request))
+        return json_response(obj, 201 if created else 200)
+
+    async def do_delete(self, request, rtype, namespace, name, sub):
+        body = await self._body(request)
+        obj, gone = self.api.delete(rtype, namespace, name, preconditions=body.get('preconditions'),
+                                    dry_run=self._options(request)['dry_run'] or 'All' in (body.get('dryRun') or []))
+        return json_response(obj, 200 if gone else 202)
+
+    async def do_deletecollection(self, request, rtype, namespace, name, sub):
+        try:
+            keep = self._filtered(request, rtype, namespace)
+        except selectors.SelectorError as exc:
+            raise errors.bad_request(str(exc)) from None
+        dry_run = self._options(request)['dry_run']
+        deleted = []
+        for obj in self.api.store.list(rtype.key, namespace):
+            if keep(obj):
+                deleted.append(self.api.delete(rtype, obj['metadata'].get('namespace'), obj['metadata']['name'],
+                                               dry_run=dry_run)[0])
+        return json_response({'kind': rtype.kind + 'List', 'apiVersion': rtype.group_version,
+                              'metadata': {'resourceVersion': self.api.store.resource_version}, 'items': deleted})
+
+
+def _json_path(obj, path):
+    node = obj
+    for part in path.strip('.').split('.'):
+        if not part:
+            continue
+        node = node.get(part) if isinstance(node, dict) else None
+    return node if isinstance(node, (str, int, float, bool)) else ('' if node is None else json.dumps(node))
+
+
+def _age(timestamp):
+    if not timestamp:
+        return '<unknown>'
+    created = datetime.datetime.strptime(timestamp, '%Y-%m-%dT%H:%M:%SZ').replace(tzinfo=datetime.timezone.utc)
+    seconds = int((datetime.datetime.now(datetime.timezone.utc) - created).total_seconds())
+    for unit, size in (('d', 86400), ('h', 3600), ('m', 60)):
+        if seconds >= size * 2 or (unit == 'm' and seconds >= 60):
+            return '{0}{1}'.format(seconds // size, unit)
+    return '{0}s'.format(max(seconds, 0))

@@ -1,0 +1,66 @@
+"""The lab's Kubernetes API: castle_lab.kube served over HTTPS with client-certificate and token auth,
+its controllers on the same event loop, and the fault control API beside it."""
+
+import argparse
+import asyncio
+import logging
+import signal
+import ssl
+
+from aiohttp import web
+from cryptography.hazmat.primitives import serialization
+
+from .kube.api import KubeApi
+from .kube.auth import TokenSigner
+from .kube.controllers import Manager
+from .kube.faults import Faults
+from .kube.reconcilers import all_controllers
+from .kube.server import KubeServer
+
+
+def tls_context(args):
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=args.client_ca)
+    context.load_cert_chain(args.cert, args.key)
+    # Client certificates are one way in; bearer tokens are the other, so a certificate is optional.
+    context.verify_mode = ssl.CERT_OPTIONAL
+    return context
+
+
+async def serve(args):
+    with open(args.sa_key, 'rb') as handle:
+        signer = TokenSigner(serialization.load_pem_private_key(handle.read(), None))
+    api = KubeApi(signer)
+    faults = Faults()
+    controllers = Manager(api.store, all_controllers(api))
+    controllers.start()
+    runner = web.AppRunner(KubeServer(api, args.host, args.port, faults).app(), access_log=None,
+                           shutdown_timeout=1)
+    await runner.setup()
+    await web.TCPSite(runner, args.host, args.port, ssl_context=tls_context(args)).start()
+    control = web.AppRunner(faults.app(), access_log=None)
+    await control.setup()
+    await web.TCPSite(control, args.host, args.control_port).start()
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    print('kube: listening on https://{0}:{1}, control API on http://{0}:{2}'.format(
+        args.host, args.port, args.control_port), flush=True)
+    await stopping.wait()
+    await controllers.stop()
+    await control.cleanup()
+    await runner.cleanup()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    for option in ('--host', '--cert', '--key', '--client-ca', '--sa-key'):
+        parser.add_argument(option, required=True)
+    parser.add_argument('--port', type=int, default=6443)
+    parser.add_argument('--control-port', type=int, default=6444)
+    logging.basicConfig(level=logging.INFO, format='%(asctime)s %(name)s %(levelname)s %(message)s')
+    asyncio.run(serve(parser.parse_args()))
+
+
+if __name__ == '__main__':
+    main()

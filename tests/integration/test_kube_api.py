@@ -1,0 +1,328 @@
+"""The lab's Kubernetes API emulator, driven by kubectl, the kubernetes Python client and kubernetes.core."""
+
+import json
+import time
+import uuid
+
+import pytest
+import requests
+import yaml
+from kubernetes import client, config, dynamic, watch
+from kubernetes.client.rest import ApiException
+
+pytestmark = pytest.mark.lab
+
+CRD = {
+    'apiVersion': 'apiextensions.k8s.io/v1', 'kind': 'CustomResourceDefinition',
+    'metadata': {'name': 'gadgets.lab.example.com'},
+    'spec': {'group': 'lab.example.com', 'scope': 'Namespaced',
+             'names': {'plural': 'gadgets', 'singular': 'gadget', 'kind': 'Gadget', 'shortNames': ['gd']},
+             'versions': [{'name': 'v1', 'served': True, 'storage': True, 'subresources': {'status': {}},
+                           'schema': {'openAPIV3Schema': {'type': 'object', 'properties': {
+                               'spec': {'type': 'object', 'required': ['size'], 'properties': {
+                                   'size': {'type': 'integer', 'minimum': 0},
+                                   'port': {'x-kubernetes-int-or-string': True},
+                                   'note': {'type': 'string', 'nullable': True},
+                                   'extra': {'type': 'object', 'x-kubernetes-preserve-unknown-fields': True}}},
+                               'status': {'type': 'object', 'properties': {'ready': {'type': 'boolean'}}}}}}}]}}
+
+
+def wait_for(check, what, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail('{0}: not within {1}s'.format(what, timeout))
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope='module')
+def kenv(lab):
+    return lab.client_env()
+
+
+@pytest.fixture(scope='module')
+def api_client(kenv):
+    return config.new_client_from_config(kenv['KUBECONFIG'])
+
+
+@pytest.fixture(scope='module')
+def core(api_client):
+    return client.CoreV1Api(api_client)
+
+
+@pytest.fixture(scope='module')
+def dyn(api_client):
+    return dynamic.DynamicClient(api_client)
+
+
+@pytest.fixture
+def namespace(core):
+    name = 'kt-{0}'.format(uuid.uuid4().hex[:8])
+    core.create_namespace({'metadata': {'name': name}})
+    yield name
+    try:
+        core.delete_namespace(name)
+    except ApiException as exc:
+        assert exc.status == 404
+
+
+@pytest.fixture(scope='module')
+def gadgets(dyn):
+    """The Gadget CRD, established, and its resource through the DynamicClient."""
+    crds = dyn.resources.get(api_version='apiextensions.k8s.io/v1', kind='CustomResourceDefinition')
+    crds.server_side_apply(body=CRD, field_manager='pytest')
+    wait_for(lambda: _established(crds.get(name=CRD['metadata']['name'])), 'CRD established')
+    dyn.resources.invalidate_cache()
+    return dyn.resources.get(api_version='lab.example.com/v1', kind='Gadget')
+
+
+def _established(crd):
+    return {c['type'] for c in (crd.status.conditions or []) if c['status'] == 'True'} >= {'Established',
+                                                                                           'NamesAccepted'}
+
+
+def kubectl(lab, kenv, *args, stdin=None, check=True):
+    if stdin is not None:
+        path = lab.dir / 'kubectl-input-{0}.yaml'.format(uuid.uuid4().hex[:6])
+        path.write_text(stdin)
+        args = tuple(str(path) if a == '-' else a for a in args)
+    return lab.run('kubectl', *args, env=kenv, check=check)
+
+
+def test_unauthenticated_requests_get_401_with_a_status(lab, kenv):
+    server = yaml.safe_load(open(kenv['KUBECONFIG']))['clusters'][0]['cluster']['server']
+    answer = requests.get(server + '/api/v1/namespaces', verify=str(lab.dir / 'kube' / 'ca.crt'), timeout=5)
+    assert answer.status_code == 401
+    body = answer.json()
+    assert (body['kind'], body['status'], body['reason'], body['code']) == ('Status', 'Failure', 'Unauthorized', 401)
+
+
+def test_discovery_and_default_namespaces(core, api_client):
+    names = {ns.metadata.name for ns in core.list_namespace().items}
+    assert {'default', 'kube-system', 'kube-public', 'kube-node-lease'} <= names
+    version = client.VersionApi(api_client).get_code()
+    assert version.major == '1' and version.git_version.startswith('v1.')
+    apps = client.AppsV1Api(api_client).get_api_resources()
+    deployments = next(r for r in apps.resources if r.name == 'deployments')
+    assert deployments.kind == 'Deployment' and deployments.namespaced and 'deploy' in deployments.short_names
+    assert 'deployments/status' in {r.name for r in apps.resources}
+
+
+def test_kubectl_server_side_apply_get_wait_delete(lab, kenv, namespace, gadgets):
+    manifests = [
+        {'apiVersion': 'v1', 'kind': 'ConfigMap', 'metadata': {'name': 'settings', 'labels': {'tier': 'web'}},
+         'data': {'mode': 'fast'}},
+        {'apiVersion': 'apps/v1', 'kind': 'Deployment', 'metadata': {'name': 'web'},
+         'spec': {'replicas': 2, 'selector': {'matchLabels': {'app': 'web'}},
+                  'template': {'metadata': {'labels': {'app': 'web'}},
+                               'spec': {'containers': [{'name': 'web', 'image': 'nginx:1.29'}]}}}},
+        {'apiVersion': 'lab.example.com/v1', 'kind': 'Gadget', 'metadata': {'name': 'g1'}, 'spec': {'size': 3}}]
+    text = yaml.safe_dump_all(manifests)
+    applied = kubectl(lab, kenv, 'apply', '--server-side', '-n', namespace, '-f', '-', stdin=text)
+    assert 'deployment.apps/web serverside-applied' in applied.stdout
+    got = yaml.safe_load(kubectl(lab, kenv, 'get', '-n', namespace, 'configmap', 'settings', '-o', 'yaml').stdout)
+    assert got['data'] == {'mode': 'fast'} and got['metadata']['resourceVersion']
+    kubectl(lab, kenv, 'wait', '-n', namespace, '--for=condition=Available', 'deployment/web', '--timeout=20s')
+    kubectl(lab, kenv, 'rollout', 'status', '-n', namespace, 'deployment/web', '--timeout=20s')
+    gadget = yaml.safe_load(kubectl(lab, kenv, 'get', '-n', namespace, 'gd', 'g1', '-o', 'yaml').stdout)
+    assert gadget['spec'] == {'size': 3}
+    again = kubectl(lab, kenv, 'apply', '--server-side', '-n', namespace, '-f', '-', stdin=text)
+    assert 'serverside-applied' in again.stdout
+    kubectl(lab, kenv, 'delete', '-n', namespace, 'deployment/web', 'configmap/settings', 'gadget/g1')
+    left = kubectl(lab, kenv, 'get', '-n', namespace, 'deployments,configmaps,gadgets', '-o', 'name').stdout
+    assert left.strip() == ''
+
+
+def test_kubectl_create_from_a_file(lab, kenv, namespace):
+    secret = {'apiVersion': 'v1', 'kind': 'Secret', 'metadata': {'name': 'creds'}, 'stringData': {'user': 'claw'}}
+    kubectl(lab, kenv, 'create', '-n', namespace, '-f', '-', stdin=json.dumps(secret))
+    got = json.loads(kubectl(lab, kenv, 'get', '-n', namespace, 'secret', 'creds', '-o', 'json').stdout)
+    assert got['data'] == {'user': 'Y2xhdw=='} and 'stringData' not in got and got['type'] == 'Opaque'
+    twice = kubectl(lab, kenv, 'create', '-n', namespace, '-f', '-', stdin=json.dumps(secret), check=False)
+    assert twice.returncode != 0 and 'AlreadyExists' in twice.stderr
+
+
+def test_core_v1_crud_and_stale_resource_version(core, namespace):
+    body = {'metadata': {'name': 'cm', 'labels': {'app': 'a', 'tier': 'web'}}, 'data': {'k': 'v'}}
+    created = core.create_namespaced_config_map(namespace, body)
+    assert created.metadata.uid and created.metadata.resource_version
+    with pytest.raises(ApiException) as exists:
+        core.create_namespaced_config_map(namespace, body)
+    assert exists.value.status == 409 and json.loads(exists.value.body)['reason'] == 'AlreadyExists'
+    created.data['k'] = 'v2'
+    replaced = core.replace_namespaced_config_map('cm', namespace, created)
+    assert int(replaced.metadata.resource_version) > int(created.metadata.resource_version)
+    created.data['k'] = 'stale'
+    with pytest.raises(ApiException) as stale:
+        core.replace_namespaced_config_map('cm', namespace, created)
+    assert stale.value.status == 409 and json.loads(stale.value.body)['reason'] == 'Conflict'
+    core.create_namespaced_config_map(namespace, {'metadata': {'name': 'other', 'labels': {'app': 'b'}}})
+    assert [c.metadata.name for c in core.list_namespaced_config_map(namespace, label_selector='app=a').items] == ['cm']
+    assert [c.metadata.name for c in core.list_namespaced_config_map(
+        namespace, label_selector='app in (a, b),tier').items] == ['cm']
+    assert [c.metadata.name for c in core.list_namespaced_config_map(namespace, label_selector='!tier').items] == [
+        'other']
+    assert [c.metadata.name for c in core.list_config_map_for_all_namespaces(
+        field_selector='metadata.name=other,metadata.namespace={0}'.format(namespace)).items] == ['other']
+    dry = core.patch_namespaced_config_map('cm', namespace, {'data': {'k': 'dry'}}, dry_run='All')
+    assert dry.data['k'] == 'dry'
+    assert core.read_namespaced_config_map('cm', namespace).data['k'] == 'v2'
+    core.delete_namespaced_config_map('cm', namespace)
+    with pytest.raises(ApiException) as gone:
+        core.read_namespaced_config_map('cm', namespace)
+    status = json.loads(gone.value.body)
+    assert (gone.value.status, status['reason'], status['details']['name']) == (404, 'NotFound', 'cm')
+
+
+def test_invalid_name_is_422(core, namespace):
+    with pytest.raises(ApiException) as invalid:
+        core.create_namespaced_config_map(namespace, {'metadata': {'name': 'Not_Valid'}})
+    status = json.loads(invalid.value.body)
+    assert invalid.value.status == 422 and status['reason'] == 'Invalid'
+    assert status['details']['causes'][0]['field'] == 'metadata.name'
+
+
+def test_patches_through_the_dynamic_client(dyn, namespace):
+    deployments = dyn.resources.get(api_version='apps/v1', kind='Deployment')
+    body = {'apiVersion': 'apps/v1', 'kind': 'Deployment', 'metadata': {'name': 'api', 'namespace': namespace},
+            'spec': {'replicas': 1, 'selector': {'matchLabels': {'app': 'api'}},
+                     'template': {'metadata': {'labels': {'app': 'api'}}, 'spec': {'containers': [
+                         {'name': 'api', 'image': 'api:1', 'env': [{'name': 'A', 'value': '1'}]},
+                         {'name': 'sidecar', 'image': 'side:1'}]}}}}
+    created = deployments.create(body=body)
+    assert created.metadata.generation == 1
+    listed = deployments.get(namespace=namespace)
+    assert [d.metadata.name for d in listed.items] == ['api']
+    patched = deployments.patch(name='api', namespace=namespace, content_type='application/strategic-merge-patch+json',
+                                body={'spec': {'template': {'spec': {'containers': [
+                                    {'name': 'api', 'image': 'api:2', 'env': [{'name': 'B', 'value': '2'}]}]}}}})
+    containers = patched.to_dict()['spec']['template']['spec']['containers']
+    assert [(c['name'], c['image']) for c in containers] == [('api', 'api:2'), ('sidecar', 'side:1')]
+    assert [e['name'] for e in containers[0]['env']] == ['A', 'B']
+    assert patched.metadata.generation == 2
+    merged = deployments.patch(name='api', namespace=namespace, content_type='application/merge-patch+json',
+                               body={'metadata': {'labels': {'team': 'claw'}}})
+    assert merged.metadata.labels.to_dict() == {'team': 'claw'} and merged.metadata.generation == 2
+    jsoned = deployments.patch(name='api', namespace=namespace, content_type='application/json-patch+json',
+                               body=[{'op': 'replace', 'path': '/spec/replicas', 'value': 3}])
+    assert jsoned.spec.replicas == 3
+    annotation = {'apiVersion': 'apps/v1', 'kind': 'Deployment',
+                  'metadata': {'name': 'api', 'namespace': namespace, 'annotations': {'by': 'apply'}}}
+    applied = deployments.server_side_apply(body=annotation, field_manager='annotator')
+    assert applied.metadata.annotations.to_dict() == {'by': 'apply'} and applied.spec.replicas == 3
+    managers = {m['manager']: m['operation'] for m in applied.to_dict()['metadata']['managedFields']}
+    assert managers['annotator'] == 'Apply'
+    wait_for(lambda: deployments.get(name='api', namespace=namespace).status.availableReplicas == 3,
+             'deployment available')
+
+
+def test_server_side_apply_conflict_and_force(dyn, namespace):
+    configmaps = dyn.resources.get(api_version='v1', kind='ConfigMap')
+    body = {'apiVersion': 'v1', 'kind': 'ConfigMap', 'metadata': {'name': 'owned', 'namespace': namespace},
+            'data': {'color': 'blue', 'size': 'm'}}
+    created = configmaps.server_side_apply(body=body, field_manager='first')
+    assert created.data.color == 'blue'
+    rival = dict(body, data={'color': 'red'})
+    with pytest.raises(dynamic.exceptions.ConflictError) as conflict:
+        configmaps.server_side_apply(body=rival, field_manager='second')
+    status = json.loads(conflict.value.body)
+    assert status['reason'] == 'Conflict'
+    assert [c['field'] for c in status['details']['causes']] == ['.data.color']
+    assert 'first' in status['details']['causes'][0]['message']
+    forced = configmaps.server_side_apply(body=rival, field_manager='second', force_conflicts=True)
+    assert forced.data.color == 'red' and forced.data.size == 'm'
+    owners = {m['manager']: m['fieldsV1'] for m in forced.to_dict()['metadata']['managedFields']}
+    assert owners['second'] == {'f:data': {'f:color': {}}}
+    assert owners['first'] == {'f:data': {'f:size': {}}}
+    # The first manager no longer applying `size` removes it, as nobody else owns it.
+    shrunk = configmaps.server_side_apply(body=dict(body, data={}), field_manager='first')
+    assert shrunk.data.to_dict() == {'color': 'red'}
+
+
+def test_custom_resources_watch_validate_status(dyn, gadgets, namespace):
+    stream = watch.Watch()
+    events = []
+    first = gadgets.create(namespace=namespace, body={
+        'apiVersion': 'lab.example.com/v1', 'kind': 'Gadget', 'metadata': {'name': 'a'},
+        'spec': {'size': 1, 'port': 'http', 'note': None, 'junk': 1}, 'status': {'ready': True}})
+    assert 'junk' not in first.spec and first.status is None
+    gadgets.patch(namespace=namespace, name='a', body={'spec': {'size': 2}},
+                  content_type='application/merge-patch+json')
+    gadgets.delete(namespace=namespace, name='a')
+    for event in stream.stream(client.CustomObjectsApi(dyn.client).list_namespaced_custom_object,
+                               'lab.example.com', 'v1', namespace, 'gadgets',
+                               resource_version=str(int(first.metadata.resourceVersion) - 1), timeout_seconds=5):
+        events.append((event['type'], event['object']['spec']['size']))
+        if event['type'] == 'DELETED':
+            stream.stop()
+    assert events == [('ADDED', 1), ('MODIFIED', 2), ('DELETED', 2)]
+    with pytest.raises(dynamic.exceptions.UnprocessibleEntityError) as invalid:
+        gadgets.create(namespace=namespace, body={'apiVersion': 'lab.example.com/v1', 'kind': 'Gadget',
+                                                  'metadata': {'name': 'b'}, 'spec': {'size': 'big'}})
+    status = json.loads(invalid.value.body)
+    assert status['reason'] == 'Invalid' and status['details']['causes'][0]['field'] == 'spec.size'
+    gadgets.create(namespace=namespace, body={'apiVersion': 'lab.example.com/v1', 'kind': 'Gadget',
+                                              'metadata': {'name': 'c'}, 'spec': {'size': 5}})
+    ready = gadgets.status.patch(namespace=namespace, name='c', body={'status': {'ready': True}, 'spec': {'size': 9}},
+                                 content_type='application/merge-patch+json')
+    assert ready.status.ready is True and ready.spec.size == 5 and ready.metadata.generation == 1
+
+
+def test_namespace_deletion_removes_its_objects(core, namespace):
+    core.create_namespaced_config_map(namespace, {'metadata': {'name': 'doomed'}})
+    core.delete_namespace(namespace)
+
+    def gone():
+        try:
+            core.read_namespace(namespace)
+        except ApiException as exc:
+            return exc.status == 404
+        return False
+    wait_for(gone, 'namespace removal')
+    assert core.list_config_map_for_all_namespaces(field_selector='metadata.namespace=' + namespace).items == []
+
+
+def test_service_account_token_and_token_review(api_client, core, namespace):
+    core.create_namespaced_service_account(namespace, {'metadata': {'name': 'robot'}})
+    issued = core.create_namespaced_service_account_token('robot', namespace, {'spec': {'expirationSeconds': 600}})
+    token = issued.status.token
+    review = client.AuthenticationV1Api(api_client).create_token_review({'spec': {'token': token}})
+    assert review.status.authenticated
+    assert review.status.user.username == 'system:serviceaccount:{0}:robot'.format(namespace)
+    server = api_client.configuration.host
+    answer = requests.get(server + '/api/v1/namespaces/' + namespace, headers={'Authorization': 'Bearer ' + token},
+                          verify=api_client.configuration.ssl_ca_cert, timeout=5)
+    assert answer.status_code == 200 and answer.json()['metadata']['name'] == namespace
+    forged = requests.get(server + '/api/v1/namespaces', headers={'Authorization': 'Bearer ' + token[:-4] + 'AAAA'},
+                          verify=api_client.configuration.ssl_ca_cert, timeout=5)
+    assert forged.status_code == 401
+
+
+def test_kubernetes_core_modules(lab, kenv, namespace):
+    definition = {'apiVersion': 'v1', 'kind': 'ConfigMap',
+                  'metadata': {'name': 'from-ansible', 'namespace': namespace}, 'data': {'a': '1'}}
+    args = json.dumps({'kubeconfig': kenv['KUBECONFIG'], 'state': 'present', 'definition': definition})
+
+    def k8s(module, module_args):
+        out = lab.run('ansible', 'localhost', '-m', module, '-a', module_args, '-o', env=kenv).stdout
+        return json.loads(out.split('=>', 1)[1])
+    assert k8s('kubernetes.core.k8s', args)['changed'] is True
+    assert k8s('kubernetes.core.k8s', args)['changed'] is False
+    info = k8s('kubernetes.core.k8s_info', json.dumps({'kubeconfig': kenv['KUBECONFIG'], 'kind': 'ConfigMap',
+                                                       'namespace': namespace, 'name': 'from-ansible'}))
+    assert [r['data'] for r in info['resources']] == [{'a': '1'}]
+
+
+def test_fault_injection_answers_errors_then_recovers(core, kenv, namespace):
+    control = kenv['CASTLE_LAB_KUBE_CONTROL']
+    rule = requests.post(control + '/fault', json={'method': 'GET', 'path': '/namespaces/' + namespace + '/configmaps',
+                                                   'status': 503, 'message': 'injected', 'times': 2}, timeout=5)
+    assert rule.status_code == 200
+    for _attempt in range(2):
+        with pytest.raises(ApiException) as failed:
+            core.list_namespaced_config_map(namespace)
+        assert failed.value.status == 503
+    assert core.list_namespaced_config_map(namespace).items == []
