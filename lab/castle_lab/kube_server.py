@@ -29,7 +29,8 @@ def tls_context(args):
 async def serve(args):
     with open(args.sa_key, 'rb') as handle:
         signer = TokenSigner(serialization.load_pem_private_key(handle.read(), None))
-    api = KubeApi(signer)
+    with open(args.client_ca) as handle:
+        api = KubeApi(signer, handle.read())
     faults = Faults()
     controllers = Manager(api.store, all_controllers(api))
     controllers.start()

@@ -44,7 +44,8 @@ def _spec_part(obj):
 class KubeApi:
     """The API's objects and the rules every write follows. Callers run on one event loop."""
 
-    def __init__(self, signer=None):
+    def __init__(self, signer=None, ca_pem=''):
+        self.ca_pem = ca_pem
         self.registry = Registry()
         self.store = Store()
         self.signer = signer

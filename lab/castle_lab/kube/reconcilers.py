@@ -83,7 +83,10 @@ class NamespaceController(Controller):
     def reconcile(self, key, namespace, name):
         api = self.api
         ns = api.store.get(NAMESPACES, None, name)
-        if ns is None or not ns['metadata'].get('deletionTimestamp'):
+        if ns is None:
+            return None
+        if not ns['metadata'].get('deletionTimestamp'):
+            self._populate(name)
             return None
         left = 0
         for rtype in {t.key: t for t in api.registry.types.values() if t.namespaced}.values():
@@ -98,6 +101,18 @@ class NamespaceController(Controller):
             return 0.5
         api.store.delete(NAMESPACES, None, name)
         return None
+
+
+    def _populate(self, namespace):
+        """What a real cluster's controllers put in every namespace: the default ServiceAccount and the CA."""
+        wanted = [(('', 'v1', 'serviceaccounts'), {'metadata': {'name': 'default'}})]
+        if self.api.ca_pem:
+            wanted.append((('', 'v1', 'configmaps'), {'metadata': {'name': 'kube-root-ca.crt'},
+                                                      'data': {'ca.crt': self.api.ca_pem}}))
+        for (group, version, plural), body in wanted:
+            rtype = self.api.registry.get(group, version, plural)
+            if self.api.store.get(rtype.key, namespace, body['metadata']['name']) is None:
+                self.api.create(rtype, namespace, body, 'kube-controller-manager')
 
 
 class WorkloadController(Controller):

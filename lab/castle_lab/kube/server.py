@@ -307,16 +307,16 @@ class KubeServer:
         return 'as=Table' in request.headers.get('Accept', '')
 
     def _table(self, rtype, items):
+        extra = [(c['name'], c.get('type', 'string'), c.get('priority', 0),
+                  lambda obj, path=c.get('jsonPath', ''): _json_path(obj, path)) for c in rtype.printer_columns]
+        extra += BUILTIN_COLUMNS.get(rtype.kind, []) if not rtype.crd else []
         columns = [{'name': 'Name', 'type': 'string', 'format': 'name', 'description': 'Name', 'priority': 0}]
-        for column in rtype.printer_columns:
-            columns.append({'name': column['name'], 'type': column.get('type', 'string'), 'format': '',
-                            'description': column.get('description', ''), 'priority': column.get('priority', 0)})
+        columns += [{'name': name, 'type': kind, 'format': '', 'description': name, 'priority': priority}
+                    for name, kind, priority, _cell in extra]
         columns.append({'name': 'Age', 'type': 'string', 'format': '', 'description': 'Age', 'priority': 0})
         rows = []
         for obj in items:
-            cells = [obj['metadata']['name']]
-            for column in rtype.printer_columns:
-                cells.append(_json_path(obj, column.get('jsonPath', '')))
+            cells = [obj['metadata']['name']] + [cell(obj) for _name, _kind, _priority, cell in extra]
             cells.append(_age(obj['metadata'].get('creationTimestamp')))
             rows.append({'cells': cells, 'object': {'kind': 'PartialObjectMetadata', 'apiVersion': 'meta.k8s.io/v1',
                                                     'metadata': obj['metadata']}})
@@ -456,6 +456,37 @@ class KubeServer:
                                                dry_run=dry_run)[0])
         return json_response({'kind': rtype.kind + 'List', 'apiVersion': rtype.group_version,
                               'metadata': {'resourceVersion': self.api.store.resource_version}, 'items': deleted})
+
+
+def _status(obj, field, default=0):
+    return (obj.get('status') or {}).get(field, default)
+
+
+def _ports(obj):
+    ports = ['{0}/{1}'.format(p.get('port'), p.get('protocol', 'TCP')) for p in (obj.get('spec') or {}).get('ports', [])]
+    return ','.join(ports) or '<none>'
+
+
+# Columns `kubectl get` shows for built-ins, after the name: (name, type, priority, cell of an object).
+BUILTIN_COLUMNS = {
+    'Namespace': [('Status', 'string', 0, lambda o: _status(o, 'phase', ''))],
+    'ConfigMap': [('Data', 'integer', 0, lambda o: len(o.get('data') or {}) + len(o.get('binaryData') or {}))],
+    'Secret': [('Type', 'string', 0, lambda o: o.get('type', '')),
+               ('Data', 'integer', 0, lambda o: len(o.get('data') or {}))],
+    'Service': [('Type', 'string', 0, lambda o: o['spec'].get('type', '')),
+                ('Cluster-IP', 'string', 0, lambda o: o['spec'].get('clusterIP', '<none>')),
+                ('External-IP', 'string', 0, lambda o: '<none>'),
+                ('Port(s)', 'string', 0, _ports)],
+    'Deployment': [('Ready', 'string', 0, lambda o: '{0}/{1}'.format(_status(o, 'readyReplicas'),
+                                                                     o['spec'].get('replicas', 1))),
+                   ('Up-to-date', 'integer', 0, lambda o: _status(o, 'updatedReplicas')),
+                   ('Available', 'integer', 0, lambda o: _status(o, 'availableReplicas'))],
+    'StatefulSet': [('Ready', 'string', 0, lambda o: '{0}/{1}'.format(_status(o, 'readyReplicas'),
+                                                                      o['spec'].get('replicas', 1)))],
+    'DaemonSet': [(name, 'integer', 0, lambda o, f=field: _status(o, f)) for name, field in (
+        ('Desired', 'desiredNumberScheduled'), ('Current', 'currentNumberScheduled'), ('Ready', 'numberReady'),
+        ('Up-to-date', 'updatedNumberScheduled'), ('Available', 'numberAvailable'))],
+}
 
 
 def _json_path(obj, path):
