@@ -148,6 +148,16 @@ def test_kubectl_create_from_a_file(lab, kenv, namespace):
     assert twice.returncode != 0 and 'AlreadyExists' in twice.stderr
 
 
+def test_kubectl_imperative_creates_send_protobuf(lab, kenv, namespace, core):
+    kubectl(lab, kenv, 'create', 'configmap', 'plain', '-n', namespace, '--from-literal=a=b')
+    kubectl(lab, kenv, 'create', 'secret', 'generic', 'pw', '-n', namespace, '--from-literal=pw=s3cret')
+    kubectl(lab, kenv, 'create', 'serviceaccount', 'bot', '-n', namespace)
+    token = kubectl(lab, kenv, 'create', 'token', 'bot', '-n', namespace).stdout.strip()
+    assert token.count('.') == 2
+    assert core.read_namespaced_config_map('plain', namespace).data == {'a': 'b'}
+    assert core.read_namespaced_secret('pw', namespace).data == {'pw': 'czNjcmV0'}
+
+
 def test_core_v1_crud_and_stale_resource_version(core, namespace):
     body = {'metadata': {'name': 'cm', 'labels': {'app': 'a', 'tier': 'web'}}, 'data': {'k': 'v'}}
     created = core.create_namespaced_config_map(namespace, body)

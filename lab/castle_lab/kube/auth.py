@@ -144,7 +144,9 @@ class TokenSigner:
                   'aud': list(audiences or [ISSUER]), 'iat': now, 'nbf': now, 'exp': now + int(seconds),
                   'kubernetes.io': {'namespace': namespace, 'serviceaccount': {'name': name, 'uid': uid}}}
         header = {'alg': 'ES256', 'kid': self.kid, 'typ': 'JWT'}
-        signing_input = '{0}.{1}'.format(_b64(json.dumps(header).encode()), _b64(json.dumps(claims).encode()))
+        compact = {'separators': (',', ':')}
+        signing_input = '{0}.{1}'.format(_b64(json.dumps(header, **compact).encode()),
+                                         _b64(json.dumps(claims, **compact).encode()))
         r, s = decode_dss_signature(self.key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256())))
         return signing_input + '.' + _b64(r.to_bytes(32, 'big') + s.to_bytes(32, 'big')), claims
 

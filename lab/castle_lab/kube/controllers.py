@@ -49,6 +49,7 @@ class Manager:
     """Runs controllers as tasks and feeds them the store's events."""
 
     def __init__(self, store, controllers):
+        self.store = store
         self.controllers = controllers
         self.tasks = []
         store.listeners.append(self.notify)
@@ -58,6 +59,11 @@ class Manager:
             controller.notify(key, event, obj)
 
     def start(self):
+        # Like an informer's first list: what exists already is reconciled too.
+        for controller in self.controllers:
+            for key in controller.watches:
+                for obj in self.store.list(key):
+                    controller.notify(key, 'ADDED', obj)
         self.tasks = [asyncio.create_task(c.run(), name=c.name) for c in self.controllers]
 
     async def stop(self):

@@ -9,7 +9,7 @@ import logging
 import yaml
 from aiohttp import web
 
-from . import auth, errors, patch as patches, selectors
+from . import auth, errors, patch as patches, protobuf, selectors
 from .errors import ApiError
 from .store import Expired
 
@@ -248,11 +248,15 @@ class KubeServer:
         raise ApiError(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource', {})
 
     @staticmethod
-    async def _body(request, allow_list=False):
+    async def _body(request, allow_list=False, kind=''):
         raw = await request.read()
         if 'protobuf' in request.headers.get('Content-Type', ''):
-            raise ApiError(415, 'UnsupportedMediaType', 'the body of the request was in an unknown format - accepted '
-                           'media types include: application/json, application/yaml', {})
+            try:
+                return protobuf.decode(raw, kind)
+            except protobuf.ProtobufError as exc:
+                raise ApiError(415, 'UnsupportedMediaType', 'the body of the request was in an unknown format - '
+                               'accepted media types include: application/json, application/yaml ({0})'.format(exc),
+                               {}) from None
         if not raw.strip():
             return {}
         try:
@@ -378,7 +382,7 @@ class KubeServer:
         return response
 
     async def do_create(self, request, rtype, namespace, name, sub):
-        body = await self._body(request)
+        body = await self._body(request, kind=rtype.kind)
         if rtype.kind == 'TokenReview':
             return json_response(self._token_review(body), 201)
         self._check_kind(rtype, body)
@@ -405,7 +409,7 @@ class KubeServer:
                 'metadata': {'creationTimestamp': None}, 'spec': body.get('spec') or {}, 'status': status}
 
     async def do_token(self, request, rtype, namespace, name, sub):
-        body = await self._body(request)
+        body = await self._body(request, kind='TokenRequest')
         account = self.api.get(rtype, namespace, name)
         spec = body.get('spec') or {}
         seconds = int(spec.get('expirationSeconds') or auth.TOKEN_SECONDS)
@@ -420,7 +424,7 @@ class KubeServer:
                                          'expirationTimestamp': expires.strftime('%Y-%m-%dT%H:%M:%SZ')}}, 201)
 
     async def do_update(self, request, rtype, namespace, name, sub):
-        body = await self._body(request)
+        body = await self._body(request, kind=rtype.kind)
         self._check_kind(rtype, body)
         if sub == 'finalize':
             sub = ''
