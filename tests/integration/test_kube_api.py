@@ -316,10 +316,38 @@ def test_service_account_token_and_token_review(api_client, core, namespace):
     server = api_client.configuration.host
     answer = requests.get(server + '/api/v1/namespaces/' + namespace, headers={'Authorization': 'Bearer ' + token},
                           verify=api_client.configuration.ssl_ca_cert, timeout=5)
-    assert answer.status_code == 200 and answer.json()['metadata']['name'] == namespace
+    # Authenticated as the account, which no binding lets read namespaces.
+    assert answer.status_code == 403
+    assert 'User "system:serviceaccount:{0}:robot"'.format(namespace) in answer.json()['message']
     forged = requests.get(server + '/api/v1/namespaces', headers={'Authorization': 'Bearer ' + token[:-4] + 'AAAA'},
                           verify=api_client.configuration.ssl_ca_cert, timeout=5)
     assert forged.status_code == 401
+
+
+def test_rbac_grants_a_service_account_what_its_bindings_say(api_client, core, namespace):
+    core.create_namespaced_service_account(namespace, {'metadata': {'name': 'reader'}})
+    token = core.create_namespaced_service_account_token('reader', namespace, {'spec': {}}).status.token
+    settings = client.Configuration()
+    settings.host, settings.ssl_ca_cert = api_client.configuration.host, api_client.configuration.ssl_ca_cert
+    settings.api_key = {'authorization': 'Bearer ' + token}
+    as_reader = client.CoreV1Api(client.ApiClient(settings))
+    with pytest.raises(ApiException) as forbidden:
+        as_reader.list_namespaced_config_map(namespace)
+    status = json.loads(forbidden.value.body)
+    assert (forbidden.value.status, status['reason']) == (403, 'Forbidden')
+    assert status['message'] == ('configmaps is forbidden: User "system:serviceaccount:{0}:reader" cannot list '
+                                 'resource "configmaps" in API group "" in the namespace "{0}"'.format(namespace))
+    client.RbacAuthorizationV1Api(api_client).create_namespaced_role_binding(namespace, {
+        'metadata': {'name': 'reader-view'},
+        'roleRef': {'apiGroup': 'rbac.authorization.k8s.io', 'kind': 'ClusterRole', 'name': 'view'},
+        'subjects': [{'kind': 'ServiceAccount', 'name': 'reader', 'namespace': namespace}]})
+    assert as_reader.list_namespaced_config_map(namespace, label_selector='app=none').items == []
+    with pytest.raises(ApiException) as still:
+        as_reader.create_namespaced_config_map(namespace, {'metadata': {'name': 'nope'}})
+    assert still.value.status == 403
+    with pytest.raises(ApiException) as elsewhere:
+        as_reader.list_namespace()
+    assert elsewhere.value.status == 403
 
 
 def test_kubernetes_core_modules(lab, kenv, namespace):

@@ -9,7 +9,7 @@ import itertools
 import re
 import uuid
 
-from . import apply as ssa, errors, patch as patches, schema
+from . import apply as ssa, errors, patch as patches, rbac, schema
 from .errors import ApiError
 from .registry import Registry
 from .store import Store
@@ -53,6 +53,7 @@ class KubeApi:
         namespaces = self.registry.get('', 'v1', 'namespaces')
         for name in DEFAULT_NAMESPACES:
             self.create(namespaces, None, {'metadata': {'name': name}}, 'kube-apiserver')
+        rbac.seed(self)
 
     # reads
 

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from . import auth, errors, patch as patches, protobuf, selectors
 from .errors import ApiError
+from .rbac import Authorizer
 from .store import Expired
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ class KubeServer:
     def __init__(self, api, address, port, faults=None):
         self.api, self.address, self.port = api, address, port
         self.faults = faults
+        self.authorizer = Authorizer(api)
 
     def app(self):
         middlewares = [self._errors]
@@ -106,7 +108,8 @@ class KubeServer:
         if header.lower().startswith('bearer '):
             return self.token_user(header[7:].strip())
         ssl_object = request.transport.get_extra_info('ssl_object') if request.transport else None
-        return auth.user_of_peercert(ssl_object.getpeercert() if ssl_object else None)
+        user = auth.user_of_peercert(ssl_object.getpeercert() if ssl_object else None)
+        return (user[0], user[1] + ['system:authenticated']) if user else None
 
     def token_user(self, token):
         """(user, groups) of a valid ServiceAccount token whose account still exists, else None."""
@@ -216,6 +219,8 @@ class KubeServer:
         if verb not in rtype.verbs and not sub:
             raise ApiError(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource',
                            {})
+        user, groups = request['user']
+        self.authorizer.check(user, groups, 'create' if verb == 'token' else verb, rtype, namespace, name, sub)
         handler = getattr(self, 'do_' + verb.replace('-', '_'))
         return await handler(request, rtype, namespace, name, sub)
 

@@ -1,0 +1,92 @@
+"""RBAC authorization: Roles and ClusterRoles granted through bindings; system:masters may do anything."""
+
+from .errors import ApiError
+
+RBAC = 'rbac.authorization.k8s.io'
+SUPERUSERS = 'system:masters'
+# What a fresh cluster has: cluster-admin for system:masters, and the read-only `view` role.
+DEFAULT_CLUSTER_ROLES = {
+    'cluster-admin': [{'apiGroups': ['*'], 'resources': ['*'], 'verbs': ['*']}, {'nonResourceURLs': ['*'],
+                                                                                  'verbs': ['*']}],
+    'view': [{'apiGroups': ['*'], 'resources': ['*'], 'verbs': ['get', 'list', 'watch']}],
+}
+DEFAULT_BINDINGS = {'cluster-admin': {'roleRef': {'apiGroup': RBAC, 'kind': 'ClusterRole', 'name': 'cluster-admin'},
+                                      'subjects': [{'apiGroup': RBAC, 'kind': 'Group', 'name': SUPERUSERS}]}}
+
+
+def seed(api):
+    roles = api.registry.get(RBAC, 'v1', 'clusterroles')
+    bindings = api.registry.get(RBAC, 'v1', 'clusterrolebindings')
+    for name, rules in DEFAULT_CLUSTER_ROLES.items():
+        api.create(roles, None, {'metadata': {'name': name, 'labels': {'kubernetes.io/bootstrapping': 'rbac-defaults'}},
+                                 'rules': rules}, 'kube-apiserver')
+    for name, body in DEFAULT_BINDINGS.items():
+        api.create(bindings, None, dict(body, metadata={'name': name}), 'kube-apiserver')
+
+
+def _subject_matches(subject, user, groups):
+    kind, name = subject.get('kind'), subject.get('name')
+    if kind == 'User':
+        return name == user
+    if kind == 'Group':
+        return name in groups
+    if kind == 'ServiceAccount':
+        return user == 'system:serviceaccount:{0}:{1}'.format(subject.get('namespace', ''), name)
+    return False
+
+
+def _rule_allows(rule, verb, group, resource, name):
+    if not ({'*', verb} & set(rule.get('verbs', []))):
+        return False
+    if not ({'*', group} & set(rule.get('apiGroups', []))):
+        return False
+    resources = set(rule.get('resources', []))
+    sub = resource.split('/', 1)[1] if '/' in resource else None
+    if not ('*' in resources or resource in resources or (sub and '*/' + sub in resources)):
+        return False
+    names = rule.get('resourceNames')
+    return not names or name in names
+
+
+class Authorizer:
+    def __init__(self, api):
+        self.api = api
+
+    def _role_rules(self, ref, namespace):
+        if ref.get('kind') == 'ClusterRole':
+            role = self.api.store.get((RBAC, 'clusterroles'), None, ref.get('name'))
+        else:
+            role = self.api.store.get((RBAC, 'roles'), namespace, ref.get('name'))
+        return (role or {}).get('rules') or []
+
+    def allowed(self, user, groups, verb, group, resource, namespace, name):
+        if SUPERUSERS in groups:
+            return True
+        grants = [(b, None) for b in self.api.store.list((RBAC, 'clusterrolebindings'))]
+        if namespace:
+            grants += [(b, namespace) for b in self.api.store.list((RBAC, 'rolebindings'), namespace)]
+        for binding, scope in grants:
+            if not any(_subject_matches(s, user, groups) for s in binding.get('subjects') or []):
+                continue
+            for rule in self._role_rules(binding.get('roleRef') or {}, scope):
+                if _rule_allows(rule, verb, group, resource, name):
+                    return True
+        return False
+
+    def check(self, user, groups, verb, rtype, namespace, name, sub):
+        resource = rtype.plural + ('/' + sub if sub else '')
+        if self.allowed(user, groups, verb, rtype.group, resource, namespace, name):
+            return
+        where = 'in the namespace "{0}"'.format(namespace) if namespace else 'at the cluster scope'
+        target = '{0} "{1}"'.format(_qualified(rtype), name) if name else _qualified(rtype)
+        details = {'kind': rtype.plural}
+        if name:
+            details['name'] = name
+        if rtype.group:
+            details['group'] = rtype.group
+        raise ApiError(403, 'Forbidden', '{0} is forbidden: User "{1}" cannot {2} resource "{3}" in API group "{4}" '
+                       '{5}'.format(target, user, verb, resource, rtype.group, where), details)
+
+
+def _qualified(rtype):
+    return '{0}.{1}'.format(rtype.plural, rtype.group) if rtype.group else rtype.plural
