@@ -139,6 +139,21 @@ def test_kubectl_server_side_apply_get_wait_delete(lab, kenv, namespace, gadgets
     assert left.split() == ['configmap/kube-root-ca.crt']
 
 
+def test_kubectl_client_side_apply_and_diff(lab, kenv, namespace):
+    def manifest(replicas):
+        return yaml.safe_dump({'apiVersion': 'apps/v1', 'kind': 'Deployment', 'metadata': {'name': 'csa'}, 'spec': {
+            'replicas': replicas, 'selector': {'matchLabels': {'app': 'csa'}},
+            'template': {'metadata': {'labels': {'app': 'csa'}},
+                         'spec': {'containers': [{'name': 'c', 'image': 'busybox:1'}]}}}})
+    assert 'created' in kubectl(lab, kenv, 'apply', '-n', namespace, '-f', '-', stdin=manifest(1)).stdout
+    assert kubectl(lab, kenv, 'diff', '-n', namespace, '-f', '-', stdin=manifest(1)).returncode == 0
+    changed = kubectl(lab, kenv, 'diff', '-n', namespace, '-f', '-', stdin=manifest(3), check=False)
+    assert changed.returncode == 1 and '+  replicas: 3' in changed.stdout
+    assert 'configured' in kubectl(lab, kenv, 'apply', '-n', namespace, '-f', '-', stdin=manifest(3)).stdout
+    got = json.loads(kubectl(lab, kenv, 'get', '-n', namespace, 'deployment', 'csa', '-o', 'json').stdout)
+    assert got['spec']['replicas'] == 3 and got['metadata']['generation'] == 2
+
+
 def test_kubectl_create_from_a_file(lab, kenv, namespace):
     secret = {'apiVersion': 'v1', 'kind': 'Secret', 'metadata': {'name': 'creds'}, 'stringData': {'user': 'claw'}}
     kubectl(lab, kenv, 'create', '-n', namespace, '-f', '-', stdin=json.dumps(secret))
@@ -386,3 +401,36 @@ def test_fault_injection_holds_an_answer_back(core, kenv, namespace):
         core.list_namespaced_secret(namespace, _request_timeout=0.5)
     assert requests.delete(control + '/fault', timeout=5).json() == {'cleared': 1}
     assert core.list_namespaced_secret(namespace, label_selector='app=none').items == []
+
+
+def _pods(core, namespace, selector):
+    return core.list_namespaced_pod(namespace, label_selector=selector).items
+
+
+def test_deployments_run_pods_through_replica_sets(api_client, core, namespace):
+    apps = client.AppsV1Api(api_client)
+    apps.create_namespaced_deployment(namespace, {
+        'metadata': {'name': 'pods'}, 'spec': {'replicas': 2, 'selector': {'matchLabels': {'app': 'pods'}},
+                                               'template': {'metadata': {'labels': {'app': 'pods'}}, 'spec': {
+                                                   'containers': [{'name': 'c', 'image': 'busybox:1'}]}}}})
+    pods = wait_for(lambda: [p for p in _pods(core, namespace, 'app=pods') if p.status.phase == 'Running'],
+                    'running pods')
+    assert len(pods) == 2 and pods[0].spec.node_name == 'castle-lab-node'
+    assert {c.type for c in pods[0].status.conditions if c.status == 'True'} >= {'Ready', 'ContainersReady'}
+    owner = pods[0].metadata.owner_references[0]
+    assert owner.kind == 'ReplicaSet' and apps.read_namespaced_replica_set(owner.name, namespace).status.ready_replicas == 2
+    core.delete_namespaced_pod(pods[0].metadata.name, namespace)
+    wait_for(lambda: {p.metadata.name for p in _pods(core, namespace, 'app=pods')} - {pods[0].metadata.name}
+             and len(_pods(core, namespace, 'app=pods')) == 2, 'a replacement pod')
+    apps.delete_namespaced_deployment('pods', namespace)
+    wait_for(lambda: not _pods(core, namespace, 'app=pods'), 'pods collected with their deployment')
+    assert apps.list_namespaced_replica_set(namespace).items == []
+
+
+def test_helm_install_waits_for_a_chart(lab, kenv, namespace, tmp_path):
+    chart = tmp_path / 'chart'
+    lab.run('helm', 'create', str(chart), env=kenv)
+    lab.run('helm', 'install', 'demo', str(chart), '--namespace', namespace, '--wait', '--timeout', '60s', env=kenv)
+    listed = json.loads(lab.run('helm', 'list', '--namespace', namespace, '-o', 'json', env=kenv).stdout)
+    assert [(r['name'], r['status']) for r in listed] == [('demo', 'deployed')]
+    lab.run('helm', 'uninstall', 'demo', '--namespace', namespace, '--wait', env=kenv)

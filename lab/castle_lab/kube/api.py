@@ -15,6 +15,8 @@ from .registry import Registry
 from .store import Store
 
 DEFAULT_NAMESPACES = ('default', 'kube-system', 'kube-public', 'kube-node-lease')
+# The one node the emulated workloads' pods run on.
+NODE = 'castle-lab-node'
 DNS_SUBDOMAIN = re.compile(r'^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')
 DNS_LABEL = re.compile(r'^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')
 # Built-ins whose metadata.generation counts spec changes; every custom resource does too.
@@ -54,6 +56,26 @@ class KubeApi:
         for name in DEFAULT_NAMESPACES:
             self.create(namespaces, None, {'metadata': {'name': name}}, 'kube-apiserver')
         rbac.seed(self)
+        self._seed_node()
+
+    def _seed_node(self):
+        nodes = self.registry.get('', 'v1', 'nodes')
+        node = self.create(nodes, None, {'metadata': {'name': NODE, 'labels': {
+            'kubernetes.io/hostname': NODE, 'kubernetes.io/os': 'linux', 'kubernetes.io/arch': 'amd64',
+            'node-role.kubernetes.io/control-plane': ''}}}, 'kubelet')
+        started = now()
+        node['status'] = {
+            'addresses': [{'type': 'InternalIP', 'address': '10.0.0.1'}, {'type': 'Hostname', 'address': NODE}],
+            'capacity': {'cpu': '4', 'memory': '8Gi', 'pods': '110'},
+            'allocatable': {'cpu': '4', 'memory': '8Gi', 'pods': '110'},
+            'conditions': [{'type': 'Ready', 'status': 'True', 'reason': 'KubeletReady',
+                            'message': 'kubelet is posting ready status', 'lastHeartbeatTime': started,
+                            'lastTransitionTime': started}],
+            'nodeInfo': {'kubeletVersion': 'v1.35.0', 'containerRuntimeVersion': 'containerd://2.1.0',
+                         'operatingSystem': 'linux', 'architecture': 'amd64', 'osImage': 'castle-lab',
+                         'kernelVersion': '', 'kubeProxyVersion': '', 'machineID': '', 'systemUUID': '',
+                         'bootID': ''}}
+        self.replace(nodes, None, NODE, node, 'kubelet', subresource='status')
 
     # reads
 

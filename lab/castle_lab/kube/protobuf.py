@@ -1,5 +1,5 @@
 """Request bodies in Kubernetes' protobuf encoding, for the kinds kubectl's imperative commands send that way
-(`kubectl create namespace|configmap|secret|serviceaccount|token`). Other kinds answer 415."""
+(`kubectl create namespace|configmap|secret|serviceaccount|token`) and DeleteOptions. Other kinds answer 415."""
 
 import base64
 
@@ -14,6 +14,9 @@ KINDS = {
     'Secret': {1: ('metadata', OBJECT_META), 2: ('data', 'bytesmap'), 3: ('type', 'string'), 4: ('stringData', 'map'),
                5: ('immutable', 'bool')},
     'ServiceAccount': {1: ('metadata', OBJECT_META), 4: ('automountServiceAccountToken', 'bool')},
+    'DeleteOptions': {1: ('gracePeriodSeconds', 'int'), 2: ('preconditions', {1: ('uid', 'string'),
+                                                                             2: ('resourceVersion', 'string')}),
+                      3: ('orphanDependents', 'bool'), 4: ('propagationPolicy', 'string'), 5: ('dryRun', 'strings')},
     'TokenRequest': {1: ('metadata', OBJECT_META),
                      2: ('spec', {1: ('audiences', 'strings'), 4: ('expirationSeconds', 'int')})},
 }

@@ -61,7 +61,8 @@ class ResourceType:
 
 def _builtin(group, version, kind, plural, namespaced=True, short=(), verbs=READ_WRITE, subresources=()):
     return ResourceType(group, version, kind, plural, namespaced, tuple(short), tuple(verbs), tuple(subresources),
-                        categories=('all',) if kind in ('Service', 'Deployment', 'DaemonSet', 'StatefulSet') else ())
+                        categories=('all',) if kind in ('Pod', 'Service', 'Deployment', 'ReplicaSet', 'DaemonSet',
+                                                        'StatefulSet') else ())
 
 
 BUILTINS = (
@@ -75,7 +76,9 @@ BUILTINS = (
              subresources=('status',)),
     _builtin('', 'v1', 'Event', 'events', short=('ev',)),
     _builtin('', 'v1', 'Node', 'nodes', False, ('no',), subresources=('status',)),
+    _builtin('', 'v1', 'Pod', 'pods', short=('po',), subresources=('status',)),
     _builtin('apps', 'v1', 'Deployment', 'deployments', short=('deploy',), subresources=('status',)),
+    _builtin('apps', 'v1', 'ReplicaSet', 'replicasets', short=('rs',), subresources=('status',)),
     _builtin('apps', 'v1', 'DaemonSet', 'daemonsets', short=('ds',), subresources=('status',)),
     _builtin('apps', 'v1', 'StatefulSet', 'statefulsets', short=('sts',), subresources=('status',)),
     _builtin('apiextensions.k8s.io', 'v1', 'CustomResourceDefinition', 'customresourcedefinitions', False,

@@ -447,7 +447,7 @@ class KubeServer:
         return json_response(obj, 201 if created else 200)
 
     async def do_delete(self, request, rtype, namespace, name, sub):
-        body = await self._body(request)
+        body = await self._body(request, kind='DeleteOptions')
         obj, gone = self.api.delete(rtype, namespace, name, preconditions=body.get('preconditions'),
                                     dry_run=self._options(request)['dry_run'] or 'All' in (body.get('dryRun') or []))
         return json_response(obj, 200 if gone else 202)
@@ -490,6 +490,18 @@ BUILTIN_COLUMNS = {
                                                                      o['spec'].get('replicas', 1))),
                    ('Up-to-date', 'integer', 0, lambda o: _status(o, 'updatedReplicas')),
                    ('Available', 'integer', 0, lambda o: _status(o, 'availableReplicas'))],
+    'Pod': [('Ready', 'string', 0, lambda o: '{0}/{1}'.format(
+                sum(1 for c in _status(o, 'containerStatuses', []) if c.get('ready')),
+                len((o.get('spec') or {}).get('containers') or []))),
+            ('Status', 'string', 0, lambda o: _status(o, 'phase', 'Pending')),
+            ('Restarts', 'integer', 0, lambda o: sum(c.get('restartCount', 0) for c in _status(o, 'containerStatuses', [])))],
+    'ReplicaSet': [('Desired', 'integer', 0, lambda o: o['spec'].get('replicas', 1)),
+                   ('Current', 'integer', 0, lambda o: _status(o, 'replicas')),
+                   ('Ready', 'integer', 0, lambda o: _status(o, 'readyReplicas'))],
+    'Node': [('Status', 'string', 0, lambda o: 'Ready'),
+             ('Roles', 'string', 0, lambda o: ','.join(sorted(k.split('/', 1)[1] for k in o['metadata'].get(
+                 'labels', {}) if k.startswith('node-role.kubernetes.io/'))) or '<none>'),
+             ('Version', 'string', 0, lambda o: _status(o, 'nodeInfo', {}).get('kubeletVersion', ''))],
     'StatefulSet': [('Ready', 'string', 0, lambda o: '{0}/{1}'.format(_status(o, 'readyReplicas'),
                                                                       o['spec'].get('replicas', 1)))],
     'DaemonSet': [(name, 'integer', 0, lambda o, f=field: _status(o, f)) for name, field in (
