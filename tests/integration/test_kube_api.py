@@ -434,3 +434,18 @@ def test_helm_install_waits_for_a_chart(lab, kenv, namespace, tmp_path):
     listed = json.loads(lab.run('helm', 'list', '--namespace', namespace, '-o', 'json', env=kenv).stdout)
     assert [(r['name'], r['status']) for r in listed] == [('demo', 'deployed')]
     lab.run('helm', 'uninstall', 'demo', '--namespace', namespace, '--wait', env=kenv)
+
+
+def test_kubectl_auth_impersonation_and_imperative_rbac(lab, kenv, namespace):
+    account = 'system:serviceaccount:{0}:default'.format(namespace)
+    whoami = kubectl(lab, kenv, 'auth', 'whoami', '--as', 'alice', '--as-group', 'devs', '-o', 'json').stdout
+    assert json.loads(whoami)['status']['userInfo'] == {'username': 'alice', 'groups': ['devs', 'system:authenticated']}
+    assert kubectl(lab, kenv, 'auth', 'can-i', 'delete', 'nodes').stdout.strip() == 'yes'
+    can_i = ('auth', 'can-i', 'list', 'secrets', '-n', namespace, '--as', account)
+    assert kubectl(lab, kenv, *can_i, check=False).stdout.strip() == 'no'
+    kubectl(lab, kenv, 'create', 'rolebinding', 'viewers', '-n', namespace, '--clusterrole', 'view',
+            '--serviceaccount', '{0}:default'.format(namespace))
+    assert kubectl(lab, kenv, *can_i).stdout.strip() == 'yes'
+    assert kubectl(lab, kenv, 'get', 'configmaps', '-n', namespace, '--as', account, '-o', 'name').returncode == 0
+    refused = kubectl(lab, kenv, 'get', 'configmaps', '-n', 'kube-system', '--as', account, check=False)
+    assert refused.returncode != 0 and 'forbidden' in refused.stderr

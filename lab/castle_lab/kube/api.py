@@ -293,7 +293,12 @@ class KubeApi:
         """Defaults and validation of one kind; raises ApiError 422 naming the field."""
         name = obj['metadata']['name']
         pattern = DNS_LABEL if rtype.kind in ('Namespace', 'Service') else DNS_SUBDOMAIN
-        if old is None and (len(name) > (63 if pattern is DNS_LABEL else 253) or not pattern.match(name)):
+        if rtype.group == 'rbac.authorization.k8s.io':
+            # RBAC names only have to be valid path segments.
+            if name in ('.', '..') or '/' in name or '%' in name:
+                raise errors.invalid(rtype, name, [('metadata.name', 'Invalid value: "{0}": may not contain '
+                                                    '\'/\' or \'%\''.format(name), 'FieldValueInvalid')])
+        elif old is None and (len(name) > (63 if pattern is DNS_LABEL else 253) or not pattern.match(name)):
             raise errors.invalid(rtype, name, [('metadata.name', 'Invalid value: "{0}": a lowercase RFC 1123 {1} '
                                                 'must consist of lower case alphanumeric characters, \'-\' or \'.\', '
                                                 'and must start and end with an alphanumeric character'.format(

@@ -1,5 +1,6 @@
 """Request bodies in Kubernetes' protobuf encoding, for the kinds kubectl's imperative commands send that way
-(`kubectl create namespace|configmap|secret|serviceaccount|token`) and DeleteOptions. Other kinds answer 415."""
+(`kubectl create namespace|configmap|secret|serviceaccount|token|role|rolebinding|clusterrole|
+clusterrolebinding`), DeleteOptions and the reviews of `kubectl auth`. Other kinds answer 415."""
 
 import base64
 
@@ -7,6 +8,16 @@ MAGIC = b'k8s\x00'
 OBJECT_META = {1: ('name', 'string'), 2: ('generateName', 'string'), 3: ('namespace', 'string'),
                6: ('resourceVersion', 'string'), 11: ('labels', 'map'), 12: ('annotations', 'map'),
                14: ('finalizers', 'strings')}
+RESOURCE_ATTRIBUTES = {1: ('namespace', 'string'), 2: ('verb', 'string'), 3: ('group', 'string'),
+                       4: ('version', 'string'), 5: ('resource', 'string'), 6: ('subresource', 'string'),
+                       7: ('name', 'string')}
+NON_RESOURCE = {1: ('path', 'string'), 2: ('verb', 'string')}
+RULE = {1: ('verbs', 'strings'), 2: ('apiGroups', 'strings'), 3: ('resources', 'strings'),
+        4: ('resourceNames', 'strings'), 5: ('nonResourceURLs', 'strings')}
+BINDING = {1: ('metadata', OBJECT_META), 2: ('subjects', ('repeated', {1: ('kind', 'string'), 2: ('apiGroup', 'string'),
+                                                                      3: ('name', 'string'),
+                                                                      4: ('namespace', 'string')})),
+           3: ('roleRef', {1: ('apiGroup', 'string'), 2: ('kind', 'string'), 3: ('name', 'string')})}
 KINDS = {
     'Namespace': {1: ('metadata', OBJECT_META), 2: ('spec', {1: ('finalizers', 'strings')})},
     'ConfigMap': {1: ('metadata', OBJECT_META), 2: ('data', 'map'), 3: ('binaryData', 'bytesmap'),
@@ -17,6 +28,16 @@ KINDS = {
     'DeleteOptions': {1: ('gracePeriodSeconds', 'int'), 2: ('preconditions', {1: ('uid', 'string'),
                                                                              2: ('resourceVersion', 'string')}),
                       3: ('orphanDependents', 'bool'), 4: ('propagationPolicy', 'string'), 5: ('dryRun', 'strings')},
+    'Role': {1: ('metadata', OBJECT_META), 2: ('rules', ('repeated', RULE))},
+    'ClusterRole': {1: ('metadata', OBJECT_META), 2: ('rules', ('repeated', RULE))},
+    'RoleBinding': BINDING,
+    'ClusterRoleBinding': BINDING,
+    'SelfSubjectReview': {1: ('metadata', OBJECT_META)},
+    'SelfSubjectAccessReview': {1: ('metadata', OBJECT_META), 2: ('spec', {1: ('resourceAttributes', RESOURCE_ATTRIBUTES),
+                                                                         2: ('nonResourceAttributes', NON_RESOURCE)})},
+    'SubjectAccessReview': {1: ('metadata', OBJECT_META), 2: ('spec', {
+        1: ('resourceAttributes', RESOURCE_ATTRIBUTES), 2: ('nonResourceAttributes', NON_RESOURCE),
+        3: ('user', 'string'), 4: ('groups', 'strings'), 6: ('uid', 'string')})},
     'TokenRequest': {1: ('metadata', OBJECT_META),
                      2: ('spec', {1: ('audiences', 'strings'), 4: ('expirationSeconds', 'int')})},
 }
@@ -67,6 +88,8 @@ def _message(data, schema):
         name, kind = schema[number]
         if isinstance(kind, dict):
             result[name] = _message(value, kind)
+        elif isinstance(kind, tuple):
+            result.setdefault(name, []).append(_message(value, kind[1]))
         elif kind in ('string', 'raw'):
             if kind == 'raw' or value:
                 result[name] = value if kind == 'raw' else value.decode()

@@ -4,14 +4,21 @@ from .errors import ApiError
 
 RBAC = 'rbac.authorization.k8s.io'
 SUPERUSERS = 'system:masters'
-# What a fresh cluster has: cluster-admin for system:masters, and the read-only `view` role.
+# What a fresh cluster has: cluster-admin for system:masters, self-reviews for everyone, the read-only `view`.
 DEFAULT_CLUSTER_ROLES = {
     'cluster-admin': [{'apiGroups': ['*'], 'resources': ['*'], 'verbs': ['*']}, {'nonResourceURLs': ['*'],
                                                                                   'verbs': ['*']}],
     'view': [{'apiGroups': ['*'], 'resources': ['*'], 'verbs': ['get', 'list', 'watch']}],
+    'system:basic-user': [{'apiGroups': ['authorization.k8s.io'], 'verbs': ['create'],
+                           'resources': ['selfsubjectaccessreviews', 'selfsubjectrulesreviews']},
+                          {'apiGroups': ['authentication.k8s.io'], 'verbs': ['create'],
+                           'resources': ['selfsubjectreviews']}],
 }
-DEFAULT_BINDINGS = {'cluster-admin': {'roleRef': {'apiGroup': RBAC, 'kind': 'ClusterRole', 'name': 'cluster-admin'},
-                                      'subjects': [{'apiGroup': RBAC, 'kind': 'Group', 'name': SUPERUSERS}]}}
+DEFAULT_BINDINGS = {
+    'cluster-admin': {'roleRef': {'apiGroup': RBAC, 'kind': 'ClusterRole', 'name': 'cluster-admin'},
+                      'subjects': [{'apiGroup': RBAC, 'kind': 'Group', 'name': SUPERUSERS}]},
+    'system:basic-user': {'roleRef': {'apiGroup': RBAC, 'kind': 'ClusterRole', 'name': 'system:basic-user'},
+                          'subjects': [{'apiGroup': RBAC, 'kind': 'Group', 'name': 'system:authenticated'}]}}
 
 
 def seed(api):

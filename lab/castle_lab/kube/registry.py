@@ -62,7 +62,7 @@ class ResourceType:
 def _builtin(group, version, kind, plural, namespaced=True, short=(), verbs=READ_WRITE, subresources=()):
     return ResourceType(group, version, kind, plural, namespaced, tuple(short), tuple(verbs), tuple(subresources),
                         categories=('all',) if kind in ('Pod', 'Service', 'Deployment', 'ReplicaSet', 'DaemonSet',
-                                                        'StatefulSet') else ())
+                                                        'StatefulSet', 'Job', 'CronJob') else ())
 
 
 BUILTINS = (
@@ -88,6 +88,32 @@ BUILTINS = (
     _builtin('rbac.authorization.k8s.io', 'v1', 'ClusterRole', 'clusterroles', False),
     _builtin('rbac.authorization.k8s.io', 'v1', 'ClusterRoleBinding', 'clusterrolebindings', False),
     _builtin('authentication.k8s.io', 'v1', 'TokenReview', 'tokenreviews', False, verbs=('create',)),
+    _builtin('authentication.k8s.io', 'v1', 'SelfSubjectReview', 'selfsubjectreviews', False, verbs=('create',)),
+    _builtin('authorization.k8s.io', 'v1', 'SelfSubjectAccessReview', 'selfsubjectaccessreviews', False,
+             verbs=('create',)),
+    _builtin('authorization.k8s.io', 'v1', 'SubjectAccessReview', 'subjectaccessreviews', False, verbs=('create',)),
+    # Stored as given, without a controller acting on them.
+    _builtin('', 'v1', 'Endpoints', 'endpoints', short=('ep',)),
+    _builtin('', 'v1', 'PersistentVolumeClaim', 'persistentvolumeclaims', short=('pvc',), subresources=('status',)),
+    _builtin('', 'v1', 'PersistentVolume', 'persistentvolumes', False, ('pv',), subresources=('status',)),
+    _builtin('', 'v1', 'LimitRange', 'limitranges', short=('limits',)),
+    _builtin('', 'v1', 'ResourceQuota', 'resourcequotas', short=('quota',), subresources=('status',)),
+    _builtin('batch', 'v1', 'Job', 'jobs', subresources=('status',)),
+    _builtin('batch', 'v1', 'CronJob', 'cronjobs', short=('cj',), subresources=('status',)),
+    _builtin('networking.k8s.io', 'v1', 'Ingress', 'ingresses', short=('ing',), subresources=('status',)),
+    _builtin('networking.k8s.io', 'v1', 'NetworkPolicy', 'networkpolicies', short=('netpol',)),
+    _builtin('networking.k8s.io', 'v1', 'IngressClass', 'ingressclasses', False),
+    _builtin('discovery.k8s.io', 'v1', 'EndpointSlice', 'endpointslices'),
+    _builtin('policy', 'v1', 'PodDisruptionBudget', 'poddisruptionbudgets', short=('pdb',), subresources=('status',)),
+    _builtin('autoscaling', 'v2', 'HorizontalPodAutoscaler', 'horizontalpodautoscalers', short=('hpa',),
+             subresources=('status',)),
+    _builtin('storage.k8s.io', 'v1', 'StorageClass', 'storageclasses', False, ('sc',)),
+    _builtin('coordination.k8s.io', 'v1', 'Lease', 'leases'),
+    _builtin('scheduling.k8s.io', 'v1', 'PriorityClass', 'priorityclasses', False, ('pc',)),
+    _builtin('admissionregistration.k8s.io', 'v1', 'MutatingWebhookConfiguration', 'mutatingwebhookconfigurations',
+             False),
+    _builtin('admissionregistration.k8s.io', 'v1', 'ValidatingWebhookConfiguration',
+             'validatingwebhookconfigurations', False),
 )
 
 

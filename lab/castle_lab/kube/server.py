@@ -20,6 +20,7 @@ VERSION = {'major': '1', 'minor': '35', 'emulationMajor': '1', 'emulationMinor':
            'minCompatibilityMajor': '1', 'minCompatibilityMinor': '34', 'gitVersion': 'v1.35.0',
            'gitCommit': 'castle-lab', 'gitTreeState': 'clean', 'buildDate': '2026-01-01T00:00:00Z',
            'goVersion': 'go1.25.5', 'compiler': 'gc', 'platform': 'linux/amd64'}
+REVIEWS = {'SelfSubjectReview': 'self_subject', 'SelfSubjectAccessReview': 'access', 'SubjectAccessReview': 'access'}
 PUBLIC_PATHS = ('/healthz', '/livez', '/readyz', '/version')
 ANONYMOUS = ('system:anonymous', ['system:unauthenticated'])
 WATCH_TIMEOUT = 1800
@@ -100,8 +101,21 @@ class KubeServer:
                 request['user'] = ANONYMOUS
                 return await handler(request)
             raise ApiError(401, 'Unauthorized', 'Unauthorized')
-        request['user'] = user
+        request['user'] = self._impersonated(request, user)
         return await handler(request)
+
+    def _impersonated(self, request, user):
+        """The user named by Impersonate-User/-Group headers, if the requester may impersonate."""
+        name = request.headers.get('Impersonate-User')
+        if not name:
+            return user
+        if not self.authorizer.allowed(user[0], user[1], 'impersonate', '', 'users', '', name):
+            raise ApiError(403, 'Forbidden', 'users "{0}" is forbidden: User "{1}" cannot impersonate resource "users" '
+                           'in API group "" at the cluster scope'.format(name, user[0]), {'name': name, 'kind': 'users'})
+        groups = request.headers.getall('Impersonate-Group', [])
+        if name.startswith('system:serviceaccount:'):
+            groups += ['system:serviceaccounts', 'system:serviceaccounts:' + name.split(':')[2]]
+        return name, groups + ['system:authenticated']
 
     def _user(self, request):
         header = request.headers.get('Authorization', '')
@@ -390,6 +404,8 @@ class KubeServer:
         body = await self._body(request, kind=rtype.kind)
         if rtype.kind == 'TokenReview':
             return json_response(self._token_review(body), 201)
+        if rtype.kind in REVIEWS:
+            return json_response(getattr(self, '_' + REVIEWS[rtype.kind])(request, rtype, body), 201)
         self._check_kind(rtype, body)
         obj = self.api.create(rtype, namespace, body, self._manager(request), **self._options(request))
         return json_response(obj, 201)
@@ -412,6 +428,33 @@ class KubeServer:
             status['error'] = 'invalid bearer token'
         return {'kind': 'TokenReview', 'apiVersion': 'authentication.k8s.io/v1',
                 'metadata': {'creationTimestamp': None}, 'spec': body.get('spec') or {}, 'status': status}
+
+    @staticmethod
+    def _review(rtype, body, status):
+        return {'kind': rtype.kind, 'apiVersion': rtype.group_version, 'metadata': {'creationTimestamp': None},
+                'spec': body.get('spec') or {}, 'status': status}
+
+    def _self_subject(self, request, rtype, body):
+        user, groups = request['user']
+        return {'kind': rtype.kind, 'apiVersion': rtype.group_version, 'metadata': {'creationTimestamp': None},
+                'status': {'userInfo': {'username': user, 'groups': groups}}}
+
+    def _access(self, request, rtype, body):
+        spec = body.get('spec') or {}
+        if rtype.kind == 'SelfSubjectAccessReview':
+            user, groups = request['user']
+        else:
+            user, groups = spec.get('user', ''), spec.get('groups') or []
+        attributes = spec.get('resourceAttributes')
+        if attributes is None:
+            # Non-resource URLs (discovery, health) are open to every authenticated user.
+            allowed = 'system:authenticated' in groups or 'system:masters' in groups
+        else:
+            resource = attributes.get('resource', '') + ('/' + attributes['subresource']
+                                                         if attributes.get('subresource') else '')
+            allowed = self.authorizer.allowed(user, groups, attributes.get('verb', ''), attributes.get('group', ''),
+                                              resource, attributes.get('namespace', ''), attributes.get('name', ''))
+        return self._review(rtype, body, {'allowed': allowed})
 
     async def do_token(self, request, rtype, namespace, name, sub):
         body = await self._body(request, kind='TokenRequest')
