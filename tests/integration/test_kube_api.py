@@ -449,3 +449,30 @@ def test_kubectl_auth_impersonation_and_imperative_rbac(lab, kenv, namespace):
     assert kubectl(lab, kenv, 'get', 'configmaps', '-n', namespace, '--as', account, '-o', 'name').returncode == 0
     refused = kubectl(lab, kenv, 'get', 'configmaps', '-n', 'kube-system', '--as', account, check=False)
     assert refused.returncode != 0 and 'forbidden' in refused.stderr
+
+
+def test_lists_come_in_pages(core, namespace):
+    for index in range(5):
+        meta = {'name': 'page-{0}'.format(index), 'labels': {'paged': 'yes'}}
+        core.create_namespaced_config_map(namespace, {'metadata': meta})
+    seen, token = [], None
+    while True:
+        page = core.list_namespaced_config_map(namespace, label_selector='paged', limit=2, _continue=token)
+        seen += [c.metadata.name for c in page.items]
+        token = page.metadata._continue
+        if not token:
+            break
+        assert page.metadata.remaining_item_count == 5 - len(seen)
+    assert seen == ['page-{0}'.format(i) for i in range(5)]
+
+
+def test_a_quiet_watch_gets_bookmarks(core, namespace):
+    stream = watch.Watch()
+    start = core.list_namespaced_config_map(namespace).metadata.resource_version
+    kinds = []
+    for event in stream.stream(core.list_namespaced_config_map, namespace, label_selector='app=quiet',
+                               resource_version=start, allow_watch_bookmarks=True, timeout_seconds=8):
+        kinds.append(event['type'])
+        if event['type'] == 'BOOKMARK':
+            stream.stop()
+    assert kinds == ['BOOKMARK']

@@ -1,6 +1,7 @@
 """The HTTPS front of the API: authentication, discovery, OpenAPI, resource endpoints and watch streams."""
 
 import asyncio
+import base64
 import datetime
 import hashlib
 import json
@@ -24,6 +25,7 @@ REVIEWS = {'SelfSubjectReview': 'self_subject', 'SelfSubjectAccessReview': 'acce
 PUBLIC_PATHS = ('/healthz', '/livez', '/readyz', '/version')
 ANONYMOUS = ('system:anonymous', ['system:unauthenticated'])
 WATCH_TIMEOUT = 1800
+BOOKMARK_SECONDS = 5.0
 
 
 def json_response(body, status=200):
@@ -319,11 +321,36 @@ class KubeServer:
             keep = self._filtered(request, rtype, namespace)
         except selectors.SelectorError as exc:
             raise errors.bad_request(str(exc)) from None
-        items = [self.api.served_as(rtype, o) for o in self.api.store.list(rtype.key, namespace) if keep(o)]
+        items = [o for o in self.api.store.list(rtype.key, namespace) if keep(o)]
+        items, meta = self._page(request, items)
+        items = [self.api.served_as(rtype, o) for o in items]
         if self._wants_table(request):
-            return json_response(self._table(rtype, items))
-        return json_response({'kind': rtype.kind + 'List', 'apiVersion': rtype.group_version,
-                              'metadata': {'resourceVersion': self.api.store.resource_version}, 'items': items})
+            return json_response(dict(self._table(rtype, items), metadata=meta))
+        return json_response({'kind': rtype.kind + 'List', 'apiVersion': rtype.group_version, 'metadata': meta,
+                              'items': items})
+
+    def _page(self, request, items):
+        """One page of a list (`limit`, `continue`) and the list's metadata."""
+        meta = {'resourceVersion': self.api.store.resource_version}
+        token = request.query.get('continue')
+        if token:
+            try:
+                state = json.loads(base64.urlsafe_b64decode(token.encode()))
+                after, meta['resourceVersion'] = tuple(state['start']), str(state['rv'])
+            except (ValueError, KeyError, TypeError):
+                raise errors.bad_request('continue key is not valid') from None
+            items = [o for o in items if (o['metadata'].get('namespace', ''), o['metadata']['name']) > after]
+        try:
+            limit = int(request.query.get('limit') or 0)
+        except ValueError:
+            raise errors.bad_request('limit must be an integer') from None
+        if 0 < limit < len(items):
+            last = items[limit - 1]['metadata']
+            state = {'rv': int(meta['resourceVersion']), 'start': [last.get('namespace', ''), last['name']]}
+            meta['continue'] = base64.urlsafe_b64encode(json.dumps(state).encode()).decode()
+            meta['remainingItemCount'] = len(items) - limit
+            items = items[:limit]
+        return items, meta
 
     @staticmethod
     def _wants_table(request):
@@ -366,6 +393,7 @@ class KubeServer:
             await response.write(json.dumps({'type': 'ERROR', 'object': gone}).encode() + b'\n')
             return response
         table = self._wants_table(request)
+        bookmarks = flag(request.query, 'allowWatchBookmarks')
         timeout = float(request.query.get('timeoutSeconds') or WATCH_TIMEOUT)
         deadline = asyncio.get_running_loop().time() + timeout
         response = await self._stream_start(request)
@@ -375,9 +403,12 @@ class KubeServer:
                 if left <= 0:
                     break
                 try:
-                    event, obj = await asyncio.wait_for(watcher.queue.get(), left)
+                    event, obj = await asyncio.wait_for(watcher.queue.get(), min(left, BOOKMARK_SECONDS))
                 except asyncio.TimeoutError:
-                    break
+                    if not bookmarks or left <= BOOKMARK_SECONDS:
+                        continue
+                    # A quiet watch tells the client how far it has seen, so it resumes from there.
+                    event, obj = 'BOOKMARK', {'metadata': {'resourceVersion': self.api.store.resource_version}}
                 if event == 'BOOKMARK':
                     obj = self.api.served_as(rtype, obj)
                 elif not keep(obj):
