@@ -371,13 +371,17 @@ def test_kubernetes_core_modules(lab, kenv, namespace):
     args = json.dumps({'kubeconfig': kenv['KUBECONFIG'], 'state': 'present', 'definition': definition})
 
     def k8s(module, module_args):
-        out = lab.run('ansible', 'localhost', '-m', module, '-a', module_args, '-o', env=kenv).stdout
+        out = lab.run('ansible', 'localhost', '-m', module, '-a', module_args, env=kenv).stdout
         return json.loads(out.split('=>', 1)[1])
     assert k8s('kubernetes.core.k8s', args)['changed'] is True
     assert k8s('kubernetes.core.k8s', args)['changed'] is False
+    applied = json.dumps({'kubeconfig': kenv['KUBECONFIG'], 'definition': dict(definition, data={'a': '2'}),
+                          'server_side_apply': {'field_manager': 'ansible', 'force_conflicts': True}})
+    assert k8s('kubernetes.core.k8s', applied)['changed'] is True
+    assert k8s('kubernetes.core.k8s', applied)['changed'] is False
     info = k8s('kubernetes.core.k8s_info', json.dumps({'kubeconfig': kenv['KUBECONFIG'], 'kind': 'ConfigMap',
                                                        'namespace': namespace, 'name': 'from-ansible'}))
-    assert [r['data'] for r in info['resources']] == [{'a': '1'}]
+    assert [r['data'] for r in info['resources']] == [{'a': '2'}]
 
 
 def test_fault_injection_answers_errors_then_recovers(core, kenv, namespace):
