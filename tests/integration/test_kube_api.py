@@ -130,6 +130,9 @@ def test_kubectl_server_side_apply_get_wait_delete(lab, kenv, namespace, gadgets
     assert got['data'] == {'mode': 'fast'} and got['metadata']['resourceVersion']
     kubectl(lab, kenv, 'wait', '-n', namespace, '--for=condition=Available', 'deployment/web', '--timeout=20s')
     kubectl(lab, kenv, 'rollout', 'status', '-n', namespace, 'deployment/web', '--timeout=20s')
+    kubectl(lab, kenv, 'scale', '-n', namespace, 'deployment/web', '--replicas=1')
+    kubectl(lab, kenv, 'wait', '-n', namespace, '--for=jsonpath={.status.readyReplicas}=1', 'deployment/web',
+            '--timeout=20s')
     gadget = yaml.safe_load(kubectl(lab, kenv, 'get', '-n', namespace, 'gd', 'g1', '-o', 'yaml').stdout)
     assert gadget['spec'] == {'size': 3}
     again = kubectl(lab, kenv, 'apply', '--server-side', '-n', namespace, '-f', '-', stdin=text)
@@ -423,9 +426,13 @@ def test_deployments_run_pods_through_replica_sets(api_client, core, namespace):
     assert {c.type for c in pods[0].status.conditions if c.status == 'True'} >= {'Ready', 'ContainersReady'}
     owner = pods[0].metadata.owner_references[0]
     assert owner.kind == 'ReplicaSet' and apps.read_namespaced_replica_set(owner.name, namespace).status.ready_replicas == 2
+    assert core.read_namespaced_pod_log(pods[0].metadata.name, namespace) == ''
     core.delete_namespaced_pod(pods[0].metadata.name, namespace)
     wait_for(lambda: {p.metadata.name for p in _pods(core, namespace, 'app=pods')} - {pods[0].metadata.name}
              and len(_pods(core, namespace, 'app=pods')) == 2, 'a replacement pod')
+    scaled = apps.patch_namespaced_deployment_scale('pods', namespace, {'spec': {'replicas': 3}})
+    assert (scaled.spec.replicas, scaled.status.selector) == (3, 'app=pods')
+    wait_for(lambda: len(_pods(core, namespace, 'app=pods')) == 3, 'a third pod')
     apps.delete_namespaced_deployment('pods', namespace)
     wait_for(lambda: not _pods(core, namespace, 'app=pods'), 'pods collected with their deployment')
     assert apps.list_namespaced_replica_set(namespace).items == []

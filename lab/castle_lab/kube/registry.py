@@ -22,6 +22,9 @@ class ResourceType:
     categories: tuple = ()
     printer_columns: list = field(default_factory=list)
     singular_name: str = ''
+    # Where the scale subresource reads and writes: specReplicasPath, statusReplicasPath, labelSelectorPath.
+    scale: dict = field(default_factory=lambda: {'specReplicasPath': '.spec.replicas',
+                                                 'statusReplicasPath': '.status.replicas'})
 
     @property
     def singular(self):
@@ -50,12 +53,18 @@ class ResourceType:
             entries[0]['categories'] = list(self.categories)
         for sub in self.subresources:
             verbs, kind = ['get', 'patch', 'update'], self.kind
+            extra = {}
             if sub == 'token':
                 verbs, kind = ['create'], 'TokenRequest'
+                extra = {'group': 'authentication.k8s.io', 'version': 'v1'}
+            elif sub == 'scale':
+                kind, extra = 'Scale', {'group': 'autoscaling', 'version': 'v1'}
+            elif sub == 'log':
+                verbs = ['get']
             elif sub == 'finalize':
                 verbs = ['update']
-            entries.append({'name': '{0}/{1}'.format(self.plural, sub), 'singularName': '', 'namespaced': self.namespaced,
-                            'kind': kind, 'verbs': verbs})
+            entries.append(dict({'name': '{0}/{1}'.format(self.plural, sub), 'singularName': '',
+                                 'namespaced': self.namespaced, 'kind': kind, 'verbs': verbs}, **extra))
         return entries
 
 
@@ -76,11 +85,11 @@ BUILTINS = (
              subresources=('status',)),
     _builtin('', 'v1', 'Event', 'events', short=('ev',)),
     _builtin('', 'v1', 'Node', 'nodes', False, ('no',), subresources=('status',)),
-    _builtin('', 'v1', 'Pod', 'pods', short=('po',), subresources=('status',)),
-    _builtin('apps', 'v1', 'Deployment', 'deployments', short=('deploy',), subresources=('status',)),
-    _builtin('apps', 'v1', 'ReplicaSet', 'replicasets', short=('rs',), subresources=('status',)),
+    _builtin('', 'v1', 'Pod', 'pods', short=('po',), subresources=('log', 'status')),
+    _builtin('apps', 'v1', 'Deployment', 'deployments', short=('deploy',), subresources=('scale', 'status')),
+    _builtin('apps', 'v1', 'ReplicaSet', 'replicasets', short=('rs',), subresources=('scale', 'status')),
     _builtin('apps', 'v1', 'DaemonSet', 'daemonsets', short=('ds',), subresources=('status',)),
-    _builtin('apps', 'v1', 'StatefulSet', 'statefulsets', short=('sts',), subresources=('status',)),
+    _builtin('apps', 'v1', 'StatefulSet', 'statefulsets', short=('sts',), subresources=('scale', 'status')),
     _builtin('apiextensions.k8s.io', 'v1', 'CustomResourceDefinition', 'customresourcedefinitions', False,
              ('crd', 'crds'), subresources=('status',)),
     _builtin('rbac.authorization.k8s.io', 'v1', 'Role', 'roles'),
@@ -167,5 +176,6 @@ def crd_types(crd):
                                                                            'x-kubernetes-preserve-unknown-fields': True},
             crd=crd['metadata']['name'], categories=tuple(names.get('categories', ())),
             printer_columns=list(version.get('additionalPrinterColumns', [])),
-            singular_name=names.get('singular', '')))
+            singular_name=names.get('singular', ''),
+            scale=(version.get('subresources') or {}).get('scale') or {}))
     return found

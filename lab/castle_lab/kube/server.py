@@ -237,6 +237,12 @@ class KubeServer:
                            {})
         user, groups = request['user']
         self.authorizer.check(user, groups, 'create' if verb == 'token' else verb, rtype, namespace, name, sub)
+        if sub == 'scale':
+            return await self.scale(request, rtype, namespace, name, verb)
+        if sub == 'log':
+            # Nothing runs in the emulated pods, so they have written nothing.
+            self.api.get(rtype, namespace, name)
+            return web.Response(text='', content_type='text/plain')
         handler = getattr(self, 'do_' + verb.replace('-', '_'))
         return await handler(request, rtype, namespace, name, sub)
 
@@ -486,6 +492,48 @@ class KubeServer:
             allowed = self.authorizer.allowed(user, groups, attributes.get('verb', ''), attributes.get('group', ''),
                                               resource, attributes.get('namespace', ''), attributes.get('name', ''))
         return self._review(rtype, body, {'allowed': allowed})
+
+    @staticmethod
+    def _scale_of(rtype, obj):
+        paths = rtype.scale
+        selector = _json_path(obj, paths.get('labelSelectorPath', '')) if paths.get('labelSelectorPath') else \
+            ','.join('{0}={1}'.format(k, v) for k, v in sorted(
+                (((obj.get('spec') or {}).get('selector') or {}).get('matchLabels') or {}).items()))
+        meta = {k: obj['metadata'][k] for k in ('name', 'namespace', 'uid', 'resourceVersion', 'creationTimestamp')
+                if k in obj['metadata']}
+        return {'kind': 'Scale', 'apiVersion': 'autoscaling/v1', 'metadata': meta,
+                'spec': {'replicas': _json_path(obj, paths['specReplicasPath']) or 0},
+                'status': {'replicas': _json_path(obj, paths.get('statusReplicasPath', '')) or 0,
+                           'selector': selector}}
+
+    async def scale(self, request, rtype, namespace, name, verb):
+        """The scale subresource (autoscaling/v1 Scale) over an object's replica count."""
+        obj = self.api.get(rtype, namespace, name)
+        if verb == 'get':
+            return json_response(self._scale_of(rtype, obj))
+        content_type = request.headers.get('Content-Type', '').split(';')[0].strip()
+        body = await self._body(request, allow_list=content_type == patches.JSON_PATCH)
+        if verb == 'patch':
+            current = self._scale_of(rtype, obj)
+            body = patches.json_patch(current, body) if content_type == patches.JSON_PATCH else \
+                patches.merge_patch(current, body)
+        elif verb != 'update':
+            raise ApiError(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource',
+                           {})
+        replicas = (body.get('spec') or {}).get('replicas')
+        if not isinstance(replicas, int) or replicas < 0:
+            raise errors.invalid(rtype, name, [('spec.replicas', 'Invalid value: {0!r}: must be greater than or equal '
+                                                'to 0'.format(replicas), 'FieldValueInvalid')])
+        given = (body.get('metadata') or {}).get('resourceVersion')
+        if given and given != obj['metadata']['resourceVersion']:
+            raise errors.conflict(rtype, name)
+        node = obj
+        parts = rtype.scale['specReplicasPath'].strip('.').split('.')
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = replicas
+        updated = self.api.replace(rtype, namespace, name, obj, self._manager(request), **self._options(request))
+        return json_response(self._scale_of(rtype, updated))
 
     async def do_token(self, request, rtype, namespace, name, sub):
         body = await self._body(request, kind='TokenRequest')
