@@ -487,3 +487,28 @@ def test_a_quiet_watch_gets_bookmarks(core, namespace):
         if event['type'] == 'BOOKMARK':
             stream.stop()
     assert kinds == ['BOOKMARK']
+
+
+def test_deleting_a_crd_removes_its_resource_and_objects(lab, kenv, namespace, api_client):
+    crd = json.loads(json.dumps(CRD).replace('gadget', 'gizmo').replace('Gadget', 'Gizmo'))
+    crd['spec']['names']['shortNames'] = ['gz']
+    extensions = client.ApiextensionsV1Api(api_client)
+    extensions.create_custom_resource_definition(crd)
+    custom = client.CustomObjectsApi(api_client)
+
+    def served():
+        try:
+            return custom.list_namespaced_custom_object('lab.example.com', 'v1', namespace, 'gizmos')
+        except ApiException as exc:
+            assert exc.status == 404
+            return None
+    wait_for(served, 'gizmos served')
+    custom.create_namespaced_custom_object('lab.example.com', 'v1', namespace, 'gizmos', {
+        'apiVersion': 'lab.example.com/v1', 'kind': 'Gizmo', 'metadata': {'name': 'z'}, 'spec': {'size': 1}})
+    kubectl(lab, kenv, 'delete', 'crd', 'gizmos.lab.example.com', '--wait=true', '--timeout=20s')
+    with pytest.raises(ApiException) as gone:
+        custom.list_namespaced_custom_object('lab.example.com', 'v1', namespace, 'gizmos')
+    assert gone.value.status == 404
+    resources = client.ApisApi(api_client).get_api_versions()
+    assert 'lab.example.com' in {g.name for g in resources.groups}
+    assert 'gizmos' not in {r.name for r in custom.get_api_resources('lab.example.com', 'v1').resources}
