@@ -268,6 +268,10 @@ def test_server_side_apply_conflict_and_force(dyn, namespace):
     owners = {m['manager']: m['fieldsV1'] for m in forced.to_dict()['metadata']['managedFields']}
     assert owners['second'] == {'f:data': {'f:color': {}}}
     assert owners['first'] == {'f:data': {'f:size': {}}}
+    # Applying a value a field already has makes a manager its co-owner, without a conflict.
+    shared = configmaps.server_side_apply(body=rival, field_manager='third')
+    assert {m['manager']: m['fieldsV1'] for m in shared.to_dict()['metadata']['managedFields']}['third'] == {
+        'f:data': {'f:color': {}}}
     # The first manager no longer applying `size` removes it, as nobody else owns it.
     shrunk = configmaps.server_side_apply(body=dict(body, data={}), field_manager='first')
     assert shrunk.data.to_dict() == {'color': 'red'}

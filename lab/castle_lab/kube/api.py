@@ -31,11 +31,12 @@ def now():
 
 
 def _content(obj):
-    """An object as far as a no-op write is concerned: without server bookkeeping."""
+    """An object as far as a no-op write is concerned: field ownership counts, its timestamps do not."""
     stripped = copy.deepcopy(obj)
     meta = stripped.get('metadata', {})
-    for key in ('resourceVersion', 'managedFields'):
-        meta.pop(key, None)
+    meta.pop('resourceVersion', None)
+    entries = [dict(e, time=None) for e in meta.get('managedFields') or []]
+    meta['managedFields'] = sorted(entries, key=lambda e: (e['manager'], e['operation'], e.get('subresource', '')))
     return stripped
 
 
