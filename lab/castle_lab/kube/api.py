@@ -231,6 +231,7 @@ class KubeApi:
             new = dict(copy.deepcopy(old), status=new.get('status'))
             if new['status'] is None:
                 new.pop('status')
+            meta = new['metadata']
         elif rtype.has_status and rtype.kind != 'Namespace':
             # The main endpoint ignores status; /status is where it changes.
             new.pop('status', None)
