@@ -40,6 +40,11 @@ def _content(obj):
     return stripped
 
 
+def _keys(rtype):
+    """How lists of this type merge: by the built-ins' merge keys, or atomically for custom resources."""
+    return patches.object_meta_keys if rtype.crd else patches.merge_key
+
+
 def _spec_part(obj):
     return {k: v for k, v in obj.items() if k not in ('metadata', 'status', 'apiVersion', 'kind')}
 
@@ -131,7 +136,7 @@ class KubeApi:
         self._prepare(rtype, obj, None, strict)
         if self._tracks_generation(rtype):
             meta['generation'] = 1
-        ssa.record_update(None, obj, manager, rtype.group_version, now())
+        ssa.record_update(None, obj, manager, rtype.group_version, now(), keys=_keys(rtype))
         if not obj['metadata']['managedFields']:
             obj['metadata'].pop('managedFields')
         return self._commit(rtype, obj, dry_run)
@@ -194,7 +199,7 @@ class KubeApi:
                                      '({1})'.format(body.get('apiVersion'), rtype.group_version))
         old = self.served_as(rtype, current) if current is not None else None
         try:
-            merged = ssa.server_side_apply(old, body, manager, rtype.group_version, now(), force)
+            merged = ssa.server_side_apply(old, body, manager, rtype.group_version, now(), force, _keys(rtype))
         except ssa.ApplyConflict as exc:
             causes = [{'reason': 'FieldManagerConflict', 'message': 'conflict with "{0}": {1}'.format(m, path),
                        'field': path} for m, path in exc.conflicts]
@@ -243,7 +248,7 @@ class KubeApi:
         if _content(new) == _content(old):
             return old
         if not applied:
-            ssa.record_update(old, new, manager, rtype.group_version, now(), subresource)
+            ssa.record_update(old, new, manager, rtype.group_version, now(), subresource, _keys(rtype))
         if meta.get('deletionTimestamp') and not meta.get('finalizers') and rtype.kind != 'Namespace':
             if dry_run:
                 return new

@@ -19,7 +19,7 @@ class ApplyConflict(Exception):
         self.conflicts = conflicts
 
 
-def field_paths(obj, status=True):
+def field_paths(obj, status=True, keys=merge_key):
     """Every field path an object sets: tuples of 'f:<key>' and 'k:<merge key json>' segments."""
     paths = set()
     for key, value in obj.items():
@@ -28,24 +28,24 @@ def field_paths(obj, status=True):
         if key == 'metadata':
             for meta in OWNED_METADATA:
                 if meta in value:
-                    _collect(value[meta], ('f:metadata', 'f:' + meta), meta, 'metadata', paths)
+                    _collect(value[meta], ('f:metadata', 'f:' + meta), meta, 'metadata', paths, keys)
             continue
-        _collect(value, ('f:' + key,), key, None, paths)
+        _collect(value, ('f:' + key,), key, None, paths, keys)
     return paths
 
 
-def _collect(value, prefix, field, parent, paths):
+def _collect(value, prefix, field, parent, paths, keys):
     if isinstance(value, dict) and value:
         for key, child in value.items():
-            _collect(child, prefix + ('f:' + key,), key, field, paths)
+            _collect(child, prefix + ('f:' + key,), key, field, paths, keys)
         return
-    key = merge_key(field, parent)
+    key = keys(field, parent)
     if isinstance(value, list) and key and value and all(isinstance(i, dict) and key in i for i in value):
         for item in value:
             item_path = prefix + ('k:' + json.dumps({key: item[key]}, separators=(',', ':')),)
             paths.add(item_path)
             for child_key, child in item.items():
-                _collect(child, item_path + ('f:' + child_key,), child_key, field, paths)
+                _collect(child, item_path + ('f:' + child_key,), child_key, field, paths, keys)
         return
     paths.add(prefix)
 
@@ -128,10 +128,10 @@ def _owned(entries):
     return [(e, decode(e.get('fieldsV1'))) for e in entries]
 
 
-def record_update(old, new, manager, api_version, now, subresource=''):
+def record_update(old, new, manager, api_version, now, subresource='', keys=merge_key):
     """Give `manager` (operation Update) the fields a write changed; set new's managedFields."""
     old = old or {}
-    old_paths, new_paths = field_paths(old), field_paths(new)
+    old_paths, new_paths = field_paths(old, keys=keys), field_paths(new, keys=keys)
     changed = {p for p in new_paths if value_at(old, p) != value_at(new, p)}
     result, mine = [], set()
     for entry, paths in _owned(_entries(old)):
@@ -148,11 +148,11 @@ def record_update(old, new, manager, api_version, now, subresource=''):
     return old_paths != new_paths or changed
 
 
-def server_side_apply(current, applied, manager, api_version, now, force):
+def server_side_apply(current, applied, manager, api_version, now, force, keys=merge_key):
     """The object after `manager` applies `applied` to `current` (None when missing).
 
     Raises ApplyConflict when a field another manager owns would change and force is false."""
-    applied_paths = field_paths(applied, status=False)
+    applied_paths = field_paths(applied, status=False, keys=keys)
     current = copy.deepcopy(current) if current else {'metadata': {}}
     entries = _owned(_entries(current))
     conflicts = []
@@ -181,7 +181,7 @@ def server_side_apply(current, applied, manager, api_version, now, force):
         remove_path(result, path)
     body = {k: v for k, v in applied.items() if k not in ('status',)}
     body['metadata'] = {k: v for k, v in applied.get('metadata', {}).items() if k in OWNED_METADATA}
-    result = strategic_merge(result, body)
+    result = strategic_merge(result, body, keys=keys)
     kept.append(_entry(manager, 'Apply', api_version, applied_paths, now))
     result['metadata']['managedFields'] = kept
     return result

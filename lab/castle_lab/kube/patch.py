@@ -51,7 +51,12 @@ def merge_key(field, parent):
     return MERGE_KEYS.get(field)
 
 
-def strategic_merge(target, patch, parent=None):
+def object_meta_keys(field, parent):
+    """Merge keys of a custom resource: its own lists are atomic, only its metadata has keyed lists."""
+    return merge_key(field, parent) if parent == 'metadata' else None
+
+
+def strategic_merge(target, patch, parent=None, keys=merge_key):
     """Strategic merge patch of a built-in object: like a merge patch, but lists with a merge key merge
     item by item (`$patch: delete` in an item removes it, `$patch: replace` replaces the whole list)."""
     if not isinstance(patch, dict):
@@ -69,9 +74,9 @@ def strategic_merge(target, patch, parent=None):
         if value is None:
             result.pop(key, None)
         elif isinstance(value, list):
-            result[key] = _merge_list(result.get(key), value, key, parent)
+            result[key] = _merge_list(result.get(key), value, key, parent, keys)
         elif isinstance(value, dict):
-            merged = strategic_merge(result.get(key), value, key)
+            merged = strategic_merge(result.get(key), value, key, keys)
             if merged is None:
                 result.pop(key, None)
             else:
@@ -85,10 +90,10 @@ def strategic_merge(target, patch, parent=None):
     return result
 
 
-def _merge_list(current, patch, field, parent):
-    key = merge_key(field, parent)
+def _merge_list(current, patch, field, parent, keys):
+    key = keys(field, parent)
     current = current if isinstance(current, list) else []
-    if field in SET_LISTS:
+    if field in SET_LISTS and parent == 'metadata':
         return current + [v for v in patch if v not in current]
     if not key or not all(isinstance(item, dict) for item in patch):
         return copy.deepcopy(patch)
@@ -103,7 +108,7 @@ def _merge_list(current, patch, field, parent):
             if index is not None:
                 del merged[index]
         elif index is None:
-            merged.append(strategic_merge({}, item, field))
+            merged.append(strategic_merge({}, item, field, keys))
         else:
-            merged[index] = strategic_merge(merged[index], item, field)
+            merged[index] = strategic_merge(merged[index], item, field, keys)
     return merged

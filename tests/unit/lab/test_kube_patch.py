@@ -3,7 +3,7 @@
 import pytest
 
 from castle_lab.kube.apply import ApplyConflict, decode, encode, field_paths, server_side_apply
-from castle_lab.kube.patch import PatchError, json_patch, merge_patch, strategic_merge
+from castle_lab.kube.patch import PatchError, json_patch, merge_patch, object_meta_keys, strategic_merge
 
 POD_SPEC = {'containers': [{'name': 'app', 'image': 'a:1', 'env': [{'name': 'A', 'value': '1'}],
                             'ports': [{'containerPort': 80}]},
@@ -71,3 +71,18 @@ def test_apply_conflicts_then_force_moves_ownership():
     owners = {m['manager']: m['fieldsV1'] for m in forced['metadata']['managedFields']}
     assert owners == {'one': {'f:data': {'f:b': {}}}, 'two': {'f:data': {'f:a': {}}}}
     assert forced['data'] == {'a': '9', 'b': '2'}
+
+
+def test_custom_resource_lists_are_atomic_under_apply():
+    def applied(names):
+        return {'apiVersion': 'x/v1', 'kind': 'X', 'spec': {'containers': [{'name': n} for n in names]}}
+    first = server_side_apply(None, applied(['a']), 'one', 'x/v1', 'now', False)
+    # Built-in lists merge by key: a second manager adds its own item beside the first one's.
+    assert server_side_apply(first, applied(['b']), 'two', 'x/v1', 'now', False)['spec']['containers'] == [
+        {'name': 'a'}, {'name': 'b'}]
+    custom = server_side_apply(None, applied(['a']), 'one', 'x/v1', 'now', False, keys=object_meta_keys)
+    with pytest.raises(ApplyConflict) as conflict:
+        server_side_apply(custom, applied(['b']), 'two', 'x/v1', 'now', False, keys=object_meta_keys)
+    assert conflict.value.conflicts == [('one', '.spec.containers')]
+    forced = server_side_apply(custom, applied(['b']), 'two', 'x/v1', 'now', True, keys=object_meta_keys)
+    assert forced['spec']['containers'] == [{'name': 'b'}]
