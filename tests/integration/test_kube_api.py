@@ -25,7 +25,12 @@ CRD = {
                                    'size': {'type': 'integer', 'minimum': 0},
                                    'port': {'x-kubernetes-int-or-string': True},
                                    'note': {'type': 'string', 'nullable': True},
-                                   'extra': {'type': 'object', 'x-kubernetes-preserve-unknown-fields': True}}},
+                                   'extra': {'type': 'object', 'x-kubernetes-preserve-unknown-fields': True},
+                                   'parts': {'type': 'array', 'x-kubernetes-list-type': 'map',
+                                             'x-kubernetes-list-map-keys': ['name'], 'items': {
+                                                 'type': 'object', 'required': ['name'],
+                                                 'properties': {'name': {'type': 'string'},
+                                                                'count': {'type': 'integer'}}}}}},
                                'status': {'type': 'object', 'properties': {'ready': {'type': 'boolean'}}}}}}}]}}
 
 
@@ -516,3 +521,14 @@ def test_deleting_a_crd_removes_its_resource_and_objects(lab, kenv, namespace, a
     resources = client.ApisApi(api_client).get_api_versions()
     assert 'lab.example.com' in {g.name for g in resources.groups}
     assert 'gizmos' not in {r.name for r in custom.get_api_resources('lab.example.com', 'v1').resources}
+
+
+def test_apply_merges_custom_list_maps_by_key(gadgets, namespace):
+    def body(parts):
+        return {'apiVersion': 'lab.example.com/v1', 'kind': 'Gadget', 'metadata': {'name': 'lm', 'namespace': namespace},
+                'spec': {'size': 1, 'parts': parts}}
+    gadgets.server_side_apply(body=body([{'name': 'a', 'count': 1}]), field_manager='one')
+    merged = gadgets.server_side_apply(body=body([{'name': 'b', 'count': 2}]), field_manager='two')
+    assert merged.to_dict()['spec']['parts'] == [{'name': 'a', 'count': 1}, {'name': 'b', 'count': 2}]
+    owners = {m['manager']: m['fieldsV1'] for m in merged.to_dict()['metadata']['managedFields']}
+    assert 'k:{"name":"b"}' in owners['two']['f:spec']['f:parts']

@@ -41,8 +41,11 @@ def _content(obj):
 
 
 def _keys(rtype):
-    """How lists of this type merge: by the built-ins' merge keys, or atomically for custom resources."""
-    return patches.object_meta_keys if rtype.crd else patches.merge_key
+    """How lists of this type merge: by the built-ins' merge keys; for custom resources by the keys of
+    their `x-kubernetes-list-type: map` lists, all others atomic."""
+    if not rtype.crd:
+        return patches.merge_key
+    return lambda field, parent: patches.object_meta_keys(field, parent) or rtype.list_keys.get((field, parent))
 
 
 def _spec_part(obj):

@@ -22,6 +22,8 @@ class ResourceType:
     categories: tuple = ()
     printer_columns: list = field(default_factory=list)
     singular_name: str = ''
+    # Lists a custom resource's schema declares x-kubernetes-list-type: map, {(field, parent field): key}.
+    list_keys: dict = field(default_factory=dict)
     # Where the scale subresource reads and writes: specReplicasPath, statusReplicasPath, labelSelectorPath.
     scale: dict = field(default_factory=lambda: {'specReplicasPath': '.spec.replicas',
                                                  'statusReplicasPath': '.status.replicas'})
@@ -177,5 +179,23 @@ def crd_types(crd):
             crd=crd['metadata']['name'], categories=tuple(names.get('categories', ())),
             printer_columns=list(version.get('additionalPrinterColumns', [])),
             singular_name=names.get('singular', ''),
-            scale=(version.get('subresources') or {}).get('scale') or {}))
+            scale=(version.get('subresources') or {}).get('scale') or {},
+            list_keys=list_map_keys((version.get('schema') or {}).get('openAPIV3Schema') or {})))
+    return found
+
+
+def list_map_keys(schema, parent=None, found=None):
+    """{(field, parent field): key} of the single-key `x-kubernetes-list-type: map` lists in a schema."""
+    found = {} if found is None else found
+    for name, sub in (schema.get('properties') or {}).items():
+        if not isinstance(sub, dict):
+            continue
+        if sub.get('type') == 'array':
+            keys = sub.get('x-kubernetes-list-map-keys') or []
+            if sub.get('x-kubernetes-list-type') == 'map' and len(keys) == 1:
+                found[(name, parent)] = keys[0]
+            if isinstance(sub.get('items'), dict):
+                list_map_keys(sub['items'], name, found)
+        else:
+            list_map_keys(sub, name, found)
     return found

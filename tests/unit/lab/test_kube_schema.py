@@ -1,5 +1,6 @@
-"""Custom resources against structural schemas: pruning and validation."""
+"""Custom resources against structural schemas: pruning, validation, list map keys."""
 
+from castle_lab.kube.registry import list_map_keys
 from castle_lab.kube.schema import validate
 
 SCHEMA = {'type': 'object', 'properties': {
@@ -36,3 +37,14 @@ def test_violations_name_their_field():
         ('spec.labels.a', 'type'), ('spec.size', 'type')]
     missing = validate({'spec': {}}, SCHEMA)[1]
     assert [(field, validator) for field, _message, validator, _value in missing] == [('spec', 'required')]
+
+
+def test_list_map_keys_of_a_schema():
+    schema = {'type': 'object', 'properties': {'spec': {'type': 'object', 'properties': {
+        'ports': {'type': 'array', 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['port'],
+                  'items': {'type': 'object', 'properties': {'hosts': {
+                      'type': 'array', 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['name'],
+                      'items': {'type': 'object'}}}}},
+        'pairs': {'type': 'array', 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['a', 'b']},
+        'plain': {'type': 'array', 'items': {'type': 'string'}}}}}}
+    assert list_map_keys(schema) == {('ports', 'spec'): 'port', ('hosts', 'ports'): 'name'}
