@@ -21,6 +21,11 @@ VERSION = {'major': '1', 'minor': '35', 'emulationMajor': '1', 'emulationMinor':
            'minCompatibilityMajor': '1', 'minCompatibilityMinor': '34', 'gitVersion': 'v1.35.0',
            'gitCommit': 'castle-lab', 'gitTreeState': 'clean', 'buildDate': '2026-01-01T00:00:00Z',
            'goVersion': 'go1.25.5', 'compiler': 'gc', 'platform': 'linux/amd64'}
+# Field selectors beyond metadata.name/namespace: those of pods, secrets and events (`kubectl describe`).
+EXTRA_FIELDS = ('status.phase', 'spec.nodeName', 'spec.serviceAccountName', 'status.podIP', 'type', 'reason',
+                'source', 'involvedObject.kind', 'involvedObject.namespace', 'involvedObject.name',
+                'involvedObject.uid', 'involvedObject.apiVersion', 'involvedObject.resourceVersion',
+                'involvedObject.fieldPath')
 REVIEWS = {'SelfSubjectReview': 'self_subject', 'SelfSubjectAccessReview': 'access', 'SubjectAccessReview': 'access'}
 PUBLIC_PATHS = ('/healthz', '/livez', '/readyz', '/version')
 ANONYMOUS = ('system:anonymous', ['system:unauthenticated'])
@@ -313,8 +318,7 @@ class KubeServer:
 
     def _filtered(self, request, rtype, namespace):
         labels = selectors.parse_labels(request.query.get('labelSelector', ''))
-        fields = selectors.parse_fields(request.query.get('fieldSelector', ''),
-                                        ('status.phase', 'spec.nodeName', 'type', 'involvedObject.name'))
+        fields = selectors.parse_fields(request.query.get('fieldSelector', ''), EXTRA_FIELDS)
         return lambda obj: selectors.labels_match(labels, obj['metadata'].get('labels')) and \
             selectors.fields_match(fields, obj)
 
