@@ -203,6 +203,12 @@ def test_core_v1_crud_and_stale_resource_version(core, namespace):
         'other']
     assert [c.metadata.name for c in core.list_config_map_for_all_namespaces(
         field_selector='metadata.name=other,metadata.namespace={0}'.format(namespace)).items] == ['other']
+    core.create_namespaced_event(namespace, {'metadata': {'name': 'cm.1'}, 'reason': 'Seen', 'type': 'Normal',
+                                             'involvedObject': {'kind': 'ConfigMap', 'name': 'cm',
+                                                                'uid': created.metadata.uid}})
+    about = core.list_namespaced_event(namespace, field_selector='involvedObject.kind=ConfigMap,involvedObject.uid='
+                                       + created.metadata.uid)
+    assert [e.reason for e in about.items] == ['Seen']
     dry = core.patch_namespaced_config_map('cm', namespace, {'data': {'k': 'dry'}}, dry_run='All')
     assert dry.data['k'] == 'dry'
     assert core.read_namespaced_config_map('cm', namespace).data['k'] == 'v2'
