@@ -24,6 +24,11 @@ def _start_time(pid):
     return None if fields[0] in ('Z', 'X') else fields[19]
 
 
+def alive(pid):
+    """Whether a process runs (a zombie does not)."""
+    return _start_time(pid) is not None
+
+
 def spawn(directory, name, argv, env=None, cwd=None):
     """Start argv in its own session, logging to <directory>/<name>.log; record its PID."""
     log = open(directory / (name + '.log'), 'ab')

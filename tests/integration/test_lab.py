@@ -1,6 +1,7 @@
 """The lab's five services, checked through the real clients the collection uses."""
 
 import os
+import pwd
 import signal
 import uuid
 
@@ -190,8 +191,12 @@ def test_down_leaves_no_process_alive():
         pids = [other.pid(s) for s in ('vault', 'proxmox', 'git', 'openclaw', 'kube')]
         # Services may fork helpers (git daemon does); each recorded PID is among the lab's processes.
         assert set(pids) <= set(lab_processes(other.dir))
+        other.run('ansible', '-i', str(other.inventory), 'openclaw', '-m', 'ansible.builtin.ping')
         other.castle_lab('down')
         assert lab_processes(other.dir) == []
+        # SSH sessions on the node (ansible's ControlPersist keeps them) end with the lab too.
+        uid = pwd.getpwnam(other.env['CASTLE_LAB_OPENCLAW_USER']).pw_uid
+        assert not [p for p in os.listdir('/proc') if p.isdigit() and _owned_by(p, uid) and not _is_zombie(int(p))]
         for pid in pids:
             assert not os.path.exists('/proc/{0}/cmdline'.format(pid)) or _is_zombie(pid)
         assert other.castle_lab('status', check=False).returncode == 1
@@ -205,3 +210,10 @@ def _is_zombie(pid):
             return handle.read().rsplit(')', 1)[1].split()[0] == 'Z'
     except OSError:
         return True
+
+
+def _owned_by(pid, uid):
+    try:
+        return os.stat('/proc/{0}'.format(pid)).st_uid == uid
+    except OSError:
+        return False

@@ -3,8 +3,10 @@ whose PATH has Node.js and the real openclaw CLI."""
 
 import os
 import pwd
+import signal
 import subprocess
 
+from .. import process
 from ..process import LabError
 from .base import Service
 
@@ -84,9 +86,34 @@ class OpenClawService(Service):
                  '--shell', '/bin/bash', self.user])
             entry = pwd.getpwnam(self.user)
         if entry.pw_dir != str(self.home):
+            # The user served another lab; sessions left from there (an SSH ControlPersist) would block usermod.
+            self._end_sessions(entry.pw_uid)
             run(['usermod', '--home', str(self.home), self.user])
         # A locked password ('!') makes sshd refuse even key logins when PAM is off; '*' only forbids passwords.
         run(['usermod', '--password', '*', self.user])
+
+    @staticmethod
+    def _end_sessions(uid):
+        """End every process of the node's user: SSH sessions outlive sshd's listener (clients keep them open)."""
+        for entry in os.listdir('/proc'):
+            if not entry.isdigit():
+                continue
+            try:
+                if os.stat('/proc/' + entry).st_uid == uid:
+                    os.kill(int(entry), signal.SIGTERM)
+            except OSError:
+                continue
+        process.wait_until(lambda: not any(
+            e.isdigit() and _owner(e) == uid and process.alive(int(e)) for e in os.listdir('/proc')),
+            10, 'the node user\'s sessions to end')
+
+    def stop(self):
+        pid = super().stop()
+        try:
+            self._end_sessions(pwd.getpwnam(self.user).pw_uid)
+        except KeyError:
+            pass
+        return pid
 
     def _prepare_home(self):
         entry = pwd.getpwnam(self.user)
@@ -133,3 +160,9 @@ class OpenClawService(Service):
                 'CASTLE_OPENCLAW_USER': self.user, 'CASTLE_OPENCLAW_KEY': str(self.client_key),
                 'CASTLE_OPENCLAW_KNOWN_HOSTS': str(self.known_hosts)}
 
+
+def _owner(pid):
+    try:
+        return os.stat('/proc/' + pid).st_uid
+    except OSError:
+        return None
