@@ -400,6 +400,19 @@ def test_kubernetes_core_modules(lab, kenv, namespace):
     info = k8s('kubernetes.core.k8s_info', json.dumps({'kubeconfig': kenv['KUBECONFIG'], 'kind': 'ConfigMap',
                                                        'namespace': namespace, 'name': 'from-ansible'}))
     assert [r['data'] for r in info['resources']] == [{'a': '2'}]
+    deployment = {'apiVersion': 'apps/v1', 'kind': 'Deployment', 'metadata': {'name': 'waited', 'namespace': namespace},
+                  'spec': {'replicas': 2, 'selector': {'matchLabels': {'app': 'waited'}},
+                           'template': {'metadata': {'labels': {'app': 'waited'}},
+                                        'spec': {'containers': [{'name': 'app', 'image': 'nginx:1.27'}]}}}}
+    waited = k8s('kubernetes.core.k8s', json.dumps({
+        'kubeconfig': kenv['KUBECONFIG'], 'definition': deployment, 'wait': True, 'wait_timeout': 60,
+        'wait_condition': {'type': 'Available', 'status': 'True'}}))
+    assert waited['changed'] is True
+    assert waited['result']['status']['readyReplicas'] == 2
+    found = k8s('kubernetes.core.k8s_info', json.dumps({
+        'kubeconfig': kenv['KUBECONFIG'], 'kind': 'Deployment', 'namespace': namespace,
+        'label_selectors': [], 'wait': True, 'wait_condition': {'type': 'Available'}}))
+    assert [d['metadata']['name'] for d in found['resources']] == ['waited']
 
 
 def test_fault_injection_answers_errors_then_recovers(core, kenv, namespace):
