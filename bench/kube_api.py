@@ -8,33 +8,14 @@ Usage: bench/kube_api.py [--count 300]
 """
 
 import argparse
-import os
 import pathlib
-import shlex
 import subprocess
-import sys
 import tempfile
 import time
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-BIN = pathlib.Path(sys.executable).parent
-LAB = dict(os.environ, CASTLE_LAB_DIR=str(REPO / '.lab' / 'bench-kube'), CASTLE_LAB_NET='127.0.32',
-           PATH='{0}:{1}:{2}'.format(BIN, REPO / '.lab' / 'tools' / 'bin', os.environ['PATH']))
+from benchlab import client_env, lab_environ, run
 
-
-def run(argv, env):
-    result = subprocess.run(argv, env=env, cwd=REPO, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        sys.exit('{0} failed:\n{1}\n{2}'.format(shlex.join(argv), result.stdout[-3000:], result.stderr[-2000:]))
-    return result.stdout
-
-
-def lab_env():
-    env = dict(LAB)
-    for line in run(['castle-lab', 'env', 'kube'], LAB).splitlines():
-        key, value = line[len('export '):].split('=', 1)
-        env[key] = shlex.split(value)[0]
-    return env
+LAB = lab_environ('bench-kube', '127.0.32')
 
 
 def rate(count, action):
@@ -52,7 +33,7 @@ def main():
     from kubernetes import client, config  # the venv's client, as the collection uses it
     run(['castle-lab', 'up', 'kube'], LAB)
     try:
-        env = lab_env()
+        env = client_env(LAB, 'kube')
         api = client.CoreV1Api(config.new_client_from_config(env['KUBECONFIG']))
         namespace = 'bench-{0}'.format(int(time.time()))
         api.create_namespace({'metadata': {'name': namespace}})

@@ -5,17 +5,13 @@ again with the state kept (Vault only unsealed), and when everything is already 
 Runs its own lab (.lab/bench-lab on 127.0.30.x) so it never touches the developer's.
 """
 
-import os
-import pathlib
 import shutil
 import subprocess
-import sys
 import time
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-ENV = dict(os.environ, CASTLE_LAB_DIR=str(REPO / '.lab' / 'bench-lab'), CASTLE_LAB_NET='127.0.30',
-           CASTLE_LAB_OPENCLAW_USER='castle-claw-bench',
-           PATH='{0}:{1}'.format(pathlib.Path(sys.executable).parent, os.environ['PATH']))
+from benchlab import lab_environ
+
+ENV = lab_environ('bench-lab', '127.0.30')
 
 
 def castle_lab(*args):

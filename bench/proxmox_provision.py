@@ -12,39 +12,18 @@ Usage: bench/proxmox_provision.py [--time-scale 0.2] [--sizes 3,6,12]
 
 import argparse
 import json
-import os
 import pathlib
-import shlex
 import subprocess
-import sys
 import tempfile
 import time
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-BIN = pathlib.Path(sys.executable).parent
-LAB = dict(os.environ, CASTLE_LAB_DIR=str(REPO / '.lab' / 'bench-pve'), CASTLE_LAB_NET='127.0.31',
-           ANSIBLE_CONFIG=str(REPO / 'ansible.cfg'), PATH='{0}:{1}'.format(BIN, os.environ['PATH']))
-sys.path.insert(0, str(REPO / 'lab'))
+from benchlab import client_env, lab_environ, run
+from castle_lab import config
+from castle_lab.control import ProxmoxControl
 
-from castle_lab import config  # noqa: E402  pylint: disable=wrong-import-position
-from castle_lab.control import ProxmoxControl  # noqa: E402  pylint: disable=wrong-import-position
+LAB = lab_environ('bench-pve', '127.0.31')
 
 SHAPE = {'clone': 'talos-template', 'full': True, 'cores': 2, 'memory': 4096, 'serial': True, 'agent': True}
-
-
-def run(argv, env):
-    result = subprocess.run(argv, env=env, cwd=REPO, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        sys.exit('{0} failed:\n{1}\n{2}'.format(shlex.join(argv), result.stdout[-3000:], result.stderr[-2000:]))
-    return result.stdout
-
-
-def lab_env():
-    env = dict(LAB)
-    for line in run(['castle-lab', 'env', 'proxmox'], LAB).splitlines():
-        key, value = line[len('export '):].split('=', 1)
-        env[key] = shlex.split(value)[0]
-    return env
 
 
 def playbook(tasks_or_roles, directory):
@@ -119,7 +98,7 @@ def main():
     sizes = [int(n) for n in args.sizes.split(',')]
     run(['castle-lab', 'up', 'proxmox'], LAB)
     try:
-        env = lab_env()
+        env = client_env(LAB, 'proxmox')
         control = ProxmoxControl(config.load(LAB))
         with tempfile.TemporaryDirectory() as directory:
             walls = {}
