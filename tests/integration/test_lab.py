@@ -184,7 +184,10 @@ def lab_processes(lab_dir):
 
 
 def test_down_leaves_no_process_alive():
-    other = Lab('test-down', '127.0.21', 'castle-claw-down')
+    # A lab of its own on the network after the session's (127.0.21 beside the default 127.0.20).
+    first, second, third = os.environ.get('CASTLE_TEST_LAB_NET', '127.0.20').split('.')
+    net = '{0}.{1}.{2}'.format(first, second, int(third) + 1)
+    other = Lab('test-down-' + net, net, 'castle-claw-d' + str(int(third) + 1))
     other.wipe()
     try:
         other.castle_lab('up')
