@@ -4,7 +4,6 @@ its controllers on the same event loop, and the fault control API beside it."""
 import argparse
 import asyncio
 import logging
-import signal
 import ssl
 
 from aiohttp import web
@@ -16,6 +15,7 @@ from .kube.controllers import Manager
 from .kube.faults import Faults
 from .kube.reconcilers import all_controllers
 from .kube.server import KubeServer
+from .serving import stop_event
 
 
 def tls_context(args):
@@ -41,10 +41,7 @@ async def serve(args):
     control = web.AppRunner(faults.app(), access_log=None)
     await control.setup()
     await web.TCPSite(control, args.host, args.control_port).start()
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stopping.set)
+    stopping = stop_event()
     print('kube: listening on https://{0}:{1}, control API on http://{0}:{2}'.format(
         args.host, args.port, args.control_port), flush=True)
     await stopping.wait()

@@ -7,11 +7,12 @@ rest of the lab). Errors answer {"error": "..."}: 400 for a malformed request, 4
 VM or node, 409 when the fake's state refuses (a lock already held, tasks still running).
 """
 
-import ipaddress
 import json
 
 from aiohttp import web
 from fakepve import TaskError
+
+from .serving import loopback_only
 
 API_PREFIX = '/api2/json'
 METHODS = ('GET', 'POST', 'PUT', 'DELETE')
@@ -104,7 +105,7 @@ class ControlApi:
         self.pve = pve
 
     def app(self):
-        app = web.Application(middlewares=[self._errors])
+        app = web.Application(middlewares=[loopback_only, self._errors])
         app.router.add_get('/requests', self.requests)
         app.router.add_post('/requests/reset', self.reset_requests)
         app.router.add_post('/fault', self.fail)
@@ -121,8 +122,6 @@ class ControlApi:
 
     @web.middleware
     async def _errors(self, request, handler):
-        if not ipaddress.ip_address(request.remote or '0.0.0.0').is_loopback:
-            return web.json_response({'error': 'the control API answers loopback clients only'}, status=403)
         try:
             return await handler(request)
         except ControlError as exc:

@@ -7,10 +7,10 @@ this event loop.
 
 import argparse
 import asyncio
-import signal
 
 from .pve_control import serve as serve_control
 from .pve_fake import LabPve
+from .serving import stop_event
 
 NODES = ('pve1', 'pve2')
 TALOS_ISO = 'talos-v1.11.6-metal-amd64.iso'
@@ -38,10 +38,7 @@ async def serve(args):
     pve = build(args.token_id, secret, args.host, args.port)
     await pve.start(args.cert, args.key)
     control = await serve_control(pve, args.host, args.control_port)
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stopping.set)
+    stopping = stop_event()
     print('proxmox: listening on {0}, control API on http://{1}:{2}'.format(pve.url, args.host, args.control_port),
           flush=True)
     await stopping.wait()

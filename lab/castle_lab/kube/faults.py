@@ -4,11 +4,11 @@ The control API (plain HTTP on loopback, port 6444) adds and clears rules; the A
 """
 
 import asyncio
-import ipaddress
 import json
 
 from aiohttp import web
 
+from ..serving import loopback_only
 from .errors import ApiError
 
 REASONS = {429: 'TooManyRequests', 500: 'InternalError', 502: 'InternalError', 503: 'ServiceUnavailable',
@@ -47,19 +47,13 @@ class Faults:
                             headers=headers)
 
     def app(self):
-        app = web.Application(middlewares=[self._loopback_only])
+        app = web.Application(middlewares=[loopback_only])
         app.router.add_post('/fault', self.add)
         app.router.add_delete('/fault', self.clear)
         app.router.add_get('/fault', self.list)
         app.router.add_get('/requests', self.seen)
         app.router.add_post('/requests/reset', self.reset_requests)
         return app
-
-    @web.middleware
-    async def _loopback_only(self, request, handler):
-        if not ipaddress.ip_address(request.remote or '0.0.0.0').is_loopback:
-            return web.json_response({'error': 'the control API answers loopback clients only'}, status=403)
-        return await handler(request)
 
     async def add(self, request):
         try:
