@@ -2,6 +2,9 @@
 
 import yaml
 
+from . import flux_manifest
+from .git_server import USERNAME
+
 HEADER = '# Written by `castle-lab up` for the lab in {0}; rewritten on every run.\n'
 
 
@@ -27,7 +30,11 @@ def render(cfg, services):
                         castle_lab_proxmox_ca=str(cfg.ca_cert), castle_lab_proxmox_control=pve.control_url)
     gitsvc = services.get('git')
     if gitsvc:
-        lab_vars['castle_lab_gitops_url'] = gitsvc.url()
+        lab_vars.update(castle_lab_gitops_url=gitsvc.url(), castle_lab_gitops_username=USERNAME,
+                        castle_lab_gitops_token=_file_lookup(gitsvc.token_file), castle_lab_gitops_ca=str(cfg.ca_cert),
+                        castle_lab_flux_version=flux_manifest.VERSION,
+                        castle_lab_flux_manifest=str(gitsvc.flux_manifest),
+                        castle_lab_flux_manifest_url=gitsvc.flux_manifest_url)
     kube = services.get('kube')
     if kube:
         lab_vars.update(castle_lab_kubeconfig=str(kube.kubeconfig), castle_lab_kube_control=kube.control_url)

@@ -12,7 +12,14 @@ def test_inventory_points_at_every_service_and_names_secret_files(tmp_path):
     assert lab_vars['castle_lab_vault_addr'] == 'https://127.0.44.1:8200'
     assert lab_vars['castle_lab_vault_token'] == "{{ lookup('ansible.builtin.file', '%s') }}" % (
         tmp_path / 'vault' / 'root-token')
-    assert lab_vars['castle_lab_gitops_url'] == 'git://127.0.44.3:9418/gitops.git'
+    assert lab_vars['castle_lab_gitops_url'] == 'https://127.0.44.3:8443/gitops.git'
+    assert lab_vars['castle_lab_gitops_username'] == 'castle'
+    assert lab_vars['castle_lab_gitops_token'] == "{{ lookup('ansible.builtin.file', '%s') }}" % (
+        tmp_path / 'git' / 'token')
+    assert lab_vars['castle_lab_gitops_ca'] == str(tmp_path / 'ca' / 'ca.crt')
+    assert lab_vars['castle_lab_flux_version'] == 'v2.9.1'
+    assert lab_vars['castle_lab_flux_manifest'] == str(tmp_path / 'git' / 'flux' / 'v2.9.1' / 'install.yaml')
+    assert lab_vars['castle_lab_flux_manifest_url'] == 'https://127.0.44.3:8443/flux/v2.9.1/install.yaml'
     assert lab_vars['castle_lab_proxmox_control'] == 'http://127.0.44.2:8007'
     node = data['all']['children']['openclaw']['hosts']['openclaw-node']
     assert node['ansible_host'] == '127.0.44.4'
