@@ -1,0 +1,179 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: ephemeral.castle contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+DOCUMENTATION = r"""
+module: flux_wait
+short_description: Wait for Flux Kustomizations and HelmReleases to be Ready, in dependency order
+version_added: 0.1.0
+description:
+  - Waits until every selected Kustomization and HelmRelease is Ready at its current generation, and
+    every Kustomization has applied the revision its source holds now.
+  - Reports each object's status in C(dependsOn) order. On timeout it fails naming the first object
+    that is not Ready (the root cause, as what depends on it waits for it) with its reason and message.
+  - With O(reconcile=true), first asks Flux to reconcile the objects and their Git sources now (as
+    C(flux reconcile --with-source) does) and waits until Flux has handled that request.
+  - Suspended objects are reported but not waited for.
+author:
+  - ephemeral.castle maintainers (@ephemeral-castle)
+extends_documentation_fragment:
+  - ephemeral.castle.kube
+  - ephemeral.castle.kube.ACTION_GROUP
+attributes:
+  check_mode:
+    description: Runs in check mode, reporting whether it would change anything while changing nothing.
+    support: full
+    details: In check mode the reconcile request is not made; the current status is reported without waiting.
+  diff_mode:
+    description: Returns no diff.
+    support: none
+options:
+  namespace:
+    description: Only objects in this namespace. All namespaces when left out.
+    type: str
+  kinds:
+    description: Kinds to wait for.
+    type: list
+    elements: str
+    choices: [Kustomization, HelmRelease]
+    default: [Kustomization, HelmRelease]
+  names:
+    description: Only objects with these names (and what they depend on is still only reported if selected).
+    type: list
+    elements: str
+  timeout:
+    description: Seconds to wait for every object, in all.
+    type: int
+    default: 300
+  reconcile:
+    description: Ask Flux to reconcile the objects and their Git sources before waiting; reports a change.
+    type: bool
+    default: false
+"""
+
+EXAMPLES = r"""
+- name: Wait for the GitOps layers and the charts to settle
+  ephemeral.castle.flux_wait:
+    namespace: flux-system
+    timeout: 600
+
+- name: Apply the newest commit now and wait for it
+  ephemeral.castle.flux_wait:
+    namespace: flux-system
+    kinds: [Kustomization]
+    reconcile: true
+"""
+
+RETURN = r"""
+objects:
+  description: The selected objects in dependency order, with their status.
+  returned: always, also on timeout
+  type: list
+  elements: dict
+  sample:
+    - {"kind": "Kustomization", "namespace": "flux-system", "name": "operators", "ready": true,
+       "suspended": false, "reason": "ReconciliationSucceeded", "message": "Applied revision: main@sha1:0f1e2d",
+       "revision": "main@sha1:0f1e2d", "depends_on": []}
+requested_at:
+  description: The reconcile request token Flux had to handle.
+  returned: with O(reconcile=true) outside check mode
+  type: str
+  sample: "2026-11-23T18:00:00.000000+00:00"
+"""
+
+import datetime
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.ephemeral.castle.plugins.module_utils import flux
+from ansible_collections.ephemeral.castle.plugins.module_utils.kube import (
+    Deadline, KubeClient, KubeError, connection_argument_spec)
+
+
+def selected(client, params):
+    found = []
+    for kind in params['kinds']:
+        try:
+            found.extend(client.list(flux.KINDS[kind], kind, params['namespace']))
+        except KubeError as exc:
+            raise KubeError('cannot list {0}s; is Flux installed? {1}'.format(kind, exc))
+    if params['names']:
+        found = [o for o in found if o['metadata']['name'] in params['names']]
+    return flux.dependency_order(found)
+
+
+def source_of(obj):
+    ref = (obj.get('spec') or {}).get('sourceRef') or {}
+    if obj['kind'] != 'Kustomization' or ref.get('kind') != 'GitRepository':
+        return None
+    return ref.get('namespace') or obj['metadata']['namespace'], ref['name']
+
+
+def request_reconcile(client, objects, token):
+    """Annotate the objects and their Git sources, as `flux reconcile --with-source` does."""
+    targets = dict(((o['kind'], o['metadata']['namespace'], o['metadata']['name']), flux.KINDS[o['kind']])
+                   for o in objects)
+    for obj in objects:
+        source = source_of(obj)
+        if source:
+            targets[('GitRepository',) + source] = flux.SOURCE_API
+    for (kind, namespace, name), api_version in sorted(targets.items()):
+        client.server_side_apply({'apiVersion': api_version, 'kind': kind, 'metadata': {
+            'name': name, 'namespace': namespace, 'annotations': {flux.REQUESTED_AT: token}}},
+            field_manager='ephemeral.castle-reconcile')
+
+
+def statuses(client, objects, token):
+    revisions = {}
+    found = []
+    for obj in objects:
+        source = source_of(obj)
+        if source and source not in revisions:
+            repo = client.get(flux.SOURCE_API, 'GitRepository', source[1], source[0]) or {}
+            revisions[source] = ((repo.get('status') or {}).get('artifact') or {}).get('revision')
+        found.append(flux.summary(obj, revisions.get(source), token))
+    return found
+
+
+def main():
+    spec = connection_argument_spec()
+    spec.update(namespace=dict(type='str'),
+                kinds=dict(type='list', elements='str', choices=['Kustomization', 'HelmRelease'],
+                           default=['Kustomization', 'HelmRelease']),
+                names=dict(type='list', elements='str'), timeout=dict(type='int', default=300),
+                reconcile=dict(type='bool', default=False))
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    params = module.params
+    if params['timeout'] < 0:
+        module.fail_json(msg='timeout must be 0 or more seconds, not {0}'.format(params['timeout']))
+    deadline = Deadline(params['timeout'])
+    result = dict(changed=False, objects=[])
+    try:
+        client = KubeClient(module)
+        token = None
+        if params['reconcile'] and not module.check_mode:
+            token = datetime.datetime.now(datetime.timezone.utc).isoformat()
+            request_reconcile(client, selected(client, params), token)
+            result.update(changed=True, requested_at=token)
+        while True:
+            result['objects'] = statuses(client, selected(client, params), token)
+            waiting = [o for o in result['objects'] if not o['ready'] and not o['suspended']]
+            if not waiting or module.check_mode:
+                break
+            if deadline.passed:
+                module.fail_json(msg='timed out after {0}s: {1}'.format(params['timeout'], flux.describe(
+                    waiting[0])), **result)
+            time.sleep(min(0.5, deadline.left))
+    except KubeError as exc:
+        module.fail_json(msg=str(exc), **result)
+    suspended = [o for o in result['objects'] if o['suspended']]
+    for obj in suspended:
+        module.warn('{kind} {namespace}/{name} is suspended; not waited for'.format(**obj))
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()
