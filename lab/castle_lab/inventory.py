@@ -38,6 +38,8 @@ def render(cfg, services):
     kube = services.get('kube')
     if kube:
         lab_vars.update(castle_lab_kubeconfig=str(kube.kubeconfig), castle_lab_kube_control=kube.control_url)
+    if gitsvc and kube:
+        lab_vars.update(_cluster_inputs(cfg))
     claw = services.get('openclaw')
     if claw:
         groups['openclaw'] = {'hosts': {'openclaw-node': {
@@ -48,6 +50,19 @@ def render(cfg, services):
             # The node's own system Python; the controller's pyenv shims mean nothing there.
             'ansible_python_interpreter': '/usr/bin/python3'}}}
     return {'all': {'vars': lab_vars, 'children': groups}}
+
+
+def _cluster_inputs(cfg):
+    """What playbooks/flux.yml takes for a cluster, filled in for the lab's kube and git services."""
+    return {'castle_kubeconfig': '{{ castle_lab_kubeconfig }}',
+            'castle_cluster_vars': {'cluster_name': 'lab', 'cluster_domain': 'lab.castle.internal',
+                                    # MetalLB hands out addresses of the lab's own loopback network.
+                                    'metallb_addresses': '{0}-{1}'.format(cfg.address(200), cfg.address(220))},
+            'castle_flux': {'url': '{{ castle_lab_gitops_url }}', 'branch': 'main', 'path': './clusters/lab',
+                            'auth': 'token', 'username': '{{ castle_lab_gitops_username }}',
+                            'token': '{{ castle_lab_gitops_token }}', 'ca_path': '{{ castle_lab_gitops_ca }}',
+                            'version': '{{ castle_lab_flux_version }}',
+                            'manifest_path': '{{ castle_lab_flux_manifest }}'}}
 
 
 def write(cfg, services):

@@ -21,6 +21,8 @@ def test_inventory_points_at_every_service_and_names_secret_files(tmp_path):
     assert lab_vars['castle_lab_flux_manifest'] == str(tmp_path / 'git' / 'flux' / 'v2.9.1' / 'install.yaml')
     assert lab_vars['castle_lab_flux_manifest_url'] == 'https://127.0.44.3:8443/flux/v2.9.1/install.yaml'
     assert lab_vars['castle_lab_proxmox_control'] == 'http://127.0.44.2:8007'
+    assert lab_vars['castle_cluster_vars']['metallb_addresses'] == '127.0.44.200-127.0.44.220'
+    assert lab_vars['castle_flux']['token'] == '{{ castle_lab_gitops_token }}'
     node = data['all']['children']['openclaw']['hosts']['openclaw-node']
     assert node['ansible_host'] == '127.0.44.4'
     assert node['ansible_python_interpreter'] == '/usr/bin/python3'
@@ -32,3 +34,4 @@ def test_inventory_leaves_out_services_that_are_not_up(tmp_path):
     data = inventory.render(cfg, {'git': SERVICES['git'](cfg)})
     assert 'openclaw' not in data['all']['children']
     assert 'castle_lab_vault_addr' not in data['all']['vars']
+    assert 'castle_flux' not in data['all']['vars']
