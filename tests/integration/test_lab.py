@@ -1,8 +1,10 @@
 """The lab's five services, checked through the real clients the collection uses."""
 
 import os
+import pathlib
 import pwd
 import signal
+import subprocess
 import uuid
 
 import hvac
@@ -10,7 +12,7 @@ import pytest
 import requests
 from proxmoxer import ProxmoxAPI, ResourceException
 
-from conftest import Lab
+from conftest import REPO, Lab
 
 pytestmark = pytest.mark.lab
 
@@ -74,7 +76,8 @@ def test_vault_restart_keeps_data_and_unseals(lab, env):
 
 
 def test_lab_secrets_are_private(lab):
-    for secret in ('vault/init.json', 'vault/root-token', 'proxmox/token', 'ca/ca.key', 'openclaw/id_ed25519'):
+    for secret in ('vault/init.json', 'vault/root-token', 'proxmox/token', 'ca/ca.key', 'openclaw/id_ed25519',
+                   'git/token', 'git/git.key'):
         assert oct(os.stat(lab.dir / secret).st_mode & 0o777) == '0o600', secret
 
 
@@ -96,11 +99,82 @@ def test_proxmox_refuses_a_wrong_token(env):
     assert failure.value.status_code == 401
 
 
+# Answers git's credential requests from CASTLE_GITOPS_USERNAME/_TOKEN: the token is in no argv or URL.
+CREDENTIAL_HELPER = ('!f() { test "$1" = get && printf "username=%s\\npassword=%s\\n" "$CASTLE_GITOPS_USERNAME" '
+                     '"$CASTLE_GITOPS_TOKEN"; }; f')
+
+
+def git(lab, env, *args, token=None, check=True, cwd=None, env_extra=None):
+    """The real git CLI against the lab's Git host: its CA, and the lab's credentials (or `token`)."""
+    # GIT_SSL_CAINFO, when the machine sets it, wins over http.sslCAInfo: both name the lab CA.
+    git_env = dict(env, GIT_SSL_CAINFO=env['CASTLE_GITOPS_CA'], GIT_TERMINAL_PROMPT='0',
+                   CASTLE_GITOPS_TOKEN=token or env['CASTLE_GITOPS_TOKEN'], **(env_extra or {}))
+    return lab.run('git', '-c', 'http.sslCAInfo=' + env['CASTLE_GITOPS_CA'], '-c', 'credential.helper=',
+                   '-c', 'credential.helper=' + CREDENTIAL_HELPER, '-c', 'user.name=castle-test',
+                   '-c', 'user.email=castle-test@localhost', *args, env=git_env, check=check, cwd=cwd or REPO)
+
+
 def test_git_clone_of_the_gitops_url(lab, env, tmp_path):
-    lab.run('git', 'clone', '--quiet', env['CASTLE_GITOPS_URL'], str(tmp_path / 'gitops'), env=env)
+    assert env['CASTLE_GITOPS_URL'].startswith('https://')
+    git(lab, env, 'clone', '--quiet', env['CASTLE_GITOPS_URL'], str(tmp_path / 'gitops'))
     layers = (tmp_path / 'gitops' / 'clusters' / 'lab' / 'layers.yaml').read_text()
     for layer in ('operators', 'configs', 'instances', 'apps'):
         assert 'name: {0}\n'.format(layer) in layers
+
+
+def test_git_refuses_a_wrong_token(lab, env):
+    wrong = '0' * 40
+    refused = git(lab, env, 'ls-remote', env['CASTLE_GITOPS_URL'], token=wrong, check=False)
+    assert refused.returncode == 128
+    assert 'Authentication failed' in refused.stderr
+    assert wrong not in refused.stderr + refused.stdout
+    anonymous = requests.get(env['CASTLE_GITOPS_URL'] + '/info/refs', params={'service': 'git-upload-pack'},
+                             verify=env['CASTLE_GITOPS_CA'], timeout=10)
+    assert anonymous.status_code == 401
+    assert anonymous.headers['WWW-Authenticate'] == 'Basic realm="castle-lab git"'
+
+
+def test_git_push_lands(lab, env, tmp_path):
+    checkout, branch = tmp_path / 'gitops', 'lab-test/{0}'.format(uuid.uuid4().hex[:8])
+    git(lab, env, 'clone', '--quiet', env['CASTLE_GITOPS_URL'], str(checkout))
+    (checkout / 'pushed.txt').write_text('pushed through the lab\'s Git host\n')
+    git(lab, env, 'add', 'pushed.txt', cwd=checkout)
+    git(lab, env, 'commit', '--quiet', '-m', 'Push a probe', cwd=checkout)
+    git(lab, env, 'push', '--quiet', 'origin', 'HEAD:refs/heads/' + branch, cwd=checkout)
+    head = git(lab, env, 'rev-parse', 'HEAD', cwd=checkout).stdout.strip()
+    remote = git(lab, env, 'ls-remote', env['CASTLE_GITOPS_URL'], 'refs/heads/' + branch).stdout
+    assert remote.split() == [head, 'refs/heads/' + branch]
+    git(lab, env, 'clone', '--quiet', '--branch', branch, env['CASTLE_GITOPS_URL'], str(tmp_path / 'again'))
+    assert (tmp_path / 'again' / 'pushed.txt').read_text() == 'pushed through the lab\'s Git host\n'
+
+
+def test_git_fetch_with_many_local_commits_sends_gzip_requests(lab, env, tmp_path):
+    # Negotiating from a history the server does not know makes git gzip its large requests.
+    local = tmp_path / 'local'
+    git(lab, env, 'init', '--quiet', str(local))
+    script = ''.join('commit refs/heads/local\ncommitter t <t@t> {0} +0000\ndata 2\n{1:02}\n'.format(
+        1700000000 + n, n % 100) for n in range(300))
+    subprocess.run(['git', 'fast-import', '--quiet'], cwd=local, input=script, text=True, capture_output=True,
+                   check=True)
+    fetched = git(lab, env, '-c', 'http.postBuffer=1048576', 'fetch', env['CASTLE_GITOPS_URL'], 'main', cwd=local,
+                  env_extra={'GIT_TRACE_CURL': '1', 'GIT_TRACE_CURL_NO_DATA': '1'})
+    assert 'Content-Encoding: gzip' in fetched.stderr
+    assert git(lab, env, 'cat-file', '-t', 'FETCH_HEAD', cwd=local).stdout.strip() == 'commit'
+
+
+def test_flux_install_manifest_is_a_public_download(lab, env):
+    served = requests.get(env['CASTLE_FLUX_MANIFEST_URL'], verify=env['CASTLE_GITOPS_CA'], timeout=10)
+    assert served.status_code == 200
+    assert served.text == pathlib.Path(env['CASTLE_FLUX_MANIFEST']).read_text()
+    assert env['CASTLE_FLUX_MANIFEST_URL'].endswith('/flux/{0}/install.yaml'.format(env['CASTLE_FLUX_VERSION']))
+    # kubectl downloads it (trusting the lab CA through SSL_CERT_FILE) and the emulator takes every object.
+    try:
+        lab.run('kubectl', 'apply', '--server-side', '-f', env['CASTLE_FLUX_MANIFEST_URL'], env=env)
+        ready = lab.run('kubectl', '-n', 'flux-system', 'get', 'deployments', '-o',
+                        'jsonpath={range .items[*]}{.metadata.name}={.status.availableReplicas} {end}', env=env)
+        assert sorted(ready.stdout.split()) == ['helm-controller=1', 'kustomize-controller=1', 'source-controller=1']
+    finally:
+        lab.run('kubectl', 'delete', '--ignore-not-found', '-f', env['CASTLE_FLUX_MANIFEST'], env=env, check=False)
 
 
 def test_ansible_ping_and_openclaw_version_over_ssh(lab):
@@ -163,6 +237,7 @@ def test_inventory_names_secrets_without_holding_them(lab):
     text = (lab.inventory / 'hosts.yml').read_text()
     assert (lab.dir / 'proxmox' / 'token').read_text().strip() not in text
     assert (lab.dir / 'vault' / 'root-token').read_text().strip() not in text
+    assert (lab.dir / 'git' / 'token').read_text().strip() not in text
 
 
 def lab_processes(lab_dir):
@@ -192,7 +267,7 @@ def test_down_leaves_no_process_alive():
     try:
         other.castle_lab('up')
         pids = [other.pid(s) for s in ('vault', 'proxmox', 'git', 'openclaw', 'kube')]
-        # Services may fork helpers (git daemon does); each recorded PID is among the lab's processes.
+        # Services may fork helpers (git http-backend does); each recorded PID is among the lab's processes.
         assert set(pids) <= set(lab_processes(other.dir))
         other.run('ansible', '-i', str(other.inventory), 'openclaw', '-m', 'ansible.builtin.ping')
         other.castle_lab('down')
