@@ -32,7 +32,7 @@ async def serve(args):
     with open(args.client_ca) as handle:
         api = KubeApi(signer, handle.read())
     faults = Faults()
-    controllers = Manager(api.store, all_controllers(api))
+    controllers = Manager(api.store, all_controllers(api, args.artifact_dir, args.kubectl))
     controllers.start()
     runner = web.AppRunner(KubeServer(api, args.host, args.port, faults).app(), access_log=None,
                            shutdown_timeout=1)
@@ -54,6 +54,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     for option in ('--host', '--cert', '--key', '--client-ca', '--sa-key'):
         parser.add_argument(option, required=True)
+    parser.add_argument('--artifact-dir', help='where the Flux source controller stores artifacts')
+    parser.add_argument('--kubectl', default='kubectl', help='the kubectl that builds Flux Kustomizations')
     parser.add_argument('--port', type=int, default=6443)
     parser.add_argument('--control-port', type=int, default=6444)
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(name)s %(levelname)s %(message)s')

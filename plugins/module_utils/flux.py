@@ -11,7 +11,11 @@ import base64
 import copy
 import json
 
-import yaml
+try:
+    import yaml
+    HAS_YAML = True
+except ImportError:
+    HAS_YAML = False
 
 SOURCE_API = 'source.toolkit.fluxcd.io/v1'
 KUSTOMIZE_API = 'kustomize.toolkit.fluxcd.io/v1'
@@ -32,6 +36,8 @@ class FluxError(Exception):
 def load_manifest(text, source, version=None, namespace=None):
     """The objects of a Flux install manifest, checked against the pinned version and moved to
     `namespace` when it differs from the manifest's own. Returns (objects, manifest_version)."""
+    if not HAS_YAML:
+        raise FluxError('reading {0} needs PyYAML, which ansible-core itself requires'.format(source))
     try:
         objects = [doc for doc in yaml.safe_load_all(text) if doc]
     except yaml.YAMLError as exc:
@@ -45,8 +51,8 @@ def load_manifest(text, source, version=None, namespace=None):
     labels = namespaces[0]['metadata'].get('labels') or {}
     found = labels.get(VERSION_LABEL)
     if version and found != version:
-        raise FluxError('{0} installs Flux {1}, not the pinned version {2}'.format(source, found or '(unlabelled)',
-                                                                                  version))
+        raise FluxError('{0} installs Flux {1}, not the pinned version {2}'.format(
+            source, found or '(unlabelled)', version))
     own = namespaces[0]['metadata']['name']
     if namespace and namespace != own:
         objects = [_moved(o, own, namespace) for o in objects]
@@ -175,5 +181,6 @@ def summary(obj, source_revision=None, requested=None):
 
 def describe(found):
     """The timeout message for the first object that is not ready."""
-    return '{0} {1}/{2} is not Ready: {3}: {4}'.format(found['kind'], found['namespace'], found['name'],
-                                                      found['reason'] or 'NotReady', found['message'] or 'no status yet')
+    return '{0} {1}/{2} is not Ready: {3}: {4}'.format(
+        found['kind'], found['namespace'], found['name'], found['reason'] or 'NotReady',
+        found['message'] or 'no status yet')

@@ -1,13 +1,17 @@
 """A small controller framework on the server's event loop: watch a resource type, reconcile by key, requeue."""
 
 import asyncio
+import inspect
 import logging
 
 log = logging.getLogger(__name__)
 
 
 class Controller:
-    """Reconciles objects of some resource types; reconcile(key, namespace, name) may return seconds to requeue."""
+    """Reconciles objects of some resource types; reconcile(key, namespace, name) may return seconds to requeue.
+
+    reconcile may be a coroutine function: what it awaits (subprocesses, polls) leaves the event loop free for the
+    API server and the other controllers; one controller still reconciles one object at a time."""
 
     name = 'controller'
     watches = ()
@@ -35,6 +39,8 @@ class Controller:
             self.pending.discard(item)
             try:
                 requeue = self.reconcile(*item)
+                if inspect.isawaitable(requeue):
+                    requeue = await requeue
             except Exception:  # one failing object must not stop the controller
                 log.exception('%s: reconcile %s failed', self.name, item)
                 requeue = 1.0

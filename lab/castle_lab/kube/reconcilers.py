@@ -6,6 +6,7 @@ import hashlib
 import json
 import uuid
 
+from . import flux
 from .api import CRD_FINALIZER, NODE, now
 from .controllers import Controller
 from .registry import crd_types
@@ -316,5 +317,7 @@ class GarbageCollector(Controller):
         return None
 
 
-def all_controllers(api):
-    return [CrdController(api), NamespaceController(api), WorkloadController(api), GarbageCollector(api)]
+def all_controllers(api, artifact_dir=None, kubectl='kubectl'):
+    """The built-in controllers; Flux's source and kustomize controllers when there is an artifact directory."""
+    return [CrdController(api), NamespaceController(api), WorkloadController(api), GarbageCollector(api),
+            *flux.controllers(api, artifact_dir, kubectl)]

@@ -2,6 +2,8 @@
 an admin kubeconfig with a client certificate, and a fault control API on the next port."""
 
 import base64
+import os
+import shutil
 import sys
 
 import yaml
@@ -52,11 +54,26 @@ class KubeService(Service):
                                                             'namespace': 'default'}}]}
         pki.write_secret(self.kubeconfig, yaml.safe_dump(config, sort_keys=False))
 
+    @property
+    def artifacts(self):
+        """Where the emulated Flux source controller keeps its artifacts."""
+        return self.dir / 'artifacts'
+
+    def kubectl(self):
+        """The absolute path of kubectl (PATH, then the lab's tools), which builds Flux Kustomizations."""
+        search = os.pathsep.join([os.environ.get('PATH', ''), str(self.cfg.tools / 'bin')])
+        found = shutil.which('kubectl', path=search)
+        if not found:
+            raise LabError('kube: kubectl is neither on PATH nor in {0}; Flux Kustomizations need it '
+                           '(make setup installs it)'.format(self.cfg.tools / 'bin'))
+        return os.path.abspath(found)
+
     def command(self):
         return [sys.executable, '-m', 'castle_lab.kube_server', '--host', self.address, '--port', str(self.port),
                 '--control-port', str(self.control_port), '--cert', str(self.pki['server_cert']),
                 '--key', str(self.pki['server_key']), '--client-ca', str(self.pki['ca']),
-                '--sa-key', str(self.pki['sa_key'])]
+                '--sa-key', str(self.pki['sa_key']), '--artifact-dir', str(self.artifacts),
+                '--kubectl', self.kubectl()]
 
     def check(self):
         from kubernetes import client, config

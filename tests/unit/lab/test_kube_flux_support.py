@@ -1,0 +1,136 @@
+"""The pure parts of the Flux emulation: post-build substitution, durations, inventory ids, apply stages,
+readiness, and the kustomization.yaml generated for plain manifests."""
+
+import pytest
+
+from castle_lab.kube import envsubst, flux_objects
+from castle_lab.kube.envsubst import SubstitutionError, substitute
+
+
+@pytest.mark.parametrize('text, expected', [
+    ('image: ${image}', 'image: nginx:1.27'),
+    ('${missing}', ''),
+    ('${missing:=fallback}', 'fallback'),
+    ('${missing:-fallback}', 'fallback'),
+    ('${empty:-fallback}', 'fallback'),
+    ('${empty-fallback}', ''),
+    ('${image:=fallback}', 'nginx:1.27'),
+    ('${missing:=${region}}', 'eu-central-1'),
+    ('$${image}', '${image}'),
+    ('cost: $$5', 'cost: $5'),
+    ('echo $image', 'echo $image'),
+    ('${region:0:2}', 'eu'),
+    ('${region/central/west}', 'eu-west-1'),
+    ('${#region}', '12'),
+    ('${region^^}', 'EU-CENTRAL-1'),
+])
+def test_substitution_follows_bash_forms(text, expected):
+    variables = {'image': 'nginx:1.27', 'region': 'eu-central-1', 'empty': ''}
+    assert substitute(text, variables) == expected
+
+
+@pytest.mark.parametrize('text', ['${', '${1abc}', '${image@Q}'])
+def test_bad_expressions_are_errors(text):
+    with pytest.raises(SubstitutionError):
+        substitute(text, {'image': 'x'})
+
+
+def test_variable_names_are_checked_as_flux_does():
+    envsubst.check_names({'_ok': '1', 'cluster_env2': '2'})
+    with pytest.raises(SubstitutionError, match=r"^'cluster-env' var name is invalid, must match "
+                                                r"'\^\[_\[:alpha:\]\]\[_\[:alpha:\]\[:digit:\]\]\*\$'$"):
+        envsubst.check_names({'cluster-env': 'prod'})
+
+
+def test_inline_variables_win_and_later_sources_override_earlier_ones():
+    merged = envsubst.merged_variables({'a': 'inline'}, [{'a': 'first', 'b': 'first', 'c': 'one\ntwo'},
+                                                         {'a': 'second', 'b': 'second'}])
+    assert merged == {'a': 'inline', 'b': 'second', 'c': 'onetwo'}
+
+
+def test_substitution_can_be_disabled_by_label_or_annotation():
+    label = {'metadata': {'labels': {'kustomize.toolkit.fluxcd.io/substitute': 'disabled'}}}
+    annotation = {'metadata': {'annotations': {'kustomize.toolkit.fluxcd.io/substitute': 'disabled'}}}
+    assert envsubst.substitution_disabled(label) and envsubst.substitution_disabled(annotation)
+    assert not envsubst.substitution_disabled({'metadata': {'name': 'x'}})
+
+
+@pytest.mark.parametrize('text, seconds', [('1m0s', 60), ('10m', 600), ('1h30m', 5400), ('500ms', 0.5),
+                                           ('1.5s', 1.5)])
+def test_go_durations(text, seconds):
+    assert flux_objects.parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize('text', ['', '5', '1d', '1m junk'])
+def test_invalid_durations(text):
+    with pytest.raises(ValueError):
+        flux_objects.parse_duration(text)
+
+
+@pytest.mark.parametrize('seconds, text', [(60, '1m0s'), (30, '30s'), (1.5, '1.5s'), (0.25, '250ms'),
+                                           (3725, '1h2m5s')])
+def test_durations_print_as_go_does(seconds, text):
+    assert flux_objects.format_duration(seconds) == text
+
+
+def test_inventory_ids_round_trip():
+    deployment = {'apiVersion': 'apps/v1', 'kind': 'Deployment', 'metadata': {'name': 'blog', 'namespace': 'apps'}}
+    namespace = {'apiVersion': 'v1', 'kind': 'Namespace', 'metadata': {'name': 'apps'}}
+    role = {'apiVersion': 'rbac.authorization.k8s.io/v1', 'kind': 'ClusterRole', 'metadata': {'name': 'system:x'}}
+    assert flux_objects.inventory_entry(deployment) == {'id': 'apps_blog_apps_Deployment', 'v': 'v1'}
+    assert flux_objects.inventory_entry(namespace) == {'id': '_apps__Namespace', 'v': 'v1'}
+    assert flux_objects.inventory_entry(role)['id'] == '_system__x_rbac.authorization.k8s.io_ClusterRole'
+    assert flux_objects.parse_object_id('apps_blog_apps_Deployment') == ('apps', 'blog', 'apps', 'Deployment')
+    assert flux_objects.parse_object_id('_apps__Namespace') == ('', 'apps', '', 'Namespace')
+    assert flux_objects.parse_object_id('_system__x_rbac.authorization.k8s.io_ClusterRole') == (
+        '', 'system:x', 'rbac.authorization.k8s.io', 'ClusterRole')
+
+
+def test_apply_stages_put_definitions_first_and_keep_order():
+    def obj(api_version, kind, name):
+        return {'apiVersion': api_version, 'kind': kind, 'metadata': {'name': name}}
+    objects = [obj('apps/v1', 'Deployment', 'blog'), obj('example.com/v1', 'Widget', 'w'),
+               obj('storage.k8s.io/v1', 'StorageClass', 'fast'), obj('v1', 'Namespace', 'apps'),
+               obj('apiextensions.k8s.io/v1', 'CustomResourceDefinition', 'widgets.example.com'),
+               obj('v1', 'ConfigMap', 'c')]
+    stages = [[o['metadata']['name'] for o in stage] for stage in flux_objects.apply_stages(objects)]
+    assert stages == [['apps', 'widgets.example.com'], ['fast'], ['blog', 'w', 'c']]
+
+
+def _deployment(generation=2, **status):
+    return {'apiVersion': 'apps/v1', 'kind': 'Deployment', 'metadata': {'name': 'd', 'generation': generation},
+            'spec': {'replicas': 2}, 'status': status}
+
+
+def test_readiness_of_workloads_and_conditions():
+    ready = dict(observedGeneration=2, replicas=2, updatedReplicas=2, readyReplicas=2, availableReplicas=2)
+    assert flux_objects.readiness(_deployment(**ready)) == 'Current'
+    assert flux_objects.readiness(_deployment(**dict(ready, observedGeneration=1))) == 'InProgress'
+    assert flux_objects.readiness(_deployment(**dict(ready, availableReplicas=1))) == 'InProgress'
+    assert flux_objects.readiness(None) == 'NotFound'
+
+    def release(status, observed=3, generation=3):
+        return {'apiVersion': 'helm.toolkit.fluxcd.io/v2', 'kind': 'HelmRelease',
+                'metadata': {'name': 'r', 'generation': generation},
+                'status': {'observedGeneration': observed, 'conditions': [{'type': 'Ready', 'status': status}]}}
+    assert flux_objects.readiness(release('True')) == 'Current'
+    assert flux_objects.readiness(release('False')) == 'InProgress'
+    assert flux_objects.readiness(release('True', observed=2)) == 'InProgress'
+    crd = {'apiVersion': 'apiextensions.k8s.io/v1', 'kind': 'CustomResourceDefinition', 'metadata': {'name': 'c'},
+           'status': {'conditions': [{'type': 'Established', 'status': 'True'}]}}
+    assert flux_objects.readiness(crd) == 'Current'
+    pvc = {'apiVersion': 'v1', 'kind': 'PersistentVolumeClaim', 'metadata': {'name': 'p'}, 'status': {}}
+    assert flux_objects.readiness(pvc) == 'InProgress'
+    assert flux_objects.readiness({'apiVersion': 'v1', 'kind': 'ConfigMap', 'metadata': {'name': 'c'}}) == 'Current'
+
+
+def test_generated_kustomization_lists_manifests_and_nested_kustomizations(tmp_path):
+    (tmp_path / 'b.yaml').write_text('kind: ConfigMap\n')
+    (tmp_path / 'a.yml').write_text('kind: ConfigMap\n')
+    (tmp_path / 'notes.txt').write_text('not a manifest\n')
+    (tmp_path / 'plain').mkdir()
+    (tmp_path / 'plain' / 'c.yaml').write_text('kind: ConfigMap\n')
+    (tmp_path / 'overlay').mkdir()
+    (tmp_path / 'overlay' / 'kustomization.yaml').write_text('resources: []\n')
+    (tmp_path / 'overlay' / 'd.yaml').write_text('kind: ConfigMap\n')
+    assert flux_objects.generated_resources(str(tmp_path)) == ['a.yml', 'b.yaml', 'overlay', 'plain/c.yaml']
