@@ -178,6 +178,31 @@ class FluxController(Controller):
     def related(self, key, event, obj):
         """Events of other kinds this controller reacts to."""
 
+    async def reconcile(self, key, namespace, name):
+        obj = self.current(namespace, name)
+        if obj is None:
+            self.forget(namespace, name)
+            return None
+        if not controller_available(self.api, self.deployment):
+            return None
+        if obj['metadata'].get('deletionTimestamp'):
+            self.forget(namespace, name)
+            self.finalize(obj)
+            self.remove_finalizer(obj)
+            return None
+        if (obj.get('spec') or {}).get('suspend'):
+            return None
+        return await self.reconcile_object(self.ensure_finalizer(obj))
+
+    def forget(self, namespace, name):
+        """Drops what the controller keeps in memory about an object that is going away."""
+
+    def finalize(self, obj):
+        """Clean-up before the finalizer is removed from a deleted object."""
+
+    async def reconcile_object(self, obj):
+        raise NotImplementedError
+
     def rtype(self):
         return self.api.registry.get(self.kind_key[0], 'v1', self.kind_key[1])
 
@@ -238,18 +263,11 @@ class GitRepositoryController(FluxController):
         super().__init__(api)
         self.storage = storage
 
-    async def reconcile(self, key, namespace, name):
-        obj = self.current(namespace, name)
-        if obj is None or not controller_available(self.api, self.deployment):
-            return None
-        if obj['metadata'].get('deletionTimestamp'):
-            self.storage.remove('gitrepository', namespace, name)
-            self.remove_finalizer(obj)
-            return None
-        spec = obj.get('spec') or {}
-        if spec.get('suspend'):
-            return None
-        obj = self.ensure_finalizer(obj)
+    def finalize(self, obj):
+        self.storage.remove('gitrepository', obj['metadata']['namespace'], obj['metadata']['name'])
+
+    async def reconcile_object(self, obj):
+        spec, namespace, name = obj['spec'], obj['metadata']['namespace'], obj['metadata']['name']
         generation = obj['metadata'].get('generation')
         try:
             artifact = await self._fetch(obj)
@@ -419,21 +437,11 @@ class KustomizationController(FluxController):
 
     # reconcile
 
-    async def reconcile(self, key, namespace, name):
-        obj = self.current(namespace, name)
-        if obj is None:
-            self.waiting.pop((namespace, name), None)
-            return None
-        if not controller_available(self.api, self.deployment):
-            return None
-        if obj['metadata'].get('deletionTimestamp'):
-            self.waiting.pop((namespace, name), None)
-            self._finalize(obj)
-            return None
-        spec = obj.get('spec') or {}
-        if spec.get('suspend'):
-            return None
-        obj = self.ensure_finalizer(obj)
+    def forget(self, namespace, name):
+        self.waiting.pop((namespace, name), None)
+
+    async def reconcile_object(self, obj):
+        spec, namespace, name = obj['spec'], obj['metadata']['namespace'], obj['metadata']['name']
         retry = parse_duration(spec.get('retryInterval') or spec['interval'])
         revision = None
         try:
@@ -652,13 +660,13 @@ class KustomizationController(FluxController):
             except ApiError as exc:
                 log.info('prune %s: %s', entry['id'], exc.message)
 
-    def _finalize(self, obj):
+    def finalize(self, obj):
+        """Deletes the inventory's objects when the deletion policy (by default: spec.prune) says so."""
         spec = obj.get('spec') or {}
         policy = spec.get('deletionPolicy') or 'MirrorPrune'
         if not spec.get('suspend') and (policy == 'Delete' or (policy in ('MirrorPrune', 'WaitForTermination')
                                                                and spec.get('prune'))):
             self._prune(obj, ((obj.get('status') or {}).get('inventory') or {}).get('entries') or [])
-        self.remove_finalizer(obj)
 
     # health
 
