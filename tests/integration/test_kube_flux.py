@@ -306,6 +306,9 @@ def test_dependencies_substitution_and_labels(kube, dyn, flux):
         'data': {'image': 'nginx:1.27', 'who': 'configmap', 'replicas': '2'}})
     apply(kube, flux_kustomization('infra', './infra', suspend=True, wait=True),
           flux_kustomization('apps', './apps', dependsOn=[{'name': 'infra'}], targetNamespace=APPS_NS,
+                             commonMetadata={'labels': {'team': 'blog'}},
+                             patches=[{'target': {'kind': 'ConfigMap', 'name': 'greeting'},
+                                       'patch': '- {op: add, path: /data/patched, value: "yes"}'}],
                              postBuild={'substitute': {'who': 'world'},
                                         'substituteFrom': [{'kind': 'ConfigMap', 'name': 'cluster-vars'},
                                                            {'kind': 'Secret', 'name': 'optional-vars',
@@ -330,8 +333,8 @@ def test_dependencies_substitution_and_labels(kube, dyn, flux):
         '_flux-apps__Namespace', 'flux-apps_extra__ConfigMap', 'flux-apps_settings__ConfigMap']
 
     greeting = get(dyn, 'v1', 'ConfigMap', 'greeting', APPS_NS)
-    assert greeting['data'] == {'text': 'hello world', 'region': 'eu', 'literal': '${who}'}
-    assert greeting['metadata']['labels'] == {'kustomize.toolkit.fluxcd.io/name': 'apps',
+    assert greeting['data'] == {'text': 'hello world', 'region': 'eu', 'literal': '${who}', 'patched': 'yes'}
+    assert greeting['metadata']['labels'] == {'team': 'blog', 'kustomize.toolkit.fluxcd.io/name': 'apps',
                                               'kustomize.toolkit.fluxcd.io/namespace': FLUX_NS}
     blog = get(dyn, 'apps/v1', 'Deployment', 'blog', APPS_NS)
     assert blog['spec']['replicas'] == 2

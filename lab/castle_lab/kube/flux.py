@@ -529,16 +529,22 @@ class KustomizationController(FluxController):
 
     @staticmethod
     def _prepare_kustomization(obj, directory):
-        """Writes the kustomization.yaml Flux generates for plain manifests, and spec.targetNamespace."""
+        """Writes the kustomization.yaml Flux generates for plain manifests, and the spec fields Flux adds to it."""
         if not has_kustomization(str(directory)):
             (directory / 'kustomization.yaml').write_text(yaml.safe_dump({
                 'apiVersion': 'kustomize.config.k8s.io/v1beta1', 'kind': 'Kustomization',
                 'resources': generated_resources(str(directory))}))
-        target = obj['spec'].get('targetNamespace')
-        if target:
+        spec = obj['spec']
+        added = {field: spec[field] for field in ('namePrefix', 'nameSuffix', 'patches', 'images', 'components')
+                 if spec.get(field)}
+        if spec.get('targetNamespace'):
+            added['namespace'] = spec['targetNamespace']
+        if added:
             path = next(directory / n for n in KUSTOMIZATION_FILES if (directory / n).is_file())
             config = yaml.safe_load(path.read_text()) or {}
-            config['namespace'] = target
+            for field, value in added.items():
+                config[field] = config.get(field, []) + value if field in ('patches', 'images', 'components') \
+                    else value
             path.write_text(yaml.safe_dump(config, sort_keys=False))
 
     def _substituted(self, obj, documents):
@@ -596,10 +602,15 @@ class KustomizationController(FluxController):
 
     @staticmethod
     def _labelled(kustomization, obj):
+        """obj with spec.commonMetadata and the labels naming the Kustomization."""
         obj = copy.deepcopy(obj)
         meta = obj.setdefault('metadata', {})
-        meta.setdefault('labels', {}).update({NAME_LABEL: kustomization['metadata']['name'],
-                                              NAMESPACE_LABEL: kustomization['metadata']['namespace']})
+        common = kustomization['spec'].get('commonMetadata') or {}
+        if common.get('annotations'):
+            meta.setdefault('annotations', {}).update(common['annotations'])
+        meta.setdefault('labels', {}).update(common.get('labels') or {})
+        meta['labels'].update({NAME_LABEL: kustomization['metadata']['name'],
+                               NAMESPACE_LABEL: kustomization['metadata']['namespace']})
         return obj
 
     def _type_of(self, obj):
