@@ -8,6 +8,11 @@ REFERENCE/SOURCES.md states them. The CRDs keep every version and their whole st
 properties, required, enums, patterns, bounds, defaults, x-kubernetes-* keys with CEL validations);
 descriptions and examples are dropped. Output is deterministic: re-running writes the same bytes.
 
+The CRDs of the charts the lab installs are built from less: MetalLB's from the condensed spec
+schemas in REFERENCE/metallb/metallb-crds-condensed.json, Longhorn's from the bare names in
+REFERENCE/longhorn/longhorn-crd-names.json (schemas that keep unknown fields). Each is built when
+its reference file is present.
+
     .venv/bin/python lab/tools/derive_crds.py [--reference ../shared/reference] [--out DIR]
 """
 
@@ -44,6 +49,20 @@ SCHEMA_OR_BOOL = ('additionalProperties', 'additionalItems', 'not')
 VERSION_KEYS = ('name', 'served', 'storage', 'deprecated', 'deprecationWarning', 'subresources',
                 'additionalPrinterColumns', 'selectableFields')
 SPEC_KEYS = ('group', 'names', 'scope', 'conversion', 'preserveUnknownFields')
+METALLB = 'metallb/metallb-crds-condensed.json'
+LONGHORN = 'longhorn/longhorn-crd-names.json'
+CHART_SOURCES = {
+    METALLB: {'repository': 'metallb/metallb', 'path': 'config/crd/bases/metallb.io_*.yaml',
+              'commit': 'stored commits 40da9ef119d08f551a90dcbd2af90a1a37d5ed2e (ipaddresspools), '
+                        '0c865cf22ac65ea4949d4bb3bdb7599baf3d77c7 (l2advertisements)',
+              'license': 'Apache-2.0',
+              'built': 'spec schemas as condensed in the reference (≈ MetalLB v0.13); apiVersion, kind, metadata '
+                       'and status added as every CRD has them'},
+    LONGHORN: {'repository': 'longhorn/longhorn-manager', 'path': 'k8s/pkg/apis/longhorn/v1beta2/register.go',
+               'commit': 'stored commit 1683a7319ea2110ccf06941dff241620127b55e6', 'license': 'Apache-2.0',
+               'built': 'names only: kind and plural from the reference; the schema is '
+                        '`x-kubernetes-preserve-unknown-fields: true` because the fields are not known here'},
+}
 
 
 class DeriveError(Exception):
@@ -97,6 +116,66 @@ def derive(crd, source):
     return {'apiVersion': crd['apiVersion'], 'kind': crd['kind'], 'metadata': metadata, 'spec': spec}
 
 
+def crd_shell(group, kind, plural, version, schema):
+    """A namespaced v1 CRD with one served storage version and a status subresource."""
+    return {'apiVersion': 'apiextensions.k8s.io/v1', 'kind': 'CustomResourceDefinition',
+            'metadata': {'name': '{0}.{1}'.format(plural, group)},
+            'spec': {'group': group, 'scope': 'Namespaced',
+                     'names': {'kind': kind, 'listKind': kind + 'List', 'plural': plural, 'singular': kind.lower()},
+                     'versions': [{'name': version, 'served': True, 'storage': True, 'subresources': {'status': {}},
+                                   'additionalPrinterColumns': [], 'schema': {'openAPIV3Schema': schema}}]}}
+
+
+def without_comments(schema):
+    if isinstance(schema, dict):
+        return {k: without_comments(v) for k, v in schema.items() if not k.startswith('_')}
+    if isinstance(schema, list):
+        return [without_comments(item) for item in schema]
+    return schema
+
+
+def metallb_crds(condensed):
+    """MetalLB's CRDs from the condensed reference: its spec schemas inside the usual object envelope."""
+    crds = []
+    for name, entry in sorted(condensed['crds'].items()):
+        (version,) = [v['name'] for v in entry['versions'] if v.get('storage')]
+        schema = {'type': 'object', 'properties': {
+            'apiVersion': {'type': 'string'}, 'kind': {'type': 'string'}, 'metadata': {'type': 'object'},
+            'spec': strip_schema(without_comments(entry['spec']), name), 'status': {'type': 'object'}}}
+        if entry.get('requiredTopLevel'):
+            schema['required'] = list(entry['requiredTopLevel'])
+        crd = crd_shell(condensed['group'], entry['kind'], entry['plural'], version, schema)
+        if crd['metadata']['name'] != name:
+            raise DeriveError('{0}: plural and group do not make {1}'.format(METALLB, name))
+        crds.append(crd)
+    return crds
+
+
+def longhorn_crds(names):
+    """Longhorn's CRDs from their names alone: every field is kept, none is checked."""
+    if len(names['kinds']) != len(names['crd_names']):
+        raise DeriveError('{0}: kinds and crd_names differ in length'.format(LONGHORN))
+    crds = []
+    for kind, name in zip(names['kinds'], names['crd_names']):
+        plural, group = name.split('.', 1)
+        if group != names['group']:
+            raise DeriveError('{0}: {1} is not in group {2}'.format(LONGHORN, name, names['group']))
+        crds.append(crd_shell(group, kind, plural, names['version'],
+                              {'type': 'object', 'x-kubernetes-preserve-unknown-fields': True}))
+    return crds
+
+
+def chart_crds(reference):
+    """{reference file: [CRD]} for the chart references present."""
+    builders = {METALLB: metallb_crds, LONGHORN: longhorn_crds}
+    found = {}
+    for rel, builder in builders.items():
+        path = reference / rel
+        if path.is_file():
+            found[rel] = builder(json.loads(path.read_text(encoding='utf-8')))
+    return found
+
+
 def dump(obj):
     return json.dumps(obj, indent=1, sort_keys=True, ensure_ascii=False) + '\n'
 
@@ -121,7 +200,7 @@ def upstream_sources(reference):
     return sources
 
 
-def sources_md(entries):
+def sources_md(entries, chart_entries=()):
     lines = ['# Bundled CRDs — sources', '',
              'CustomResourceDefinitions the lab\'s Kubernetes API emulator serves, one JSON file each.',
              'Upstream data as /work/shared/reference/SOURCES.md states it; regenerate with',
@@ -132,6 +211,15 @@ def sources_md(entries):
     for filename, src in sorted(entries):
         lines.append('| {0} | {1[repository]} | {1[path]} | {1[tag]} | {1[commit]} | {1[license]} |'.format(
             filename, src))
+    if chart_entries:
+        lines += ['', '## CRDs of the charts the lab installs', '',
+                  'Built, not derived: the reference holds less than the upstream CRD YAML.', '',
+                  '| File | Upstream repository | Upstream path | Commit | License | Built from |',
+                  '| --- | --- | --- | --- | --- | --- |']
+        for filename, rel in sorted(chart_entries):
+            src = CHART_SOURCES[rel]
+            lines.append('| {0} | {1[repository]} | {1[path]} | {1[commit]} | {1[license]} | {2}: {1[built]} |'.format(
+                filename, src, rel))
     return '\n'.join(lines) + '\n'
 
 
@@ -156,7 +244,15 @@ def build(reference):
                     raise DeriveError('{0}: {1} defined twice'.format(rel, filename))
                 files[filename] = dump(derive(crd, rel))
                 entries.append((filename, sources[rel]))
-    files['SOURCES.md'] = sources_md(entries)
+    chart_entries = []
+    for rel, crds in chart_crds(reference).items():
+        for crd in crds:
+            filename = crd['metadata']['name'] + '.json'
+            if filename in files:
+                raise DeriveError('{0}: {1} defined twice'.format(rel, filename))
+            files[filename] = dump(crd)
+            chart_entries.append((filename, rel))
+    files['SOURCES.md'] = sources_md(entries, chart_entries)
     return files
 
 
@@ -169,7 +265,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         files = build(args.reference)
-    except (DeriveError, OSError, KeyError, yaml.YAMLError) as exc:
+    except (DeriveError, OSError, KeyError, ValueError, yaml.YAMLError) as exc:
         print('derive_crds: {0}'.format(exc), file=sys.stderr)
         return 1
     args.out.mkdir(parents=True, exist_ok=True)

@@ -2,8 +2,6 @@
 
 import json
 import os
-import time
-import uuid
 
 import pytest
 import requests
@@ -11,6 +9,8 @@ import yaml
 from kubernetes import client, config, dynamic, watch
 from kubernetes.client.rest import ApiException
 from urllib3.exceptions import MaxRetryError, ReadTimeoutError
+
+from kube_helpers import kubectl, scratch_namespace, wait_for
 
 pytestmark = pytest.mark.lab
 
@@ -32,17 +32,6 @@ CRD = {
                                                  'properties': {'name': {'type': 'string'},
                                                                 'count': {'type': 'integer'}}}}}},
                                'status': {'type': 'object', 'properties': {'ready': {'type': 'boolean'}}}}}}}]}}
-
-
-def wait_for(check, what, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail('{0}: not within {1}s'.format(what, timeout))
-        time.sleep(0.05)
 
 
 @pytest.fixture(scope='module')
@@ -67,13 +56,7 @@ def dyn(api_client):
 
 @pytest.fixture
 def namespace(core):
-    name = 'kt-{0}'.format(uuid.uuid4().hex[:8])
-    core.create_namespace({'metadata': {'name': name}})
-    yield name
-    try:
-        core.delete_namespace(name)
-    except ApiException as exc:
-        assert exc.status == 404
+    yield from scratch_namespace(core, 'kt')
 
 
 @pytest.fixture(scope='module')
@@ -89,14 +72,6 @@ def gadgets(dyn):
 def _established(crd):
     return {c['type'] for c in (crd.status.conditions or []) if c['status'] == 'True'} >= {'Established',
                                                                                            'NamesAccepted'}
-
-
-def kubectl(lab, kenv, *args, stdin=None, check=True):
-    if stdin is not None:
-        path = lab.dir / 'kubectl-input-{0}.yaml'.format(uuid.uuid4().hex[:6])
-        path.write_text(stdin)
-        args = tuple(str(path) if a == '-' else a for a in args)
-    return lab.run('kubectl', *args, env=kenv, check=check)
 
 
 def test_unauthenticated_requests_get_401_with_a_status(lab, kenv):

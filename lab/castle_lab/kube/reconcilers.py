@@ -6,7 +6,7 @@ import hashlib
 import json
 import uuid
 
-from . import flux
+from . import flux, helm, storage
 from .api import CRD_FINALIZER, NODE, now
 from .controllers import Controller
 from .registry import crd_types
@@ -320,4 +320,4 @@ class GarbageCollector(Controller):
 def all_controllers(api, artifact_dir=None, kubectl='kubectl'):
     """The built-in controllers; Flux's source and kustomize controllers when there is an artifact directory."""
     return [CrdController(api), NamespaceController(api), WorkloadController(api), GarbageCollector(api),
-            *flux.controllers(api, artifact_dir, kubectl)]
+            *helm.controllers(api), *storage.controllers(api), *flux.controllers(api, artifact_dir, kubectl)]
