@@ -426,3 +426,27 @@ def test_deleting_a_pruning_kustomization_deletes_its_objects(kube, dyn, flux):
     assert get(dyn, 'apps/v1', 'Deployment', 'blog', APPS_NS) is None
     assert get(dyn, 'v1', 'ConfigMap', 'greeting', APPS_NS) is None
     assert get(dyn, 'v1', 'ConfigMap', 'settings', APPS_NS) is not None
+
+
+def test_the_labs_flux_manifest_and_git_host(lab):
+    """The session lab's own pieces together: its Flux install manifest, its Git host over HTTPS."""
+    env = lab.client_env()
+    run_kubectl = [shutil.which('kubectl', path=env['PATH']) or 'kubectl']
+    applied = subprocess.run(run_kubectl + ['apply', '--server-side', '-f', env['CASTLE_FLUX_MANIFEST']], env=env,
+                             capture_output=True, text=True, check=False, timeout=60)
+    assert applied.returncode == 0, applied.stderr
+    name = 'lab-gitops-{0}'.format(uuid.uuid4().hex[:6])
+    objects = [{'apiVersion': 'v1', 'kind': 'Secret', 'metadata': {'name': name, 'namespace': FLUX_NS},
+                'stringData': {'username': env['CASTLE_GITOPS_USERNAME'], 'password': env['CASTLE_GITOPS_TOKEN'],
+                               'ca.crt': pathlib.Path(env['CASTLE_GITOPS_CA']).read_text()}},
+               dict(git_repository(env['CASTLE_GITOPS_URL'], secret=name), metadata={
+                   'name': name, 'namespace': FLUX_NS})]
+    created = subprocess.run(run_kubectl + ['apply', '--server-side', '-f', '-'], input=yaml.safe_dump_all(objects),
+                             env=env, capture_output=True, text=True, check=False, timeout=60)
+    assert created.returncode == 0, created.stderr
+    lab_dyn = dynamic.DynamicClient(config.new_client_from_config(env['KUBECONFIG']))
+    source = wait_ready(lab_dyn, name, 'Succeeded', kind='GitRepository', timeout=60.0)
+    assert source['status']['artifact']['revision'].startswith('main@sha1:')
+    deleted = subprocess.run(run_kubectl + ['-n', FLUX_NS, 'delete', 'gitrepository,secret', name, '--wait=true'],
+                             env=env, capture_output=True, text=True, check=False, timeout=60)
+    assert deleted.returncode == 0, deleted.stderr
