@@ -108,8 +108,11 @@ async def git_http_backend(request):
     feeding = asyncio.create_task(feed_body(request, proc.stdin))
     errors = asyncio.create_task(proc.stderr.read())
     try:
-        status, reason, headers = parse_cgi_headers(await read_cgi_headers(proc.stdout))
-        response = web.StreamResponse(status=status, reason=reason)
+        block = await read_cgi_headers(proc.stdout)
+        if not block:
+            return web.Response(status=502, text='git http-backend gave no answer\n')
+        status, reason, headers = parse_cgi_headers(block)
+        response = web.StreamResponse(status=status, reason=reason or None)
         for name, value in headers:
             response.headers.add(name, value)
         await response.prepare(request)
