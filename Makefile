@@ -5,7 +5,8 @@ VENV := $(CURDIR)/.venv
 export PATH := $(VENV)/bin:$(CURDIR)/.lab/tools/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 SANITY_TREE := $(CURDIR)/.build/ansible_collections/ephemeral/castle
-DEMO_PLAYBOOK ?= playbooks/lab_check.yml
+# Until playbooks/phoenix.yml exists: prove the lab, then take its cluster to GitOps.
+DEMO_PLAYBOOKS ?= playbooks/lab_check.yml playbooks/flux.yml
 
 .PHONY: setup test demo lint sanity pytest molecule build lab-up lab-down clean
 
@@ -29,7 +30,7 @@ build: setup
 
 demo: setup
 	castle-lab up
-	ansible-playbook -i inventories/lab $(DEMO_PLAYBOOK)
+	for playbook in $(DEMO_PLAYBOOKS); do ansible-playbook -i inventories/lab $$playbook; done
 
 lab-up: setup
 	castle-lab up
