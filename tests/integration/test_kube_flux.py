@@ -130,6 +130,10 @@ class GitRepo:
         run('git', 'push', '--quiet', str(self.bare), 'HEAD:main', cwd=self.work)
         return run('git', 'rev-parse', 'HEAD', cwd=self.work).stdout.strip()
 
+    def tag(self, name, sha):
+        run('git', *IDENTITY, 'tag', '--annotate', '-m', name, name, sha, cwd=self.work)
+        run('git', 'push', '--quiet', str(self.bare), 'refs/tags/' + name, cwd=self.work)
+
 
 @pytest.fixture(scope='module')
 def kube(tmp_path_factory):
@@ -298,6 +302,26 @@ def test_git_failures_name_the_secret_or_the_clone(kube, dyn, repo, flux):
     assert repo.token not in ready(failed)['message']
     for name in ('no-secret', 'wrong-branch'):
         assert kubectl(kube, '-n', FLUX_NS, 'delete', 'gitrepository', name, '--wait=true').returncode == 0
+
+
+def test_tags_semver_and_commits_name_the_revision(kube, dyn, repo, flux):
+    first = flux['first']
+    repo.tag('v1.0.0', first)
+    repo.tag('v1.1.0-rc.1', first)
+    refs = {'by-tag': {'tag': 'v1.0.0'}, 'by-semver': {'semver': '^1.0'}, 'by-commit': {'commit': first},
+            'by-branch-commit': {'branch': 'main', 'commit': first}}
+    sources = []
+    for name, ref in refs.items():
+        source = git_repository(repo.url, **ref)
+        source['metadata']['name'] = name
+        sources.append(source)
+    apply(kube, *sources)
+    expected = {'by-tag': 'v1.0.0@sha1:', 'by-semver': 'v1.0.0@sha1:', 'by-commit': 'sha1:',
+                'by-branch-commit': 'main@sha1:'}
+    for name, prefix in expected.items():
+        assert wait_ready(dyn, name, 'Succeeded', kind='GitRepository')['status']['artifact']['revision'] == (
+            prefix + first)
+    assert kubectl(kube, '-n', FLUX_NS, 'delete', 'gitrepository', *refs, '--wait=true').returncode == 0
 
 
 def test_dependencies_substitution_and_labels(kube, dyn, flux):

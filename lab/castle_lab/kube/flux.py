@@ -22,8 +22,8 @@ from . import envsubst
 from .api import now
 from .errors import ApiError
 from .flux_objects import (CURRENT, FAILED, apply_stages, describe, format_duration, generated_resources, group_of,
-                           has_kustomization, inventory_entry, parse_duration, parse_object_id, readiness,
-                           version_of, KUSTOMIZATION_FILES)
+                           has_kustomization, inventory_entry, latest_matching, parse_duration, parse_object_id,
+                           readiness, version_of, KUSTOMIZATION_FILES)
 from .controllers import Controller
 from .patch import APPLY_PATCH
 
@@ -235,15 +235,18 @@ class FluxController(Controller):
     def write_status(self, namespace, name, status):
         """Writes status through the status subresource of the object as it is now (if it still exists)."""
         rtype, current = self.rtype(), self.current(namespace, name)
-        if rtype is None or current is None or current.get('status') == status:
+        if rtype is None or current is None:
             return
         old = current.get('status') or {}
         status['conditions'] = merged_conditions(old.get('conditions'), status.get('conditions') or [])
+        if status == old:
+            return
         body = self.api.served_as(rtype, current)
         body['status'] = status
         self.api.replace(rtype, namespace, name, body, self.manager, subresource='status')
 
-    def with_conditions(self, obj, status, conditions, keep=()):
+    @staticmethod
+    def with_conditions(obj, status, conditions, keep=()):
         """status whose conditions are `conditions` plus the old ones of the types in `keep`."""
         kept = [c for c in (obj.get('status') or {}).get('conditions') or [] if c['type'] in keep and c['type'] not in
                 {n['type'] for n in conditions}]
@@ -286,7 +289,7 @@ class GitRepositoryController(FluxController):
         return parse_duration(spec['interval'])
 
     def _credentials(self, obj):
-        """(git config entries, files to clean up) from spec.secretRef."""
+        """What spec.secretRef gives git: an `http.extraHeader` with the credentials, a `ca.crt`."""
         ref = (obj['spec'].get('secretRef') or {}).get('name')
         if not ref:
             return {}
@@ -333,11 +336,12 @@ class GitRepositoryController(FluxController):
         for index, (key, value) in enumerate(settings.items()):
             env['GIT_CONFIG_KEY_{0}'.format(index)], env['GIT_CONFIG_VALUE_{0}'.format(index)] = key, value
         tree = work / 'tree'
+        timeout = parse_duration(spec.get('timeout') or '60s')
         ref = spec.get('ref') or {'branch': 'master'}
         url = spec['url']
 
         async def git(*args):
-            code, out, err = await run_command(['git', *args], env=env, cwd=tree)
+            code, out, err = await run_command(['git', *args], env=env, cwd=tree, timeout=timeout)
             if code:
                 raise Failure('GitOperationFailed', "failed to checkout and determine revision: unable to clone "
                               "'{0}': {1}".format(url, error_text(err)))
@@ -345,21 +349,41 @@ class GitRepositoryController(FluxController):
 
         tree.mkdir()
         await git('init', '--quiet')
-        commit = ref.get('commit')
+        # Flux's precedence: name, then commit (on its branch if given), semver, tag, branch.
+        commit = None if ref.get('name') else ref.get('commit')
         if ref.get('name'):
             label, refspec = ref['name'], ref['name']
+        elif commit:
+            label = ref.get('branch') or ''
+            refspec = 'refs/heads/' + label if label else '+refs/heads/*:refs/remotes/origin/*'
+        elif ref.get('semver'):
+            label = await self._semver_tag(git, url, ref['semver'])
+            refspec = 'refs/tags/' + label
         elif ref.get('tag'):
             label, refspec = ref['tag'], 'refs/tags/' + ref['tag']
-        elif ref.get('branch') or not commit:
-            label, refspec = ref.get('branch') or 'master', 'refs/heads/' + (ref.get('branch') or 'master')
         else:
-            label, refspec = '', '+refs/heads/*:refs/remotes/origin/*'
+            label = ref.get('branch') or 'master'
+            refspec = 'refs/heads/' + label
         depth = [] if commit else ['--depth', '1']
         await git('fetch', '--quiet', '--no-tags', *depth, url, refspec)
         target = commit or 'FETCH_HEAD'
         await git('checkout', '--quiet', target)
         sha = await git('rev-parse', 'HEAD^{commit}')
         return sha, label
+
+    @staticmethod
+    async def _semver_tag(git, url, constraint):
+        """The remote's latest tag that satisfies the semver constraint."""
+        listing = await git('ls-remote', '--tags', '--refs', url)
+        tags = [line.split('refs/tags/', 1)[1] for line in listing.splitlines() if 'refs/tags/' in line]
+        try:
+            tag = latest_matching(tags, constraint)
+        except ValueError as exc:
+            raise Failure('GitOperationFailed', 'failed to checkout and determine revision: {0}'.format(exc)) from None
+        if tag is None:
+            raise Failure('GitOperationFailed', "failed to checkout and determine revision: no match found for "
+                          "semver: {0}".format(constraint))
+        return tag
 
     async def _store(self, obj, tree, sha, revision):
         meta = obj['metadata']

@@ -201,3 +201,79 @@ def generated_resources(directory):
         found.extend(os.path.relpath(os.path.join(root, f), directory) for f in sorted(files)
                      if f.endswith(('.yaml', '.yml')) and not f.startswith('.'))
     return sorted(found)
+
+
+SEMVER = re.compile(r'^v?(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?$')
+PARTIAL = re.compile(r'^v?(\d+|[xX*])(?:\.(\d+|[xX*]))?(?:\.(\d+|[xX*]))?(?:-([0-9A-Za-z.-]+))?$')
+TERM = re.compile(r'^(=|!=|>=|<=|>|<|~|\^)?\s*(\S+)$')
+
+
+def semver(tag):
+    """(major, minor, patch, prerelease) of a tag like `v1.2.3` or `1.2.3-rc.1`, or None."""
+    found = SEMVER.match(tag)
+    if not found:
+        return None
+    major, minor, patch, pre = found.groups()
+    return int(major), int(minor or 0), int(patch or 0), pre or ''
+
+
+def _precedence(version):
+    """Sort key: a prerelease sorts before its release; numeric prerelease parts compare as numbers."""
+    parts = tuple((0, int(p), '') if p.isdigit() else (1, 0, p) for p in version[3].split('.')) if version[3] else ()
+    return version[:3] + ((0, parts) if version[3] else (1, ()),)
+
+
+def _bounds(operator, text):
+    """[(operator, version)] comparisons one constraint term stands for."""
+    found = PARTIAL.match(text)
+    if not found:
+        raise ValueError('improper constraint: {0}'.format(text))
+    raw = found.groups()[:3]
+    wild = next((i for i, part in enumerate(raw) if part is None or not part.isdigit()), 3)
+    numbers = [int(part) if i < wild else 0 for i, part in enumerate(raw)]
+    low = (*numbers, found.group(4) or '')
+
+    def upper(index):
+        if index == 0:
+            return None
+        bumped = numbers[:index - 1] + [numbers[index - 1] + 1] + [0] * (3 - index)
+        return (*bumped, '')
+    if operator == '^':
+        first = next((i for i, n in enumerate(numbers[:wild]) if n), max(wild - 1, 0))
+        return [('>=', low)] + ([('<', upper(first + 1))] if upper(first + 1) else [])
+    if operator == '~':
+        return [('>=', low), ('<', upper(max(min(wild, 2), 1)))]
+    if wild < 3 and operator in (None, '='):
+        return [('>=', low)] + ([('<', upper(wild))] if upper(wild) else [])
+    if wild < 3 and operator == '<=':
+        return [('<', upper(wild))] if upper(wild) else []
+    if wild < 3 and operator == '>':
+        return [('>=', upper(wild))] if upper(wild) else [('<', (0, 0, 0, ''))]
+    return [(operator or '=', low)]
+
+
+def _compare(version, operator, bound):
+    left, right = _precedence(version), _precedence(bound)
+    return {'=': left == right, '!=': left != right, '>': left > right, '<': left < right,
+            '>=': left >= right, '<=': left <= right}[operator]
+
+
+def _satisfies(version, constraint):
+    for alternative in constraint.split('||'):
+        alternative = re.sub(r'\s*-\s+', ' - ', alternative.strip())
+        hyphen = re.match(r'^(\S+) - (\S+)$', alternative)
+        terms = [('>=', hyphen.group(1)), ('<=', hyphen.group(2))] if hyphen else [
+            TERM.match(t).groups() for t in re.split(r'[\s,]+', re.sub(r'(=|!=|>=|<=|>|<|~|\^)\s+', r'\1',
+                                                                         alternative)) if t]
+        comparisons = [c for operator, text in terms for c in _bounds(operator, text)]
+        if version[3] and not any(bound[3] and bound[:3] == version[:3] for _op, bound in comparisons):
+            continue  # prereleases only match constraints that name one of the same version
+        if all(_compare(version, operator, bound) for operator, bound in comparisons):
+            return True
+    return False
+
+
+def latest_matching(tags, constraint):
+    """The tag with the highest semantic version satisfying a Masterminds-style constraint, or None."""
+    matching = [(semver(tag), tag) for tag in tags if semver(tag) and _satisfies(semver(tag), constraint)]
+    return max(matching, key=lambda pair: _precedence(pair[0]))[1] if matching else None

@@ -134,3 +134,15 @@ def test_generated_kustomization_lists_manifests_and_nested_kustomizations(tmp_p
     (tmp_path / 'overlay' / 'kustomization.yaml').write_text('resources: []\n')
     (tmp_path / 'overlay' / 'd.yaml').write_text('kind: ConfigMap\n')
     assert flux_objects.generated_resources(str(tmp_path)) == ['a.yml', 'b.yaml', 'overlay', 'plain/c.yaml']
+
+
+TAGS = ['v1.0.0', 'v1.2.0', 'v1.2.5', 'v1.3.0-rc.1', 'v1.3.0', 'v2.0.0', '0.2.3', '0.2.9', '0.3.0', 'latest']
+
+
+@pytest.mark.parametrize('constraint, tag', [
+    ('*', 'v2.0.0'), ('1.x', 'v1.3.0'), ('>=1.0.0 <2.0.0', 'v1.3.0'), ('>=1.0.0, <1.3.0', 'v1.2.5'),
+    ('~1.2', 'v1.2.5'), ('^1.2', 'v1.3.0'), ('^0.2.3', '0.2.9'), ('<=1.2', 'v1.2.5'), ('1.0.0 - 1.2.9', 'v1.2.5'),
+    ('<1.0.0 || >=2.0.0', 'v2.0.0'), ('>=1.3.0-rc.0 <1.3.0', 'v1.3.0-rc.1'), ('!=2.0.0', 'v1.3.0'), ('3.x', None),
+])
+def test_semver_constraints_pick_the_latest_matching_tag(constraint, tag):
+    assert flux_objects.latest_matching(TAGS, constraint) == tag
