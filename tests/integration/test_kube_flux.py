@@ -9,7 +9,6 @@ import shutil
 import ssl
 import subprocess
 import threading
-import time
 import uuid
 
 import pytest
@@ -21,6 +20,7 @@ from castle_lab import config as lab_config
 from castle_lab.kube.auth import ensure_cluster_pki
 from castle_lab.kube_crds import bundled_crd
 from castle_lab.services.kube import KubeService
+from kube_helpers import wait_for
 
 pytestmark = pytest.mark.lab
 
@@ -39,18 +39,6 @@ class FluxKube(KubeService):
 
 def run(*args, cwd=None, env=None):
     return subprocess.run(list(args), cwd=cwd, env=env, capture_output=True, text=True, check=True, timeout=60)
-
-
-def poll(read, what, timeout=20.0):
-    """read()'s first truthy answer, or a failure naming `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        answer = read()
-        if answer:
-            return answer
-        if time.monotonic() > deadline:
-            pytest.fail('{0}: not within {1}s'.format(what, timeout))
-        time.sleep(0.05)
 
 
 class GitHandler(http.server.BaseHTTPRequestHandler):
@@ -198,7 +186,7 @@ def wait_ready(dyn, name, reason='ReconciliationSucceeded', kind='Kustomization'
         obj = get(dyn, api_version, kind, name)
         cond = ready(obj)
         return obj if cond and cond['reason'] == reason else None
-    return poll(check, '{0} {1} with reason {2}'.format(kind, name, reason), timeout)
+    return wait_for(check, '{0} {1} with reason {2}'.format(kind, name, reason), timeout)
 
 
 def apply(kube, *objects):
@@ -261,7 +249,7 @@ def flux(kube, repo, dyn):
     crds = [bundled_crd(n) for n in ('gitrepositories.source.toolkit.fluxcd.io',
                                      'kustomizations.kustomize.toolkit.fluxcd.io')]
     apply(kube, {'apiVersion': 'v1', 'kind': 'Namespace', 'metadata': {'name': FLUX_NS}}, *crds)
-    poll(lambda: kubectl(kube, 'get', 'gitrepositories,kustomizations', '-A').returncode == 0, 'Flux CRDs served')
+    wait_for(lambda: kubectl(kube, 'get', 'gitrepositories,kustomizations', '-A').returncode == 0, 'Flux CRDs served')
     secret = {'apiVersion': 'v1', 'kind': 'Secret', 'metadata': {'name': 'git-auth', 'namespace': FLUX_NS},
               'stringData': {'username': GIT_USER, 'password': repo.token, 'ca.crt': repo.ca}}
     apply(kube, secret, git_repository(repo.url))
@@ -371,19 +359,19 @@ def test_a_watched_configmap_change_reapplies(kube, dyn, flux):
     result = kubectl(kube, '-n', FLUX_NS, 'patch', 'configmap', 'cluster-vars', '--type=merge',
                      '-p', '{"data":{"image":"nginx:1.28"}}')
     assert result.returncode == 0, result.stderr
-    poll(lambda: (get(dyn, 'apps/v1', 'Deployment', 'blog', APPS_NS)['spec']['template']['spec']['containers'][0]
-                  ['image'] == 'nginx:1.28'), 'blog runs the image of the changed ConfigMap')
+    wait_for(lambda: (get(dyn, 'apps/v1', 'Deployment', 'blog', APPS_NS)['spec']['template']['spec']['containers'][0]
+                  ['image'] == 'nginx:1.28'), 'blog runs the image of the changed ConfigMap', timeout=20.0)
 
 
 def test_prune_after_a_commit_removes_a_file(kube, dyn, repo, flux):
     sha = repo.commit({'infra/extra.yaml': None}, 'Drop extra')
     request_reconcile(kube, 'gitrepository', 'gitops')
-    poll(lambda: kustomization(dyn, 'infra')['status'].get('lastAppliedRevision') == 'main@sha1:' + sha,
-         'infra applies the new revision')
+    wait_for(lambda: kustomization(dyn, 'infra')['status'].get('lastAppliedRevision') == 'main@sha1:' + sha,
+         'infra applies the new revision', timeout=20.0)
     assert get(dyn, 'v1', 'ConfigMap', 'extra', APPS_NS) is None
     assert get(dyn, 'v1', 'ConfigMap', 'settings', APPS_NS) is not None
-    poll(lambda: kustomization(dyn, 'apps')['status'].get('lastAppliedRevision') == 'main@sha1:' + sha,
-         'apps follows infra to the new revision')
+    wait_for(lambda: kustomization(dyn, 'apps')['status'].get('lastAppliedRevision') == 'main@sha1:' + sha,
+         'apps follows infra to the new revision', timeout=20.0)
     flux['applied'] = sha
 
 
@@ -416,8 +404,8 @@ def test_health_checks_time_out_naming_the_object(kube, dyn, repo, flux):
     sha = repo.commit({'apps/kustomization.yaml': APPS['apps/kustomization.yaml'], 'apps/note.yaml': None,
                        'apps/broken.yaml': None}, 'Repair')
     request_reconcile(kube, 'gitrepository', 'gitops')
-    poll(lambda: kustomization(dyn, 'apps')['status'].get('lastAppliedRevision') == 'main@sha1:' + sha,
-         'apps applies the repaired revision')
+    wait_for(lambda: kustomization(dyn, 'apps')['status'].get('lastAppliedRevision') == 'main@sha1:' + sha,
+         'apps applies the repaired revision', timeout=20.0)
     # It applies infra's objects too, but without prune its deletion leaves them to infra.
     apply(kube, flux_kustomization('watcher', './infra', prune=False, dependsOn=[{'name': 'apps'}], timeout='1s',
                                    healthChecks=[
