@@ -196,9 +196,12 @@ def apply(kube, *objects):
 
 
 def request_reconcile(kube, kind, name):
+    """Asks for a reconcile as `flux reconcile` does; returns the request's token."""
+    token = uuid.uuid4().hex
     result = kubectl(kube, '-n', FLUX_NS, 'annotate', '--overwrite', kind, name,
-                     'reconcile.fluxcd.io/requestedAt={0}'.format(uuid.uuid4().hex))
+                     'reconcile.fluxcd.io/requestedAt={0}'.format(token))
     assert result.returncode == 0, result.stderr
+    return token
 
 
 def flux_deployments():
@@ -227,6 +230,13 @@ INFRA = {
     'infra/namespace.yaml': 'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {0}\n'.format(APPS_NS),
     'infra/settings.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: {0}\n'
                            'data:\n  tier: infra\n'.format(APPS_NS),
+    'infra/widgets.yaml': 'apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n'
+                          '  name: widgets.flux.lab.example\nspec:\n  group: flux.lab.example\n  scope: Namespaced\n'
+                          '  names: {plural: widgets, singular: widget, kind: Widget}\n  versions:\n'
+                          '  - name: v1\n    served: true\n    storage: true\n    schema:\n'
+                          '      openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}\n',
+    'infra/widget.yaml': 'apiVersion: flux.lab.example/v1\nkind: Widget\nmetadata:\n  name: gear\n'
+                         '  namespace: {0}\nspec:\n  size: 3\n'.format(APPS_NS),
     'infra/extra.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra\n  namespace: {0}\n'
                         'data:\n  keep: "no"\n'.format(APPS_NS),
 }
@@ -341,8 +351,10 @@ def test_dependencies_substitution_and_labels(kube, dyn, flux):
     assert apps['status']['observedGeneration'] == apps['metadata']['generation']
     ids = [e['id'] for e in apps['status']['inventory']['entries']]
     assert sorted(ids) == ['flux-apps_blog_apps_Deployment', 'flux-apps_greeting__ConfigMap']
-    assert sorted(e['id'] for e in infra['status']['inventory']['entries']) == [
-        '_flux-apps__Namespace', 'flux-apps_extra__ConfigMap', 'flux-apps_settings__ConfigMap']
+    assert [e['id'] for e in infra['status']['inventory']['entries']] == [
+        '_flux-apps__Namespace', '_widgets.flux.lab.example_apiextensions.k8s.io_CustomResourceDefinition',
+        'flux-apps_extra__ConfigMap', 'flux-apps_settings__ConfigMap', 'flux-apps_gear_flux.lab.example_Widget']
+    assert get(dyn, 'flux.lab.example/v1', 'Widget', 'gear', APPS_NS)['spec'] == {'size': 3}
 
     greeting = get(dyn, 'v1', 'ConfigMap', 'greeting', APPS_NS)
     assert greeting['data'] == {'text': 'hello world', 'region': 'eu', 'literal': '${who}', 'patched': 'yes'}
@@ -365,7 +377,7 @@ def test_a_watched_configmap_change_reapplies(kube, dyn, flux):
 
 def test_prune_after_a_commit_removes_a_file(kube, dyn, repo, flux):
     sha = repo.commit({'infra/extra.yaml': None}, 'Drop extra')
-    request_reconcile(kube, 'gitrepository', 'gitops')
+    token = request_reconcile(kube, 'gitrepository', 'gitops')
     wait_for(lambda: kustomization(dyn, 'infra')['status'].get('lastAppliedRevision') == 'main@sha1:' + sha,
          'infra applies the new revision', timeout=20.0)
     assert get(dyn, 'v1', 'ConfigMap', 'extra', APPS_NS) is None
@@ -373,6 +385,11 @@ def test_prune_after_a_commit_removes_a_file(kube, dyn, repo, flux):
     wait_for(lambda: kustomization(dyn, 'apps')['status'].get('lastAppliedRevision') == 'main@sha1:' + sha,
          'apps follows infra to the new revision', timeout=20.0)
     flux['applied'] = sha
+    source = get(dyn, 'source.toolkit.fluxcd.io/v1', 'GitRepository', 'gitops')
+    assert source['status']['lastHandledReconcileAt'] == token
+    token = request_reconcile(kube, 'kustomization', 'apps')
+    wait_for(lambda: kustomization(dyn, 'apps')['status'].get('lastHandledReconcileAt') == token,
+             'apps answers the reconcile request')
 
 
 def test_a_broken_commit_fails_the_build_and_keeps_what_was_applied(kube, dyn, repo, flux):
