@@ -347,6 +347,9 @@ def test_dependencies_substitution_and_labels(kube, dyn, flux):
     assert ready(infra)['message'] == 'Applied revision: ' + revision
     assert {c['type']: c['status'] for c in infra['status']['conditions']}['Healthy'] == 'True'
     apps = wait_ready(dyn, 'apps')
+    listing = kubectl(kube, '-n', FLUX_NS, 'get', 'kustomization', 'apps').stdout.splitlines()
+    assert listing[0].split() == ['NAME', 'AGE', 'READY', 'STATUS']
+    assert listing[1].split()[2:] == ['True', 'Applied', 'revision:', revision]
     assert (apps['status']['lastAppliedRevision'], apps['status']['lastAttemptedRevision']) == (revision, revision)
     assert apps['status']['observedGeneration'] == apps['metadata']['generation']
     ids = [e['id'] for e in apps['status']['inventory']['entries']]

@@ -6,6 +6,7 @@ import datetime
 import hashlib
 import json
 import logging
+import re
 
 import yaml
 from aiohttp import web
@@ -369,17 +370,21 @@ class KubeServer:
         return 'as=Table' in request.headers.get('Accept', '')
 
     def _table(self, rtype, items):
-        extra = [(c['name'], c.get('type', 'string'), c.get('priority', 0),
-                  lambda obj, path=c.get('jsonPath', ''): _json_path(obj, path)) for c in rtype.printer_columns]
+        extra = [(c['name'], c.get('type', 'string'), c.get('priority', 0), _column_cell(c))
+                 for c in rtype.printer_columns]
         extra += BUILTIN_COLUMNS.get(rtype.kind, []) if not rtype.crd else []
+        # A CRD's printer columns replace the default Age column (CRDs list their own).
+        with_age = not (rtype.crd and rtype.printer_columns)
         columns = [{'name': 'Name', 'type': 'string', 'format': 'name', 'description': 'Name', 'priority': 0}]
         columns += [{'name': name, 'type': kind, 'format': '', 'description': name, 'priority': priority}
                     for name, kind, priority, _cell in extra]
-        columns.append({'name': 'Age', 'type': 'string', 'format': '', 'description': 'Age', 'priority': 0})
+        if with_age:
+            columns.append({'name': 'Age', 'type': 'string', 'format': '', 'description': 'Age', 'priority': 0})
         rows = []
         for obj in items:
             cells = [obj['metadata']['name']] + [cell(obj) for _name, _kind, _priority, cell in extra]
-            cells.append(_age(obj['metadata'].get('creationTimestamp')))
+            if with_age:
+                cells.append(_age(obj['metadata'].get('creationTimestamp')))
             rows.append({'cells': cells, 'object': {'kind': 'PartialObjectMetadata', 'apiVersion': 'meta.k8s.io/v1',
                                                     'metadata': obj['metadata']}})
         return {'kind': 'Table', 'apiVersion': 'meta.k8s.io/v1',
@@ -638,13 +643,35 @@ BUILTIN_COLUMNS = {
 }
 
 
+# Steps of the JSONPath printer columns use: `.field`, `[?(@.key=="value")]`, `[index]`, `[*]`.
+JSON_PATH_STEP = re.compile(r'\.([^.\[\]]+)|\[\?\(@\.([\w-]+)\s*==\s*["\']([^"\']*)["\']\)\]|\[(\d+|\*)\]')
+
+
 def _json_path(obj, path):
-    node = obj
-    for part in path.strip('.').split('.'):
-        if not part:
-            continue
-        node = node.get(part) if isinstance(node, dict) else None
-    return node if isinstance(node, (str, int, float, bool)) else ('' if node is None else json.dumps(node))
+    """A printer column's cell: the one value the path selects, or several joined by spaces."""
+    nodes = [obj]
+    for field, key, value, index in JSON_PATH_STEP.findall(path):
+        if field:
+            nodes = [n[field] for n in nodes if isinstance(n, dict) and n.get(field) is not None]
+        elif key:
+            nodes = [item for n in nodes if isinstance(n, list) for item in n
+                     if isinstance(item, dict) and str(item.get(key)) == value]
+        elif index == '*':
+            nodes = [item for n in nodes if isinstance(n, list) for item in n]
+        else:
+            nodes = [n[int(index)] for n in nodes if isinstance(n, list) and len(n) > int(index)]
+    values = [n if isinstance(n, (str, int, float, bool)) else json.dumps(n) for n in nodes]
+    if len(values) == 1:
+        return values[0]
+    return ' '.join(str(v) for v in values)
+
+
+def _column_cell(column):
+    """The cell function of a CRD printer column; `date` columns read as an age, as the API server writes them."""
+    path = column.get('jsonPath', '')
+    if column.get('type') == 'date':
+        return lambda obj: _age(_json_path(obj, path) or None)
+    return lambda obj: _json_path(obj, path)
 
 
 def _age(timestamp):
