@@ -239,6 +239,8 @@ INFRA = {
                          '  namespace: {0}\nspec:\n  size: 3\n'.format(APPS_NS),
     'infra/extra.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra\n  namespace: {0}\n'
                         'data:\n  keep: "no"\n'.format(APPS_NS),
+    'infra/kept.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kept\n  namespace: {0}\n'
+                       '  annotations:\n    kustomize.toolkit.fluxcd.io/prune: disabled\n'.format(APPS_NS),
 }
 APPS = {
     'apps/kustomization.yaml': 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n'
@@ -356,7 +358,8 @@ def test_dependencies_substitution_and_labels(kube, dyn, flux):
     assert sorted(ids) == ['flux-apps_blog_apps_Deployment', 'flux-apps_greeting__ConfigMap']
     assert [e['id'] for e in infra['status']['inventory']['entries']] == [
         '_flux-apps__Namespace', '_widgets.flux.lab.example_apiextensions.k8s.io_CustomResourceDefinition',
-        'flux-apps_extra__ConfigMap', 'flux-apps_settings__ConfigMap', 'flux-apps_gear_flux.lab.example_Widget']
+        'flux-apps_extra__ConfigMap', 'flux-apps_kept__ConfigMap', 'flux-apps_settings__ConfigMap',
+        'flux-apps_gear_flux.lab.example_Widget']
     assert get(dyn, 'flux.lab.example/v1', 'Widget', 'gear', APPS_NS)['spec'] == {'size': 3}
 
     greeting = get(dyn, 'v1', 'ConfigMap', 'greeting', APPS_NS)
@@ -379,11 +382,12 @@ def test_a_watched_configmap_change_reapplies(kube, dyn, flux):
 
 
 def test_prune_after_a_commit_removes_a_file(kube, dyn, repo, flux):
-    sha = repo.commit({'infra/extra.yaml': None}, 'Drop extra')
+    sha = repo.commit({'infra/extra.yaml': None, 'infra/kept.yaml': None}, 'Drop extra and kept')
     token = request_reconcile(kube, 'gitrepository', 'gitops')
     wait_for(lambda: kustomization(dyn, 'infra')['status'].get('lastAppliedRevision') == 'main@sha1:' + sha,
          'infra applies the new revision', timeout=20.0)
     assert get(dyn, 'v1', 'ConfigMap', 'extra', APPS_NS) is None
+    assert get(dyn, 'v1', 'ConfigMap', 'kept', APPS_NS) is not None
     assert get(dyn, 'v1', 'ConfigMap', 'settings', APPS_NS) is not None
     wait_for(lambda: kustomization(dyn, 'apps')['status'].get('lastAppliedRevision') == 'main@sha1:' + sha,
          'apps follows infra to the new revision', timeout=20.0)
@@ -443,7 +447,11 @@ def test_health_checks_time_out_naming_the_object(kube, dyn, repo, flux):
 def test_a_missing_source_and_path_fail_as_artifact_failures(kube, dyn, flux):
     orphan = flux_kustomization('orphan', './infra')
     orphan['spec']['sourceRef']['name'] = 'elsewhere'
-    apply(kube, orphan, flux_kustomization('nowhere', './no/such/dir'))
+    unsubstituted = flux_kustomization('unsubstituted', './infra', prune=False, postBuild={
+        'substituteFrom': [{'kind': 'ConfigMap', 'name': 'absent'}]})
+    apply(kube, orphan, flux_kustomization('nowhere', './no/such/dir'), unsubstituted)
+    assert ready(wait_ready(dyn, 'unsubstituted', 'BuildFailed'))['message'] == (
+        "substitute from 'ConfigMap/absent' error: configmaps \"absent\" not found")
     assert ready(wait_ready(dyn, 'orphan', 'ArtifactFailed'))['message'] == (
         "Source 'GitRepository/flux-system/elsewhere' not found")
     assert ready(wait_ready(dyn, 'nowhere', 'ArtifactFailed'))['message'].startswith(
@@ -451,7 +459,7 @@ def test_a_missing_source_and_path_fail_as_artifact_failures(kube, dyn, flux):
 
 
 def test_deleting_a_pruning_kustomization_deletes_its_objects(kube, dyn, flux):
-    for name in ('watcher', 'orphan', 'nowhere'):
+    for name in ('watcher', 'orphan', 'nowhere', 'unsubstituted'):
         assert kubectl(kube, '-n', FLUX_NS, 'delete', 'kustomization', name, '--wait=true').returncode == 0
     result = kubectl(kube, '-n', FLUX_NS, 'delete', 'kustomization', 'apps', '--wait=true')
     assert result.returncode == 0, result.stderr

@@ -3,8 +3,11 @@ readiness, and the kustomization.yaml generated for plain manifests."""
 
 import pytest
 
+from castle_lab import config
 from castle_lab.kube import envsubst, flux_objects
 from castle_lab.kube.envsubst import SubstitutionError, substitute
+from castle_lab.process import LabError
+from castle_lab.services.kube import KubeService
 
 
 @pytest.mark.parametrize('text, expected', [
@@ -146,3 +149,17 @@ TAGS = ['v1.0.0', 'v1.2.0', 'v1.2.5', 'v1.3.0-rc.1', 'v1.3.0', 'v2.0.0', '0.2.3'
 ])
 def test_semver_constraints_pick_the_latest_matching_tag(constraint, tag):
     assert flux_objects.latest_matching(TAGS, constraint) == tag
+
+
+def test_the_kube_service_passes_kubectl_and_the_artifact_directory(tmp_path, monkeypatch):
+    tools = tmp_path / 'tools'
+    (tools / 'bin').mkdir(parents=True)
+    service = KubeService(config.load({'CASTLE_LAB_DIR': str(tmp_path / 'lab'), 'CASTLE_LAB_TOOLS': str(tools)}))
+    monkeypatch.setenv('PATH', str(tmp_path / 'empty'))
+    with pytest.raises(LabError, match='kubectl is neither on PATH nor in'):
+        service.kubectl()
+    kubectl = tools / 'bin' / 'kubectl'
+    kubectl.write_text('#!/bin/sh\n')
+    kubectl.chmod(0o755)
+    assert service.kubectl() == str(kubectl)
+    assert service.artifacts == tmp_path / 'lab' / 'kube' / 'artifacts'
