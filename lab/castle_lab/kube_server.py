@@ -4,6 +4,7 @@ its controllers on the same event loop, and the fault control API beside it."""
 import argparse
 import asyncio
 import logging
+import shutil
 import ssl
 
 from aiohttp import web
@@ -32,6 +33,9 @@ async def serve(args):
     with open(args.client_ca) as handle:
         api = KubeApi(signer, handle.read())
     faults = Faults()
+    if args.artifact_dir:
+        # Artifacts belong to objects held in memory: a new server starts without either.
+        shutil.rmtree(args.artifact_dir, ignore_errors=True)
     controllers = Manager(api.store, all_controllers(api, args.artifact_dir, args.kubectl))
     controllers.start()
     runner = web.AppRunner(KubeServer(api, args.host, args.port, faults).app(), access_log=None,
