@@ -220,6 +220,12 @@ def test_dependencies_hold_a_release_back(lab, kenv, dyn, flux, namespace):
     kubectl(lab, kenv, 'annotate', '-n', namespace, 'helmrelease/eso', 'reconcile.fluxcd.io/requestedAt=now-1')
     wait_for(lambda: get(dyn, 'helm.toolkit.fluxcd.io/v2', 'HelmRelease', namespace, 'eso')['status'].get(
         'lastHandledReconcileAt') == 'now-1', 'lastHandledReconcileAt')
+    kubectl(lab, kenv, 'patch', '-n', namespace, 'helmrelease/eso', '--type=merge', '-p',
+            '{"spec": {"releaseName": "secrets"}}')
+    hr = helm_release(dyn, namespace, 'eso', reason='InstallSucceeded')
+    assert [(h['name'], h['version']) for h in hr['status']['history']] == [('secrets', 1)]
+    assert get(dyn, 'apps/v1', 'Deployment', namespace, 'eso-external-secrets') is None
+    assert get(dyn, 'apps/v1', 'Deployment', namespace, 'secrets-external-secrets')
     kubectl(lab, kenv, 'delete', '-n', namespace, 'helmrelease/eso', 'helmrelease/first', '--timeout=20s')
 
 

@@ -372,10 +372,13 @@ class HelmReleaseController(HelmToolkitController):
         history = status.get('history') or []
         current = history[0] if history else None
         generation = release['metadata']['generation']
-        in_sync = current and (current['chartVersion'], current['configDigest'], current['name'],
-                               current['namespace']) == (chart_version, config_digest, name, namespace) \
-            and status.get('lastAttemptedGeneration') == generation and is_ready(dict(release, status=status))
-        if in_sync:
+        if current and (current['name'], current['namespace']) != (name, namespace):
+            # A new release target: helm-controller uninstalls the old release first.
+            self.uninstall(status)
+            current, history = None, []
+            status.pop('inventory', None)
+        elif current and (current['chartVersion'], current['configDigest']) == (chart_version, config_digest) \
+                and status.get('lastAttemptedGeneration') == generation and is_ready(dict(release, status=status)):
             self.write_status(rtype, release, status)
             return
         action = 'upgrade' if current else 'install'
@@ -389,13 +392,13 @@ class HelmReleaseController(HelmToolkitController):
             self.release_failed(rtype, release, status, action, name, namespace,
                                 '{0}@{1}'.format(chart.name, chart_version), str(exc))
             return
+        inventory = [{'id': inventory_id(o), 'v': o['apiVersion'].rpartition('/')[2]} for o in objects]
+        self.delete_entries([e for e in (status.get('inventory') or {}).get('entries') or [] if e not in inventory])
         record = self.store_release(chart, chart_version, (name, namespace, storage), version, values, objects,
                                     action, current)
         record['configDigest'] = config_digest
-        status['history'] = ([record] + history)[:MAX_HISTORY]
-        status['inventory'] = {'entries': [{'id': inventory_id(o), 'v': o['apiVersion'].rpartition('/')[2]}
-                                           for o in objects]}
-        status['lastReleaseRevision'] = version
+        status.update(history=([record] + history)[:MAX_HISTORY], inventory={'entries': inventory},
+                      lastReleaseRevision=version)
         reason = 'UpgradeSucceeded' if current else 'InstallSucceeded'
         message = 'Helm {0} succeeded for release {1}/{2}.v{3} with chart {4}@{5}'.format(
             action, namespace, name, version, chart.name, chart_version)
@@ -527,13 +530,17 @@ class HelmReleaseController(HelmToolkitController):
             self.api.delete(chart_type, chart_obj['metadata']['namespace'], chart_obj['metadata']['name'])
         self.remove_finalizer(rtype, release)
 
-    def uninstall(self, status):
-        """Removes what the release made, as its inventory lists it, and its release Secrets; CRDs stay."""
-        for entry in (status.get('inventory') or {}).get('entries') or []:
+    def delete_entries(self, entries):
+        """Deletes the objects of these inventory entries that still exist."""
+        for entry in entries:
             namespace, name, group, kind = entry['id'].split('_', 3)
             rtype = self.api.registry.by_kind(group, entry['v'], kind)
             if rtype and self.api.store.get(rtype.key, namespace or None, name) is not None:
                 self.api.delete(rtype, namespace or None, name)
+
+    def uninstall(self, status):
+        """Removes what the release made, as its inventory lists it, and its release Secrets; CRDs stay."""
+        self.delete_entries((status.get('inventory') or {}).get('entries') or [])
         current = status['history'][0]
         storage = status.get('storageNamespace') or current['namespace']
         secret_type = self.api.registry.get('', 'v1', 'secrets')
