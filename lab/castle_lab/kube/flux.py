@@ -22,8 +22,8 @@ from . import envsubst
 from .api import now
 from .errors import ApiError
 from .flux_objects import (CURRENT, FAILED, apply_stages, describe, format_duration, generated_resources, group_of,
-                           has_kustomization, inventory_entry, latest_matching, parse_duration, parse_object_id,
-                           readiness, version_of, KUSTOMIZATION_FILES)
+                           has_kustomization, ignored_files, inventory_entry, latest_matching, parse_duration,
+                           parse_object_id, readiness, version_of, KUSTOMIZATION_FILES)
 from .controllers import Controller
 from .patch import APPLY_PATCH
 
@@ -124,6 +124,11 @@ class ArtifactStorage:
 
     def remove(self, kind, namespace, name):
         shutil.rmtree(self.owner_dir(kind, namespace, name), ignore_errors=True)
+
+
+def remove_ignored(tree, spec_ignore):
+    for relative in ignored_files(str(tree), spec_ignore):
+        (tree / relative).unlink()
 
 
 def tree_digest(directory):
@@ -283,6 +288,9 @@ class GitRepositoryController(FluxController):
         message = "stored artifact for revision '{0}'".format(artifact['revision'])
         status = self.base_status(self.current(namespace, name) or obj)
         status.update(artifact=artifact, observedGeneration=generation)
+        status.pop('observedIgnore', None)
+        if spec.get('ignore') is not None:
+            status['observedIgnore'] = spec['ignore']
         status['conditions'] = [flux_condition('Ready', 'True', 'Succeeded', message, generation),
                                 flux_condition('ArtifactInStorage', 'True', 'Succeeded', message, generation)]
         self.write_status(namespace, name, status)
@@ -389,14 +397,19 @@ class GitRepositoryController(FluxController):
         meta = obj['metadata']
         owner = self.storage.owner_dir('gitrepository', meta['namespace'], meta['name'])
         destination = owner / sha
-        previous = (obj.get('status') or {}).get('artifact') or {}
+        status = obj.get('status') or {}
+        previous = status.get('artifact') or {}
+        same_ignore = status.get('observedIgnore') == obj['spec'].get('ignore')
+        if destination.is_dir() and not same_ignore:
+            await asyncio.to_thread(shutil.rmtree, destination, True)
         if not destination.is_dir():
             await asyncio.to_thread(shutil.rmtree, tree / '.git', True)
+            await asyncio.to_thread(remove_ignored, tree, obj['spec'].get('ignore'))
             tree.rename(destination)
         for stale in owner.iterdir():
-            if stale.name not in (sha,) and not stale.name.startswith('.fetch-'):
+            if stale.name != sha and not stale.name.startswith('.fetch-'):
                 await asyncio.to_thread(shutil.rmtree, stale, True)
-        if previous.get('revision') == revision and previous.get('digest'):
+        if previous.get('revision') == revision and previous.get('digest') and same_ignore:
             return previous
         digest, size = await asyncio.to_thread(tree_digest, destination)
         path = 'gitrepository/{0}/{1}/{2}.tar.gz'.format(meta['namespace'], meta['name'], sha)

@@ -4,6 +4,8 @@ readiness as kstatus computes it, and the kustomization.yaml Flux generates for 
 import os
 import re
 
+import pathspec
+
 DURATION_PART = re.compile(r'(\d+(?:\.\d+)?)(ms|s|m|h)')
 UNIT_SECONDS = {'ms': 0.001, 's': 1, 'm': 60, 'h': 3600}
 KUSTOMIZATION_FILES = ('kustomization.yaml', 'kustomization.yml', 'Kustomization')
@@ -277,3 +279,47 @@ def latest_matching(tags, constraint):
     """The tag with the highest semantic version satisfying a Masterminds-style constraint, or None."""
     matching = [(semver(tag), tag) for tag in tags if semver(tag) and _satisfies(semver(tag), constraint)]
     return max(matching, key=lambda pair: _precedence(pair[0]))[1] if matching else None
+
+
+# What source-controller leaves out of every artifact: VCS files, images and archives, CI configs, Flux's extras.
+DEFAULT_IGNORE = ('.git/', '.gitignore', '.gitmodules', '.gitattributes',
+                  '*.jpg', '*.jpeg', '*.gif', '*.png', '*.wmv', '*.flv', '*.tar.gz', '*.zip',
+                  '.github/', '.circleci/', '.travis.yml', '.gitlab-ci.yml', 'appveyor.yml', '.drone.yml',
+                  'cloudbuild.yaml', 'codeship-services.yml', 'codeship-steps.yml',
+                  '**/.goreleaser.yml', '**/.sops.yaml', '**/.flux.yaml')
+SOURCE_IGNORE = '.sourceignore'
+
+
+def _scoped(pattern, directory):
+    """A .sourceignore pattern of `directory` (relative to the tree) as a pattern of the whole tree."""
+    negated = pattern.startswith('!')
+    body = pattern[1:] if negated else pattern
+    if directory in ('', '.'):
+        scoped = body
+    elif body.startswith('/') or '/' in body.rstrip('/'):
+        scoped = '/{0}/{1}'.format(directory, body.lstrip('/'))
+    else:
+        scoped = '/{0}/**/{1}'.format(directory, body)
+    return ('!' if negated else '') + scoped
+
+
+def ignored_files(tree, spec_ignore=None):
+    """Files (relative paths) of a checked-out tree that Flux leaves out of the artifact: the defaults, then the
+    tree's .sourceignore files, then spec.ignore; later patterns win, `!` re-includes."""
+    patterns = list(DEFAULT_IGNORE)
+    for root, dirs, files in os.walk(tree):
+        dirs.sort()
+        if SOURCE_IGNORE in files:
+            directory = os.path.relpath(root, tree)
+            with open(os.path.join(root, SOURCE_IGNORE), encoding='utf-8') as handle:
+                patterns += [_scoped(line.strip(), directory) for line in handle
+                             if line.strip() and not line.startswith('#')]
+    patterns += (spec_ignore or '').splitlines()
+    spec = pathspec.GitIgnoreSpec.from_lines(patterns)
+    found = []
+    for root, dirs, files in os.walk(tree):
+        for name in files:
+            relative = os.path.relpath(os.path.join(root, name), tree)
+            if spec.match_file(relative):
+                found.append(relative)
+    return sorted(found)

@@ -163,3 +163,18 @@ def test_the_kube_service_passes_kubectl_and_the_artifact_directory(tmp_path, mo
     kubectl.chmod(0o755)
     assert service.kubectl() == str(kubectl)
     assert service.artifacts == tmp_path / 'lab' / 'kube' / 'artifacts'
+
+
+def test_artifacts_leave_out_what_flux_ignores(tmp_path):
+    for name in ('deploy/app.yaml', 'deploy/logo.png', 'docs/notes.md', '.github/workflows/ci.yaml', 'README.md',
+                 'deploy/.sops.yaml', 'deploy/secret.enc.yaml', 'deploy/keep.png'):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text('x')
+    (tmp_path / 'deploy' / '.sourceignore').write_text('# encrypted ones stay out\n*.enc.yaml\n')
+    assert flux_objects.ignored_files(str(tmp_path)) == [
+        '.github/workflows/ci.yaml', 'deploy/.sops.yaml', 'deploy/keep.png', 'deploy/logo.png',
+        'deploy/secret.enc.yaml']
+    ignore = '/*\n!/deploy\n!/deploy/keep.png\n'
+    assert flux_objects.ignored_files(str(tmp_path), ignore) == [
+        '.github/workflows/ci.yaml', 'README.md', 'deploy/.sops.yaml', 'deploy/logo.png', 'deploy/secret.enc.yaml',
+        'docs/notes.md']
