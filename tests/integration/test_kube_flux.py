@@ -449,9 +449,12 @@ def test_a_missing_source_and_path_fail_as_artifact_failures(kube, dyn, flux):
     orphan['spec']['sourceRef']['name'] = 'elsewhere'
     unsubstituted = flux_kustomization('unsubstituted', './infra', prune=False, postBuild={
         'substituteFrom': [{'kind': 'ConfigMap', 'name': 'absent'}]})
-    apply(kube, orphan, flux_kustomization('nowhere', './no/such/dir'), unsubstituted)
+    misnamed = flux_kustomization('misnamed', './infra', prune=False, postBuild={'substitute': {'bad-name': 'x'}})
+    apply(kube, orphan, flux_kustomization('nowhere', './no/such/dir'), unsubstituted, misnamed)
     assert ready(wait_ready(dyn, 'unsubstituted', 'BuildFailed'))['message'] == (
         "substitute from 'ConfigMap/absent' error: configmaps \"absent\" not found")
+    assert ready(wait_ready(dyn, 'misnamed', 'BuildFailed'))['message'].endswith(
+        "'bad-name' var name is invalid, must match '^[_[:alpha:]][_[:alpha:][:digit:]]*$'")
     assert ready(wait_ready(dyn, 'orphan', 'ArtifactFailed'))['message'] == (
         "Source 'GitRepository/flux-system/elsewhere' not found")
     assert ready(wait_ready(dyn, 'nowhere', 'ArtifactFailed'))['message'].startswith(
@@ -459,7 +462,7 @@ def test_a_missing_source_and_path_fail_as_artifact_failures(kube, dyn, flux):
 
 
 def test_deleting_a_pruning_kustomization_deletes_its_objects(kube, dyn, flux):
-    for name in ('watcher', 'orphan', 'nowhere', 'unsubstituted'):
+    for name in ('watcher', 'orphan', 'nowhere', 'unsubstituted', 'misnamed'):
         assert kubectl(kube, '-n', FLUX_NS, 'delete', 'kustomization', name, '--wait=true').returncode == 0
     result = kubectl(kube, '-n', FLUX_NS, 'delete', 'kustomization', 'apps', '--wait=true')
     assert result.returncode == 0, result.stderr

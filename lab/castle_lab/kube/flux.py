@@ -594,14 +594,22 @@ class KustomizationController(FluxController):
             if not isinstance(doc, dict):
                 continue
             if variables is not None and not envsubst.substitution_disabled(doc):
-                try:
-                    envsubst.check_names(variables)
-                    doc = yaml.safe_load(envsubst.substitute(text, variables))
-                except (envsubst.SubstitutionError, yaml.YAMLError) as exc:
-                    raise Failure('BuildFailed', "post build failed for '{0}': {1}".format(
-                        (doc.get('metadata') or {}).get('name', ''), str(exc).splitlines()[0])) from None
+                doc = self._substitute(doc, text, variables)
             objects.append(doc)
         return objects
+
+    @staticmethod
+    def _substitute(doc, text, variables):
+        """The document `text` (of `doc`) with the variables substituted, as an object."""
+        failed = "post build failed for '{0}': ".format((doc.get('metadata') or {}).get('name', ''))
+        try:
+            envsubst.check_names(variables)
+        except envsubst.SubstitutionError as exc:
+            raise Failure('BuildFailed', failed + str(exc)) from None
+        try:
+            return yaml.safe_load(envsubst.substitute(text, variables))
+        except (envsubst.SubstitutionError, yaml.YAMLError) as exc:
+            raise Failure('BuildFailed', failed + 'variable substitution failed: ' + str(exc).splitlines()[0]) from None
 
     def _variables(self, obj):
         """The postBuild variables, or None when the Kustomization substitutes nothing."""
