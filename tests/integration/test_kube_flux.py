@@ -239,6 +239,12 @@ INFRA = {
                          '  namespace: {0}\nspec:\n  size: 3\n'.format(APPS_NS),
     'infra/extra.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra\n  namespace: {0}\n'
                         'data:\n  keep: "no"\n'.format(APPS_NS),
+    'infra/token.yaml': 'apiVersion: v1\nkind: Secret\nmetadata:\n  name: token\n  namespace: {0}\n'
+                        '  annotations:\n    kustomize.toolkit.fluxcd.io/force: enabled\n'
+                        'type: Opaque\nstringData:\n  token: one\n'.format(APPS_NS),
+    'infra/seeded.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: seeded\n  namespace: {0}\n'
+                         '  annotations:\n    kustomize.toolkit.fluxcd.io/ssa: IfNotPresent\ndata:\n  value: first\n'
+                         .format(APPS_NS),
     'infra/kept.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kept\n  namespace: {0}\n'
                        '  annotations:\n    kustomize.toolkit.fluxcd.io/prune: disabled\n'.format(APPS_NS),
 }
@@ -358,8 +364,8 @@ def test_dependencies_substitution_and_labels(kube, dyn, flux):
     assert sorted(ids) == ['flux-apps_blog_apps_Deployment', 'flux-apps_greeting__ConfigMap']
     assert [e['id'] for e in infra['status']['inventory']['entries']] == [
         '_flux-apps__Namespace', '_widgets.flux.lab.example_apiextensions.k8s.io_CustomResourceDefinition',
-        'flux-apps_extra__ConfigMap', 'flux-apps_kept__ConfigMap', 'flux-apps_settings__ConfigMap',
-        'flux-apps_gear_flux.lab.example_Widget']
+        'flux-apps_extra__ConfigMap', 'flux-apps_kept__ConfigMap', 'flux-apps_seeded__ConfigMap',
+        'flux-apps_settings__ConfigMap', 'flux-apps_token__Secret', 'flux-apps_gear_flux.lab.example_Widget']
     assert get(dyn, 'flux.lab.example/v1', 'Widget', 'gear', APPS_NS)['spec'] == {'size': 3}
 
     greeting = get(dyn, 'v1', 'ConfigMap', 'greeting', APPS_NS)
@@ -382,20 +388,28 @@ def test_a_watched_configmap_change_reapplies(kube, dyn, flux):
 
 
 def test_prune_after_a_commit_removes_a_file(kube, dyn, repo, flux):
-    sha = repo.commit({'infra/extra.yaml': None, 'infra/kept.yaml': None}, 'Drop extra and kept')
-    token = request_reconcile(kube, 'gitrepository', 'gitops')
+    token = get(dyn, 'v1', 'Secret', 'token', APPS_NS)
+    changes = {'infra/extra.yaml': None, 'infra/kept.yaml': None,
+               'infra/seeded.yaml': INFRA['infra/seeded.yaml'].replace('first', 'second'),
+               'infra/token.yaml': INFRA['infra/token.yaml'].replace('Opaque', 'castle.example/token')}
+    sha = repo.commit(changes, 'Drop extra and kept, change seeded, retype token')
+    requested = request_reconcile(kube, 'gitrepository', 'gitops')
     wait_for(lambda: kustomization(dyn, 'infra')['status'].get('lastAppliedRevision') == 'main@sha1:' + sha,
          'infra applies the new revision', timeout=20.0)
     assert get(dyn, 'v1', 'ConfigMap', 'extra', APPS_NS) is None
     assert get(dyn, 'v1', 'ConfigMap', 'kept', APPS_NS) is not None
+    assert get(dyn, 'v1', 'ConfigMap', 'seeded', APPS_NS)['data'] == {'value': 'first'}
+    retyped = get(dyn, 'v1', 'Secret', 'token', APPS_NS)
+    assert retyped['type'] == 'castle.example/token'
+    assert retyped['metadata']['uid'] != token['metadata']['uid']
     assert get(dyn, 'v1', 'ConfigMap', 'settings', APPS_NS) is not None
     wait_for(lambda: kustomization(dyn, 'apps')['status'].get('lastAppliedRevision') == 'main@sha1:' + sha,
          'apps follows infra to the new revision', timeout=20.0)
     flux['applied'] = sha
     source = get(dyn, 'source.toolkit.fluxcd.io/v1', 'GitRepository', 'gitops')
-    assert source['status']['lastHandledReconcileAt'] == token
-    token = request_reconcile(kube, 'kustomization', 'apps')
-    wait_for(lambda: kustomization(dyn, 'apps')['status'].get('lastHandledReconcileAt') == token,
+    assert source['status']['lastHandledReconcileAt'] == requested
+    requested = request_reconcile(kube, 'kustomization', 'apps')
+    wait_for(lambda: kustomization(dyn, 'apps')['status'].get('lastHandledReconcileAt') == requested,
              'apps answers the reconcile request')
 
 

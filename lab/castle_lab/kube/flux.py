@@ -38,6 +38,8 @@ FINALIZER = 'finalizers.fluxcd.io'
 REQUESTED_AT = 'reconcile.fluxcd.io/requestedAt'
 WATCH_LABEL = 'reconcile.fluxcd.io/watch'
 PRUNE_ANNOTATION = 'kustomize.toolkit.fluxcd.io/prune'
+SSA_ANNOTATION = 'kustomize.toolkit.fluxcd.io/ssa'
+FORCE_ANNOTATION = 'kustomize.toolkit.fluxcd.io/force'
 NAME_LABEL, NAMESPACE_LABEL = 'kustomize.toolkit.fluxcd.io/name', 'kustomize.toolkit.fluxcd.io/namespace'
 ARTIFACT_SERVER = 'http://source-controller.flux-system.svc.cluster.local.'
 # kustomize-controller's --requeue-dependency default.
@@ -62,6 +64,12 @@ def controller_available(api, name):
                 for c in (deployment.get('status') or {}).get('conditions') or []):
             return True
     return False
+
+
+def _annotation(obj, key):
+    """An object's annotation, or its label, of this key (Flux reads its policies from either)."""
+    meta = obj.get('metadata') or {}
+    return (meta.get('annotations') or {}).get(key) or (meta.get('labels') or {}).get(key)
 
 
 def flux_condition(kind, status, reason, message, generation):
@@ -639,13 +647,33 @@ class KustomizationController(FluxController):
         timeout = parse_duration(obj['spec'].get('timeout') or obj['spec']['interval'])
         applied = []
         for stage in apply_stages(labelled):
-            plan = [(self._type_of(item), item) for item in stage]
-            for rtype, item in plan:
-                self._server_side_apply(rtype, item, dry_run=True)
-            for rtype, item in plan:
+            plan = []
+            for item in stage:
+                rtype = self._type_of(item)
+                policy = _annotation(item, SSA_ANNOTATION) or 'Override'
+                live = self.api.store.get(rtype.key, item['metadata'].get('namespace'), item['metadata']['name'])
+                if policy in ('Ignore', 'IfNotPresent') and live is not None:
+                    applied.append(self.api.served_as(rtype, live))
+                elif policy != 'Ignore':
+                    plan.append((rtype, item, self._dry_run(obj, rtype, item)))
+            for rtype, item, recreate in plan:
+                if recreate:
+                    self.api.delete(rtype, item['metadata'].get('namespace'), item['metadata']['name'])
                 applied.append(self._server_side_apply(rtype, item, dry_run=False))
             await self._wait_for_crds([o for o in applied if o['kind'] == 'CustomResourceDefinition'], timeout)
         return applied
+
+    def _dry_run(self, kustomization, rtype, obj):
+        """Whether obj has to be recreated: a dry run that only fails on an immutable field, with force enabled."""
+        try:
+            self._server_side_apply(rtype, obj, dry_run=True)
+        except Failure as failure:
+            forced = kustomization['spec'].get('force') or (_annotation(obj, FORCE_ANNOTATION) or '').lower() == \
+                'enabled'
+            if forced and 'field is immutable' in failure.message:
+                return True
+            raise
+        return False
 
     @staticmethod
     def _labelled(kustomization, obj):
@@ -708,8 +736,8 @@ class KustomizationController(FluxController):
             live = rtype and self.api.store.get(rtype.key, namespace or None, name)
             if not live:
                 continue
-            labels, annotations = live['metadata'].get('labels') or {}, live['metadata'].get('annotations') or {}
-            if annotations.get(PRUNE_ANNOTATION) == 'disabled' or labels.get(PRUNE_ANNOTATION) == 'disabled':
+            labels = live['metadata'].get('labels') or {}
+            if (_annotation(live, PRUNE_ANNOTATION) or '').lower() == 'disabled':
                 continue
             if (labels.get(NAME_LABEL), labels.get(NAMESPACE_LABEL)) != (meta['name'], meta['namespace']):
                 continue
