@@ -584,6 +584,8 @@ class KustomizationController(FluxController):
         spec = obj['spec']
         added = {field: spec[field] for field in ('namePrefix', 'nameSuffix', 'patches', 'images', 'components')
                  if spec.get(field)}
+        if spec.get('ignoreMissingComponents') and added.get('components'):
+            added['components'] = [c for c in added['components'] if (directory / c).exists()]
         if spec.get('targetNamespace'):
             added['namespace'] = spec['targetNamespace']
         if added:
