@@ -52,7 +52,13 @@ def bootstrapped(lab, env):
         lab, env, 'get', 'namespaces')['items']]
     runs['first'] = playbook(lab, env)
     runs['second'] = playbook(lab, env)
-    return runs
+    yield runs
+    # Hand the session's cluster back without the handoff and the charts: Flux prunes what the
+    # layers applied, helm-controller uninstalls the releases (cluster-scoped objects included).
+    lab.run('kubectl', 'delete', '-n', 'flux-system', '--timeout=60s', 'kustomization/flux-system',
+            *['helmrelease/' + chart for chart in CHARTS], env=env)
+    lab.run('kubectl', 'delete', '--timeout=60s', 'namespace', 'external-secrets', 'metallb-system',
+            'longhorn-system', env=env)
 
 
 def test_a_check_run_on_an_empty_cluster_changes_nothing(bootstrapped):
@@ -235,6 +241,12 @@ def test_a_stored_token_is_reused_when_none_is_given(lab, env, bootstrapped, pro
     code, again = bootstrap_module(lab, env, **args)
     assert code == 0 and not again['changed'], again
     assert 'first-token' not in json.dumps(again)
+    began = time.monotonic()
+    code, waited = bootstrap_module(lab, env, **dict(args, wait=True, wait_timeout=3))
+    assert code != 0 and time.monotonic() - began < 3 + 10
+    assert waited['msg'].startswith('timed out after 3s: GitRepository/{0}/flux-system is not Ready: '.format(
+        probe_namespace)), waited['msg']
+    assert 'first-token' not in waited['msg']
 
 
 @pytest.mark.parametrize('args, message', [

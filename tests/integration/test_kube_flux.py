@@ -489,8 +489,9 @@ def test_the_labs_flux_manifest_and_git_host(lab):
     """The session lab's own pieces together: its Flux install manifest, its Git host over HTTPS."""
     env = lab.client_env()
     run_kubectl = [shutil.which('kubectl', path=env['PATH']) or 'kubectl']
-    applied = subprocess.run(run_kubectl + ['apply', '--server-side', '-f', env['CASTLE_FLUX_MANIFEST']], env=env,
-                             capture_output=True, text=True, check=False, timeout=60)
+    applied = subprocess.run(run_kubectl + ['apply', '--server-side', '--force-conflicts', '-f',
+                                            env['CASTLE_FLUX_MANIFEST']],
+                             env=env, capture_output=True, text=True, check=False, timeout=60)
     assert applied.returncode == 0, applied.stderr
     name = 'lab-gitops-{0}'.format(uuid.uuid4().hex[:6])
     objects = [{'apiVersion': 'v1', 'kind': 'Secret', 'metadata': {'name': name, 'namespace': FLUX_NS},

@@ -34,7 +34,7 @@ def core(kenv):
 
 
 def apply(lab, kenv, *objects, check=True):
-    return kubectl(lab, kenv, 'apply', '--server-side', '--field-manager=castle-test', '-f', '-',
+    return kubectl(lab, kenv, 'apply', '--server-side', '--field-manager=castle-test', '--force-conflicts', '-f', '-',
                    stdin=yaml.safe_dump_all(objects), check=check)
 
 
@@ -188,18 +188,18 @@ def test_an_unknown_chart_or_missing_source_is_not_ready(lab, kenv, dyn, flux, n
           release('nosuch', namespace, 'nosuch', 'charts'),
           release('old', namespace, 'metallb', 'charts', version='0.1.0'),
           release('orphan', namespace, 'metallb', 'absent'))
-    hr = helm_release(dyn, namespace, 'nosuch', status='False', reason='HelmChartNotReady')
-    assert ready(hr)['message'] == (
-        "HelmChart '{0}/{0}-nosuch' is not ready: invalid chart reference: failed to get chart version for remote "
-        "reference: no 'nosuch' chart with version matching '*' found".format(namespace))
+    def release_says(name, ending):
+        # The release first sees its new HelmChart without status, then the chart's own failure.
+        wait_for(lambda: ready(helm_release(dyn, namespace, name, status='False', reason='HelmChartNotReady'))[
+            'message'].endswith(ending), 'release {0} reports its chart: {1}'.format(name, ending), 15.0)
+
+    release_says('nosuch', "HelmChart '{0}/{0}-nosuch' is not ready: invalid chart reference: failed to get chart "
+                 "version for remote reference: no 'nosuch' chart with version matching '*' found".format(namespace))
     chart = wait_ready(dyn, 'source.toolkit.fluxcd.io/v1', 'HelmChart', namespace, namespace + '-nosuch',
                        status='False', reason='ChartPullError')
     assert chart['spec']['sourceRef'] == {'kind': 'HelmRepository', 'name': 'charts'}
-    hr = helm_release(dyn, namespace, 'old', status='False', reason='HelmChartNotReady')
-    assert "no 'metallb' chart with version matching '0.1.0' found" in ready(hr)['message']
-    hr = helm_release(dyn, namespace, 'orphan', status='False', reason='HelmChartNotReady')
-    assert ready(hr)['message'].endswith(
-        'failed to get source: HelmRepository.source.toolkit.fluxcd.io "absent" not found')
+    release_says('old', "no 'metallb' chart with version matching '0.1.0' found")
+    release_says('orphan', 'failed to get source: HelmRepository.source.toolkit.fluxcd.io "absent" not found')
 
 
 def test_dependencies_hold_a_release_back(lab, kenv, dyn, flux, namespace):

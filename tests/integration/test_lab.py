@@ -155,7 +155,7 @@ def test_flux_install_manifest_is_a_public_download(lab, env):
     assert env['CASTLE_FLUX_MANIFEST_URL'].endswith('/flux/{0}/install.yaml'.format(env['CASTLE_FLUX_VERSION']))
     # kubectl downloads it (trusting the lab CA through SSL_CERT_FILE) and the emulator takes every object.
     try:
-        lab.run('kubectl', 'apply', '--server-side', '-f', env['CASTLE_FLUX_MANIFEST_URL'], env=env)
+        lab.run('kubectl', 'apply', '--server-side', '--force-conflicts', '-f', env['CASTLE_FLUX_MANIFEST_URL'], env=env)
         ready = lab.run('kubectl', '-n', 'flux-system', 'get', 'deployments', '-o',
                         'jsonpath={range .items[*]}{.metadata.name}={.status.availableReplicas} {end}', env=env)
         assert sorted(ready.stdout.split()) == ['helm-controller=1', 'kustomize-controller=1', 'source-controller=1']

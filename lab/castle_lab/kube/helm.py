@@ -251,9 +251,26 @@ class HelmReleaseController(HelmToolkitController):
     manager = 'helm-controller'
     watches = (HELM_RELEASES, HELM_CHARTS, DEPLOYMENTS)
 
+    def __init__(self, api):
+        super().__init__(api)
+        self.seen = {}
+
     def notify(self, key, event, obj):
         if key in (HELM_RELEASES, HELM_CHARTS):
-            # Charts turning ready and dependencies turning ready both move releases along.
+            # Charts and dependencies changing their Ready condition move releases along; a status
+            # write that changes neither the spec, the reconcile request nor that condition moves nothing
+            # (as a generation-changed predicate would), so a failing release does not spin.
+            meta = obj['metadata']
+            marker = None if event == 'DELETED' else (
+                meta['uid'], meta.get('generation'), meta.get('deletionTimestamp'),
+                (meta.get('annotations') or {}).get(REQUESTED_AT), is_ready(obj),
+                tuple(sorted((ready_condition(obj) or {}).items())))
+            ident = (key, meta['namespace'], meta['name'])
+            if ident in self.seen and self.seen[ident] == marker:
+                return
+            self.seen[ident] = marker
+            if marker is None:
+                del self.seen[ident]
             self.enqueue_all([HELM_RELEASES])
             return
         super().notify(key, event, obj)
