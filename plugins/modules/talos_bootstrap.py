@@ -1,0 +1,82 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: ephemeral.castle contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+DOCUMENTATION = r"""
+module: talos_bootstrap
+short_description: Bootstrap etcd on a Talos cluster's first control-plane node, once
+version_added: 0.1.0
+description:
+  - Runs C(talosctl bootstrap) on the first of O(nodes), a configured control-plane node.
+  - Does nothing when C(talosctl etcd members) already lists members, or when the node answers that
+    etcd is already bootstrapped, so it is safe to run on every play.
+author:
+  - ephemeral.castle maintainers (@ephemeral-castle)
+extends_documentation_fragment:
+  - ephemeral.castle.talos
+  - ephemeral.castle.talos.ACTION_GROUP
+  - ephemeral.castle.attributes
+options: {}
+"""
+
+EXAMPLES = r"""
+- name: Bootstrap etcd on the first control-plane node
+  ephemeral.castle.talos_bootstrap:
+    talosconfig: ~/.talos/lab
+    endpoints: [10.0.40.11]
+    nodes: [10.0.40.11]
+"""
+
+RETURN = r"""
+node:
+  description: The node asked to bootstrap.
+  returned: always
+  type: str
+  sample: 10.0.40.11
+members:
+  description: etcd members found before bootstrapping (none means it was bootstrapped here).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"NODE": "10.0.40.11", "ID": "3a2f7c9d1e0b4a56", "HOSTNAME": "cp-1"}]
+"""
+
+import re
+
+from ansible_collections.ephemeral.castle.plugins.module_utils.talos import (
+    TalosError, run_module, talos_module, target_node)
+
+ALREADY = re.compile(r'AlreadyExists|already bootstrapped|data directory is not empty', re.IGNORECASE)
+
+
+def bootstrap(module, talosctl):
+    node = target_node(talosctl, 'bootstrap')
+    try:
+        members = talosctl.etcd_members(node, retry=False)
+    except TalosError:
+        # Before the bootstrap etcd does not run, so the question has no answer yet.
+        members = []
+    result = dict(changed=not members, node=node, members=members)
+    if module._diff:
+        result['diff'] = dict(before=dict(etcd_members=len(members)), after=dict(etcd_members=len(members) or 1))
+    if members or module.check_mode:
+        return result
+    try:
+        talosctl.run(['bootstrap'], nodes=[node])
+    except TalosError as exc:
+        if not ALREADY.search('{0} {1}'.format(exc.stderr or '', exc)):
+            raise
+        result['changed'] = False
+        result.pop('diff', None)
+    return result
+
+
+def main():
+    module = talos_module({})
+    run_module(module, lambda talosctl: bootstrap(module, talosctl))
+
+
+if __name__ == '__main__':
+    main()

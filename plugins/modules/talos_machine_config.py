@@ -1,0 +1,293 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: ephemeral.castle contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+DOCUMENTATION = r"""
+module: talos_machine_config
+short_description: Render and validate one Talos node's machine config
+version_added: 0.1.0
+description:
+  - Generates the config of a control-plane or worker node from the cluster's secrets bundle with
+    C(talosctl gen config --with-secrets), then applies, in this order, the cluster patches, the patches
+    of the node's role, the node's own settings (hostname, address, gateway, VIP, install disk and
+    image) and the node's extra patches, merging them as Talos does.
+  - Validates the result with C(talosctl validate) and returns it. It holds the cluster's keys, so
+    register it on a task with C(no_log=true).
+  - With O(compare_to_node=true), reads the config the node runs (C(talosctl get machineconfig)) and
+    reports whether it differs, with the difference (keys and tokens redacted) in diff mode.
+  - Rendering changes nothing; only writing O(dest) does.
+author:
+  - ephemeral.castle maintainers (@ephemeral-castle)
+extends_documentation_fragment:
+  - ephemeral.castle.talos
+  - ephemeral.castle.talos.ACTION_GROUP
+  - ephemeral.castle.attributes
+options:
+  secrets:
+    description:
+      - The secrets bundle (YAML), as returned by M(ephemeral.castle.talos_secrets).
+      - One of O(secrets) and O(secrets_path) is required.
+    type: str
+  secrets_path:
+    description: File holding the secrets bundle.
+    type: path
+  cluster_name:
+    description: Name of the cluster.
+    type: str
+    required: true
+  cluster_endpoint:
+    description: URL of the Kubernetes API, for example C(https://10.0.40.10:6443) (the control-plane VIP).
+    type: str
+    required: true
+  role:
+    description: Role of the node.
+    type: str
+    required: true
+    choices: [controlplane, worker]
+  kubernetes_version:
+    description: Kubernetes version to run, for example C(1.34.1); talosctl's default when unset.
+    type: str
+  talos_version:
+    description: Talos version to generate the config for, for example C(v1.11).
+    type: str
+  additional_sans:
+    description: Additional subject alternative names of the API server's certificate.
+    type: list
+    elements: str
+  hostname:
+    description: Hostname of the node.
+    type: str
+  address:
+    description: Static address of the node with its prefix length, for example C(10.0.40.11/24).
+    type: str
+  gateway:
+    description: Default gateway of O(interface).
+    type: str
+  interface:
+    description: Network interface the address, gateway and VIP are set on.
+    type: str
+    default: eth0
+  vip:
+    description: Shared virtual IP of the control plane, set on O(interface) (control-plane nodes only).
+    type: str
+  nameservers:
+    description: DNS servers of the node; replace the config's list, as Talos does.
+    type: list
+    elements: str
+  install_disk:
+    description: Disk Talos installs to, for example C(/dev/sda).
+    type: str
+  install_image:
+    description: Installer image, for example C(ghcr.io/siderolabs/installer:v1.11.6).
+    type: str
+  patches:
+    description:
+      - Patches for every node of the cluster, applied first. Each is a strategic merge patch (a mapping,
+        or YAML text of one or more documents), a list of JSON 6902 operations, or C(@path) of a file
+        holding either.
+    type: list
+    elements: raw
+    default: []
+  role_patches:
+    description: Patches by role (keys C(controlplane) and C(worker)), applied after O(patches).
+    type: dict
+    default: {}
+  node_patches:
+    description: Patches of this node alone, applied last.
+    type: list
+    elements: raw
+    default: []
+  validate:
+    description: Validate the config with C(talosctl validate).
+    type: bool
+    default: true
+  validate_mode:
+    description: Mode to validate the config for.
+    type: str
+    choices: [metal, cloud, container]
+    default: metal
+  compare_to_node:
+    description:
+      - Compare the config with the one the first of O(nodes) runs. A node still in maintenance mode
+        runs none, so it differs.
+    type: bool
+    default: false
+  with_talosconfig:
+    description:
+      - Also return a talosconfig (client configuration with a new client certificate) signed by the
+        bundle's CA, its endpoints set to O(endpoints) when given.
+    type: bool
+    default: false
+  dest:
+    description: Also write the config to this file, with mode 0600.
+    type: path
+"""
+
+EXAMPLES = r"""
+- name: Config of the first control-plane node
+  ephemeral.castle.talos_machine_config:
+    secrets: "{{ talos_secrets.bundle }}"
+    cluster_name: lab
+    cluster_endpoint: https://10.0.40.10:6443
+    role: controlplane
+    hostname: cp-1
+    address: 10.0.40.11/24
+    gateway: 10.0.40.1
+    vip: 10.0.40.10
+    install_disk: /dev/sda
+    patches:
+      - cluster:
+          network:
+            cni:
+              name: none
+    role_patches:
+      controlplane:
+        - cluster:
+            allowSchedulingOnControlPlanes: true
+    nodes: [10.0.40.11]
+    compare_to_node: true
+  register: cp1_config
+  no_log: true
+"""
+
+RETURN = r"""
+config:
+  description: The machine config (YAML). It holds the cluster's keys.
+  returned: always
+  type: str
+  sample: "version: v1alpha1\nmachine:\n  type: controlplane\n"
+config_sha256:
+  description: SHA-256 digest of RV(config).
+  returned: always
+  type: str
+  sample: 3b1f0c5e8a2d4f6b9c7e1a0d2f4b6c8e0a1c3e5f7b9d1f3a5c7e9b1d3f5a7c9e
+differs:
+  description: Whether the node runs another config (or none yet).
+  returned: with O(compare_to_node=true)
+  type: bool
+  sample: false
+node_state:
+  description: C(configured), C(maintenance) or C(unreachable), as found when comparing.
+  returned: with O(compare_to_node=true)
+  type: str
+  sample: configured
+talosconfig:
+  description: A talosconfig for the cluster. It holds a client key.
+  returned: with O(with_talosconfig=true)
+  type: str
+  sample: "context: lab\ncontexts:\n  lab:\n    endpoints: [10.0.40.10]\n"
+"""
+
+from ansible_collections.ephemeral.castle.plugins.module_utils.talos import (
+    TalosError, apply_patches, comparable, config_diff, digest, dump_config, load_config, node_patch,
+    parse_yaml_docs, run_module, talos_module, target_node, write_private)
+
+
+def read_secrets(params):
+    if params['secrets']:
+        return params['secrets']
+    try:
+        with open(params['secrets_path']) as handle:
+            return handle.read()
+    except (IOError, OSError) as exc:
+        raise TalosError('secrets_path {0}: {1}'.format(params['secrets_path'], exc))
+
+
+def generate(talosctl, params, secrets_file, output_type):
+    args = ['gen', 'config', params['cluster_name'], params['cluster_endpoint'], '--with-secrets', secrets_file,
+            '--output-types', output_type, '--output', '-', '--with-docs=false', '--with-examples=false']
+    for flag, key in (('--kubernetes-version', 'kubernetes_version'), ('--talos-version', 'talos_version')):
+        if params[key]:
+            args += [flag, params[key]]
+    if params['additional_sans']:
+        args += ['--additional-sans', ','.join(params['additional_sans'])]
+    return talosctl.run(args, connect=False, sensitive=True, cwd=talosctl.private_dir)
+
+
+def talosconfig_for(talosctl, params, secrets_file):
+    text = generate(talosctl, params, secrets_file, 'talosconfig')
+    docs = parse_yaml_docs(text)
+    if not docs or not isinstance(docs[0], dict):
+        raise TalosError('talosctl gen config printed no talosconfig')
+    config = docs[0]
+    if params['endpoints']:
+        for context in (config.get('contexts') or {}).values():
+            context['endpoints'] = list(params['endpoints'])
+    return dump_config([config])
+
+
+def render(module, talosctl):
+    params = module.params
+    if params['vip'] and params['role'] != 'controlplane':
+        raise TalosError('vip is for control-plane nodes; this node has role {0}'.format(params['role']))
+    unknown = sorted(set(params['role_patches']) - set(['controlplane', 'worker']))
+    if unknown:
+        raise TalosError('role_patches has keys {0}; only controlplane and worker are roles'.format(', '.join(unknown)))
+    secrets = read_secrets(params)
+    try:
+        parse_yaml_docs(secrets)
+    except TalosError as exc:
+        raise TalosError('the secrets bundle is not YAML: {0}'.format(exc))
+    secrets_file = talosctl.secret_file('secrets.yaml', secrets)
+    docs = load_config(generate(talosctl, params, secrets_file, params['role']))
+    own = node_patch(hostname=params['hostname'], address=params['address'], gateway=params['gateway'],
+                     interface=params['interface'], install_disk=params['install_disk'],
+                     install_image=params['install_image'], vip=params['vip'], nameservers=params['nameservers'])
+    role_patches = params['role_patches'].get(params['role']) or []
+    if not isinstance(role_patches, list):
+        raise TalosError('role_patches.{0} must be a list of patches'.format(params['role']))
+    for name, patches in (('patches', params['patches']), ('role_patches.' + params['role'], role_patches),
+                          ('node settings', [own] if own else []), ('node_patches', params['node_patches'])):
+        try:
+            docs = apply_patches(docs, patches)
+        except TalosError as exc:
+            raise TalosError('{0}: {1}'.format(name, exc))
+    config = dump_config(docs)
+    if params['validate']:
+        path = talosctl.secret_file('config.yaml', config)
+        talosctl.run(['validate', '--config', path, '--mode', params['validate_mode']], connect=False)
+    result = dict(changed=False, config=config, config_sha256=digest(config))
+    if params['compare_to_node']:
+        node = target_node(talosctl, 'compare the config with')
+        state, dummy, detail = talosctl.machine_status(node)
+        if state == 'unreachable':
+            raise TalosError('node {0} cannot be reached to compare configs: {1}'.format(node, detail))
+        running = talosctl.running_config(node) if state == 'configured' else None
+        result.update(node_state=state, differs=running is None or comparable(running) != comparable(docs))
+        if module._diff:
+            result['diff'] = config_diff(running, docs)
+    if params['with_talosconfig']:
+        result['talosconfig'] = talosconfig_for(talosctl, params, secrets_file)
+    if params['dest']:
+        result['changed'] = write_private(params['dest'], config, module.check_mode)
+    return result
+
+
+def main():
+    module = talos_module(dict(
+        secrets=dict(type='str', no_log=True), secrets_path=dict(type='path', no_log=False),
+        cluster_name=dict(type='str', required=True), cluster_endpoint=dict(type='str', required=True),
+        role=dict(type='str', required=True, choices=['controlplane', 'worker']),
+        kubernetes_version=dict(type='str'), talos_version=dict(type='str'),
+        additional_sans=dict(type='list', elements='str'),
+        hostname=dict(type='str'), address=dict(type='str'), gateway=dict(type='str'),
+        interface=dict(type='str', default='eth0'), vip=dict(type='str'),
+        nameservers=dict(type='list', elements='str'),
+        install_disk=dict(type='str'), install_image=dict(type='str'),
+        patches=dict(type='list', elements='raw', default=[]), role_patches=dict(type='dict', default={}),
+        node_patches=dict(type='list', elements='raw', default=[]),
+        validate=dict(type='bool', default=True),
+        validate_mode=dict(type='str', default='metal', choices=['metal', 'cloud', 'container']),
+        compare_to_node=dict(type='bool', default=False), with_talosconfig=dict(type='bool', default=False),
+        dest=dict(type='path'),
+    ), required_one_of=[('secrets', 'secrets_path')], mutually_exclusive=[('secrets', 'secrets_path')])
+    if not module.params['cluster_endpoint'].startswith('https://'):
+        module.fail_json(msg='cluster_endpoint {0!r} must be an https:// URL, for example https://10.0.40.10:6443'.format(
+            module.params['cluster_endpoint']))
+    run_module(module, lambda talosctl: render(module, talosctl))
+
+
+if __name__ == '__main__':
+    main()
