@@ -242,7 +242,7 @@ def test_a_stored_token_is_reused_when_none_is_given(lab, env, bootstrapped, pro
     assert code == 0 and not again['changed'], again
     assert 'first-token' not in json.dumps(again)
     began = time.monotonic()
-    code, waited = bootstrap_module(lab, env, **dict(args, wait=True, wait_timeout=3))
+    code, waited = bootstrap_module(lab, env, **{**args, 'wait': True, 'wait_timeout': 3})
     assert code != 0 and time.monotonic() - began < 3 + 10
     assert waited['msg'].startswith('timed out after 3s: GitRepository/{0}/flux-system is not Ready: '.format(
         probe_namespace)), waited['msg']

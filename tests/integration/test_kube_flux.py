@@ -383,8 +383,8 @@ def test_a_watched_configmap_change_reapplies(kube, dyn, flux):
     result = kubectl(kube, '-n', FLUX_NS, 'patch', 'configmap', 'cluster-vars', '--type=merge',
                      '-p', '{"data":{"image":"nginx:1.28"}}')
     assert result.returncode == 0, result.stderr
-    wait_for(lambda: (get(dyn, 'apps/v1', 'Deployment', 'blog', APPS_NS)['spec']['template']['spec']['containers'][0]
-                  ['image'] == 'nginx:1.28'), 'blog runs the image of the changed ConfigMap', timeout=20.0)
+    wait_for(lambda: get(dyn, 'apps/v1', 'Deployment', 'blog', APPS_NS)['spec']['template']['spec']['containers'][0][
+        'image'] == 'nginx:1.28', 'blog runs the image of the changed ConfigMap', timeout=20.0)
 
 
 def test_prune_after_a_commit_removes_a_file(kube, dyn, repo, flux):
@@ -395,7 +395,7 @@ def test_prune_after_a_commit_removes_a_file(kube, dyn, repo, flux):
     sha = repo.commit(changes, 'Drop extra and kept, change seeded, retype token')
     requested = request_reconcile(kube, 'gitrepository', 'gitops')
     wait_for(lambda: kustomization(dyn, 'infra')['status'].get('lastAppliedRevision') == 'main@sha1:' + sha,
-         'infra applies the new revision', timeout=20.0)
+             'infra applies the new revision', timeout=20.0)
     assert get(dyn, 'v1', 'ConfigMap', 'extra', APPS_NS) is None
     assert get(dyn, 'v1', 'ConfigMap', 'kept', APPS_NS) is not None
     assert get(dyn, 'v1', 'ConfigMap', 'seeded', APPS_NS)['data'] == {'value': 'first'}
@@ -404,7 +404,7 @@ def test_prune_after_a_commit_removes_a_file(kube, dyn, repo, flux):
     assert retyped['metadata']['uid'] != token['metadata']['uid']
     assert get(dyn, 'v1', 'ConfigMap', 'settings', APPS_NS) is not None
     wait_for(lambda: kustomization(dyn, 'apps')['status'].get('lastAppliedRevision') == 'main@sha1:' + sha,
-         'apps follows infra to the new revision', timeout=20.0)
+             'apps follows infra to the new revision', timeout=20.0)
     flux['applied'] = sha
     source = get(dyn, 'source.toolkit.fluxcd.io/v1', 'GitRepository', 'gitops')
     assert source['status']['lastHandledReconcileAt'] == requested
@@ -443,7 +443,7 @@ def test_health_checks_time_out_naming_the_object(kube, dyn, repo, flux):
                        'apps/broken.yaml': None}, 'Repair')
     request_reconcile(kube, 'gitrepository', 'gitops')
     wait_for(lambda: kustomization(dyn, 'apps')['status'].get('lastAppliedRevision') == 'main@sha1:' + sha,
-         'apps applies the repaired revision', timeout=20.0)
+             'apps applies the repaired revision', timeout=20.0)
     # It applies infra's objects too, but without prune its deletion leaves them to infra.
     apply(kube, flux_kustomization('watcher', './infra', prune=False, dependsOn=[{'name': 'apps'}], timeout='1s',
                                    healthChecks=[

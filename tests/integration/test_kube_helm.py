@@ -108,6 +108,10 @@ def wait_ready(dyn, api_version, kind, namespace, name, status='True', reason=No
     return wait_for(check, '{0} {1}/{2} Ready={3} {4}'.format(kind, namespace, name, status, reason or ''), 15.0)
 
 
+def bound_claim(claim):
+    return claim if claim.status.phase == 'Bound' else None
+
+
 def helm_release(dyn, namespace, name, **kwargs):
     return wait_ready(dyn, 'helm.toolkit.fluxcd.io/v2', 'HelmRelease', namespace, name, **kwargs)
 
@@ -177,7 +181,7 @@ def test_metallb_install_serves_its_crds_and_upgrades(lab, kenv, dyn, core, flux
     kubectl(lab, kenv, 'delete', '-n', namespace, 'helmrelease/metallb', '--timeout=20s')
     assert get(dyn, 'apps/v1', 'Deployment', target, 'metallb-controller') is None
     assert get(dyn, 'apps/v1', 'DaemonSet', target, 'metallb-speaker') is None
-    assert not [s for s in core.list_namespaced_secret(namespace, label_selector='owner=helm').items]
+    assert not core.list_namespaced_secret(namespace, label_selector='owner=helm').items
     assert get(dyn, 'source.toolkit.fluxcd.io/v1', 'HelmChart', namespace, namespace + '-metallb') is None
     kubectl(lab, kenv, 'get', 'crd', 'ipaddresspools.metallb.io')  # Helm keeps CRDs
     core.delete_namespace(target)
@@ -188,6 +192,7 @@ def test_an_unknown_chart_or_missing_source_is_not_ready(lab, kenv, dyn, flux, n
           release('nosuch', namespace, 'nosuch', 'charts'),
           release('old', namespace, 'metallb', 'charts', version='0.1.0'),
           release('orphan', namespace, 'metallb', 'absent'))
+
     def release_says(name, ending):
         # The release first sees its new HelmChart without status, then the chart's own failure.
         wait_for(lambda: ready(helm_release(dyn, namespace, name, status='False', reason='HelmChartNotReady'))[
@@ -267,8 +272,8 @@ def test_longhorn_storage_class_binds_claims(lab, kenv, dyn, core, flux, namespa
 
     apply(lab, kenv, claim('defaulted'))
     for name in ('early', 'defaulted'):
-        bound = wait_for(lambda n=name: (lambda c: c if c.status.phase == 'Bound' else None)(
-            core.read_namespaced_persistent_volume_claim(n, namespace)), 'claim {0} bound'.format(name))
+        bound = wait_for(lambda n=name: bound_claim(core.read_namespaced_persistent_volume_claim(n, namespace)),
+                         'claim {0} bound'.format(name))
         assert bound.spec.storage_class_name == 'longhorn'
         assert bound.status.capacity == {'storage': '5Gi'} and bound.status.access_modes == ['ReadWriteOnce']
         volume = core.read_persistent_volume(bound.spec.volume_name)

@@ -108,8 +108,8 @@ def _deployment(generation=2, **status):
 def test_readiness_of_workloads_and_conditions():
     ready = dict(observedGeneration=2, replicas=2, updatedReplicas=2, readyReplicas=2, availableReplicas=2)
     assert flux_objects.readiness(_deployment(**ready)) == 'Current'
-    assert flux_objects.readiness(_deployment(**dict(ready, observedGeneration=1))) == 'InProgress'
-    assert flux_objects.readiness(_deployment(**dict(ready, availableReplicas=1))) == 'InProgress'
+    assert flux_objects.readiness(_deployment(**{**ready, 'observedGeneration': 1})) == 'InProgress'
+    assert flux_objects.readiness(_deployment(**{**ready, 'availableReplicas': 1})) == 'InProgress'
     assert flux_objects.readiness(None) == 'NotFound'
 
     def release(status, observed=3, generation=3):
