@@ -31,7 +31,7 @@ async def serve(args):
     with open(args.sa_key, 'rb') as handle:
         signer = TokenSigner(serialization.load_pem_private_key(handle.read(), None))
     with open(args.client_ca) as handle:
-        api = KubeApi(signer, handle.read())
+        api = KubeApi(signer, handle.read(), seed_node=not args.no_seed_node)
     faults = Faults()
     if args.artifact_dir:
         # Artifacts belong to objects held in memory: a new server starts without either.
@@ -60,6 +60,8 @@ def main():
         parser.add_argument(option, required=True)
     parser.add_argument('--artifact-dir', help='where the Flux source controller stores artifacts')
     parser.add_argument('--kubectl', default='kubectl', help='the kubectl that builds Flux Kustomizations')
+    parser.add_argument('--no-seed-node', action='store_true',
+                        help='start without the castle-lab-node Node (nodes register themselves)')
     parser.add_argument('--port', type=int, default=6443)
     parser.add_argument('--control-port', type=int, default=6444)
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(name)s %(levelname)s %(message)s')

@@ -1,5 +1,6 @@
 """The lab's Proxmox VE: fakepve (with the lab's additions) in this process, with the lab's nodes,
-storages, ISO and template, and the control API beside it.
+storages, ISO and template, and the control API beside it. With --talos-state, VMs that boot the
+Talos ISO run emulated Talos nodes in this process too (castle_lab.talos.proxmox_hook).
 
 fakepve's model is not thread-safe: everything that changes it, the control API included, runs on
 this event loop.
@@ -36,6 +37,11 @@ async def serve(args):
     with open(args.token_file) as handle:
         secret = handle.read().strip()
     pve = build(args.token_id, secret, args.host, args.port)
+    machines = None
+    if args.talos_state:
+        from .talos.proxmox_hook import TalosMachines
+        machines = TalosMachines(args.talos_state, args.lab_net)
+        machines.install()
     await pve.start(args.cert, args.key)
     control = await serve_control(pve, args.host, args.control_port)
     stopping = stop_event()
@@ -43,6 +49,8 @@ async def serve(args):
           flush=True)
     await stopping.wait()
     await control.cleanup()
+    if machines is not None:
+        await machines.close()
     await pve.stop()
 
 
@@ -52,6 +60,8 @@ def main():
         parser.add_argument(option, required=True)
     parser.add_argument('--port', type=int, default=8006)
     parser.add_argument('--control-port', type=int, default=8007)
+    parser.add_argument('--talos-state', help='where Talos nodes keep their leases and clusters (none: no Talos nodes)')
+    parser.add_argument('--lab-net', default='127.0.10', help='first three octets of the Talos nodes\' addresses')
     asyncio.run(serve(parser.parse_args()))
 
 

@@ -55,7 +55,7 @@ def _spec_part(obj):
 class KubeApi:
     """The API's objects and the rules every write follows. Callers run on one event loop."""
 
-    def __init__(self, signer=None, ca_pem=''):
+    def __init__(self, signer=None, ca_pem='', seed_node=True):
         self.ca_pem = ca_pem
         self.registry = Registry()
         self.store = Store()
@@ -65,7 +65,8 @@ class KubeApi:
         for name in DEFAULT_NAMESPACES:
             self.create(namespaces, None, {'metadata': {'name': name}}, 'kube-apiserver')
         rbac.seed(self)
-        self._seed_node()
+        if seed_node:  # a cluster whose nodes register themselves (Talos) starts without one
+            self._seed_node()
 
     def _seed_node(self):
         nodes = self.registry.get('', 'v1', 'nodes')

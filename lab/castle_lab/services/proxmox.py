@@ -1,5 +1,5 @@
 """A Proxmox VE API from fakepve, served by castle_lab.pve_server with a real API token, and its
-control API (castle_lab.pve_control) on the next port."""
+control API (castle_lab.pve_control) on the next port; VMs booting the Talos ISO are Talos nodes."""
 
 import secrets
 import sys
@@ -39,7 +39,8 @@ class ProxmoxService(Service):
     def command(self):
         return [sys.executable, '-m', 'castle_lab.pve_server', '--host', self.address, '--port', str(self.port),
                 '--control-port', str(self.control_port), '--cert', str(self.cert), '--key', str(self.key),
-                '--token-id', self.token_id, '--token-file', str(self.token_file)]
+                '--token-id', self.token_id, '--token-file', str(self.token_file),
+                '--talos-state', str(self.cfg.dir('talos')), '--lab-net', self.cfg.net]
 
     @property
     def ports(self):

@@ -1,0 +1,41 @@
+"""What a Talos node and talosctl say to each other: JSON over HTTPS on port 50000, errors as gRPC codes.
+
+A request is `POST /<Method>` with a JSON body naming the target `node` (the endpoint forwards to it,
+as apid does); an error answers {"code": "<gRPC code name>", "message": ...}.
+"""
+
+CODES = ('Canceled', 'Unknown', 'InvalidArgument', 'DeadlineExceeded', 'NotFound', 'AlreadyExists',
+         'PermissionDenied', 'ResourceExhausted', 'FailedPrecondition', 'Aborted', 'OutOfRange',
+         'Unimplemented', 'Internal', 'Unavailable', 'DataLoss', 'Unauthenticated')
+HTTP_STATUS = {'InvalidArgument': 400, 'NotFound': 404, 'AlreadyExists': 409, 'FailedPrecondition': 412,
+               'PermissionDenied': 403, 'Unauthenticated': 401, 'Unimplemented': 501, 'Unavailable': 503}
+# Methods the maintenance service answers without a client certificate.
+MAINTENANCE_METHODS = ('Version', 'ApplyConfiguration', 'Get', 'Reset')
+# Resource types `talosctl get` knows here: aliases -> (namespace, type).
+RESOURCES = {
+    'machineconfig': ('config', 'MachineConfigs.config.talos.dev'),
+    'members': ('cluster', 'Members.cluster.talos.dev'),
+    'machinestatus': ('runtime', 'MachineStatuses.runtime.talos.dev'),
+}
+ALIASES = {'machineconfig': 'machineconfig', 'machineconfigs': 'machineconfig', 'mc': 'machineconfig',
+           'members': 'members', 'member': 'members',
+           'machinestatus': 'machinestatus', 'machinestatuses': 'machinestatus', 'ms': 'machinestatus'}
+
+
+class RpcError(Exception):
+    """A failed call, shown as talosctl shows a gRPC status."""
+
+    def __init__(self, code, message):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    def __str__(self):
+        return 'rpc error: code = {0} desc = {1}'.format(self.code, self.message)
+
+    def body(self):
+        return {'code': self.code, 'message': self.message}
+
+    @property
+    def http_status(self):
+        return HTTP_STATUS.get(self.code, 500)

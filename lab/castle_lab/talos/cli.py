@@ -1,0 +1,552 @@
+"""talosctl for the lab's Talos nodes: the subset of the v1.11 command line the collection drives.
+
+Flags, outputs, errors and exit codes follow the upstream CLI reference; see docs/lab.md.
+"""
+
+import argparse
+import json
+import os
+import pathlib
+import re
+import sys
+
+import yaml
+
+from . import KUBERNETES_VERSION, TALOS_VERSION, machineconfig, secrets
+from .api import ALIASES, RpcError
+from .client import Client, ConfigError
+from .schema import ConfigInvalid, validate
+
+GO_VERSION = 'go1.24.11'
+SHA = '6dd14300'
+# Boolean flags that also take `--flag=false` (pflag style).
+BOOL_FLAGS = ('force', 'merge', 'graceful', 'reboot', 'wait', 'insecure', 'dry-run', 'strict', 'client', 'short',
+              'with-docs', 'with-examples', 'persist', 'server')
+DURATION = re.compile(r'(\d+(?:\.\d+)?)(h|ms|m|s)')
+
+
+class Failure(Exception):
+    """A command that failed: its message goes to stderr and talosctl exits 1."""
+
+
+class Parser(argparse.ArgumentParser):
+    """Usage errors as cobra reports them: `Error: ...` and exit 1."""
+
+    def error(self, message):
+        message = re.sub(r'unrecognized arguments: (\S+).*', r'unknown flag: \1', message)
+        self.exit(1, 'Error: {0}\n'.format(message))
+
+
+def go_duration(text):
+    """Seconds in a Go duration (`20m0s`, `90s`, `1h`, `500ms`)."""
+    text = str(text).strip()
+    matches = DURATION.findall(text)
+    if not matches or ''.join(a + b for a, b in matches) != text:
+        raise argparse.ArgumentTypeError('invalid duration {0!r}'.format(text))
+    scale = {'h': 3600, 'm': 60, 's': 1, 'ms': 0.001}
+    return sum(float(amount) * scale[unit] for amount, unit in matches)
+
+
+def normalize_bools(argv):
+    """`--flag=true|false` of a boolean flag becomes `--flag` or `--no-flag`."""
+    out = []
+    for token in argv:
+        name, sep, value = token.partition('=')
+        if sep and name.startswith('--') and name[2:] in BOOL_FLAGS and value.lower() in ('true', 'false', '1', '0'):
+            out.append(name if value.lower() in ('true', '1') else '--no-' + name[2:])
+        else:
+            out.append(token)
+    return out
+
+
+def bool_flag(parser, name, default, help_text, short=None):
+    dest = name.replace('-', '_')
+    flags = ([short] if short else []) + ['--' + name]
+    parser.add_argument(*flags, dest=dest, action='store_true', default=default, help=help_text)
+    parser.add_argument('--no-' + name, dest=dest, action='store_false', help=argparse.SUPPRESS)
+
+
+def connection_flags(parser, suppress=False):
+    default = argparse.SUPPRESS if suppress else None
+    parser.add_argument('--talosconfig', default=default, help='The path to the Talos configuration file')
+    parser.add_argument('--context', default=default, help='Context to be used in command')
+    parser.add_argument('-e', '--endpoints', action='append', default=default, help='override default endpoints')
+    parser.add_argument('-n', '--nodes', action='append', default=default, help='target the specified nodes')
+    parser.add_argument('--cluster', default=default, help='Cluster to connect to if a proxy endpoint is used.')
+
+
+# ------------------------------------------------------------------ output helpers
+
+def table(rows):
+    """Rows aligned like Go's tabwriter with a padding of 3."""
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    return '\n'.join('   '.join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip()
+                     for row in rows)
+
+
+def write_new(path, data, force):
+    path = pathlib.Path(path)
+    if path.exists() and not force:
+        raise Failure('{0!r} already exists, use --force to overwrite'.format(str(path)))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, 'w') as handle:
+        handle.write(data)
+
+
+def each_node(client, verb, action):
+    """Run action(node) for every target node; errors are collected as talosctl collects them."""
+    errors = []
+    for node in client.targets():
+        try:
+            action(node)
+        except RpcError as exc:
+            errors.append((node, exc))
+    if len(errors) == 1 and len(client.targets()) == 1:
+        raise Failure('error {0}: {1}'.format(verb, errors[0][1]))
+    if errors:
+        lines = ['{0} error{1} occurred:'.format(len(errors), '' if len(errors) == 1 else 's')]
+        lines += ['\t* {0}: {1}'.format(node, exc) for node, exc in errors]
+        raise Failure('\n'.join(lines) + '\n')
+
+
+# ------------------------------------------------------------------ gen
+
+def cmd_gen_secrets(args):
+    write_new(args.output_file, secrets.dump(secrets.generate()), args.force)
+    return 0
+
+
+def _patches(arguments):
+    try:
+        return [machineconfig.read_patch(argument) for argument in arguments or ()]
+    except machineconfig.PatchError as exc:
+        raise Failure(str(exc)) from None
+
+
+def cmd_gen_config(args):
+    endpoint = args.endpoint
+    if not re.match(r'^https://[^/]+', endpoint):
+        raise Failure('error validating cluster endpoint: {0!r} must be an https:// URL'.format(endpoint))
+    types = [t for value in args.output_types for t in value.split(',') if t]
+    unknown = [t for t in types if t not in machineconfig.OUTPUT_TYPES]
+    if unknown:
+        raise Failure('invalid output type: {0!r}'.format(unknown[0]))
+    if args.with_secrets:
+        try:
+            bundle = secrets.load(pathlib.Path(args.with_secrets).read_text())
+        except OSError as exc:
+            raise Failure('failed to load secrets bundle: {0}'.format(exc)) from None
+        except secrets.BundleInvalid as exc:
+            raise Failure(str(exc)) from None
+    else:
+        print('generating PKI and tokens', file=sys.stderr)
+        bundle = secrets.generate()
+    try:
+        generated = machineconfig.generate(
+            bundle, args.cluster_name, endpoint, _patches(args.config_patch), _patches(args.config_patch_control_plane),
+            _patches(args.config_patch_worker), kubernetes_version=args.kubernetes_version.lstrip('v'),
+            install_disk=args.install_disk, install_image=args.install_image, dns_domain=args.dns_domain)
+    except machineconfig.PatchError as exc:
+        raise Failure(str(exc)) from None
+    for machine_type in ('controlplane', 'worker'):
+        try:
+            validate(generated[machine_type], mode='metal')
+        except ConfigInvalid as exc:
+            raise Failure('failed to generate {0} config: {1}'.format(machine_type, exc)) from None
+    _write_outputs(args, types, generated)
+    return 0
+
+
+def _write_outputs(args, types, generated):
+    names = {'controlplane': 'controlplane.yaml', 'worker': 'worker.yaml', 'talosconfig': 'talosconfig'}
+    output = args.output
+    if len(types) == 1 and output == '-':
+        sys.stdout.write(generated[types[0]])
+        return
+    if len(types) == 1 and output and not pathlib.Path(output).is_dir() and not output.endswith('/'):
+        write_new(output, generated[types[0]], args.force)
+        print('Created {0}'.format(os.path.abspath(output)), file=sys.stderr)
+        return
+    directory = pathlib.Path(output or '.')
+    for kind in types:
+        path = directory / names[kind]
+        write_new(path, generated[kind], args.force)
+        print('Created {0}'.format(os.path.abspath(path)), file=sys.stderr)
+
+
+# ------------------------------------------------------------------ validate, version
+
+def cmd_validate(args):
+    try:
+        text = pathlib.Path(args.config).read_text()
+    except OSError as exc:
+        raise Failure('open {0}: {1}'.format(args.config, exc.strerror.lower())) from None
+    try:
+        _documents, warnings = validate(text, mode=args.mode, strict=args.strict)
+    except ConfigInvalid as exc:
+        raise Failure(str(exc).rstrip('\n')) from None
+    except ValueError as exc:
+        raise Failure(str(exc)) from None
+    for warning in warnings:
+        print(warning, file=sys.stderr)
+    print('{0} is valid for {1} mode'.format(args.config, args.mode))
+    return 0
+
+
+def _version_block(fields, short):
+    if short:
+        return ['\tTag:         {0}'.format(fields['Tag'])]
+    return ['\t{0:<13}{1}'.format(key + ':', value) for key, value in fields.items()]
+
+
+def cmd_version(args):
+    print('Client:' if not args.short else 'Client:')
+    print('\n'.join(_version_block({'Tag': TALOS_VERSION, 'SHA': SHA, 'Built': '', 'Go version': GO_VERSION,
+                                    'OS/Arch': 'linux/amd64'}, args.short)))
+    if args.client:
+        return 0
+    client = Client(args, insecure=args.insecure)
+
+    def show(node):
+        answer = client.call('Version', node)
+        fields = {'NODE': answer['node'], 'Tag': answer['tag'], 'SHA': answer['sha'], 'Built': '',
+                  'Go version': answer['go_version'], 'OS/Arch': '{0}/{1}'.format(answer['os'], answer['arch'])}
+        if answer['features'].get('rbac'):
+            fields['Enabled'] = 'RBAC'
+        print('Server:')
+        if args.short:
+            print('\tNODE:        {0}'.format(answer['node']))
+        print('\n'.join(_version_block(fields, args.short)))
+    each_node(client, 'getting version', show)
+    return 0
+
+
+# ------------------------------------------------------------------ apply-config, bootstrap, upgrade, reset
+
+def cmd_apply_config(args):
+    if not args.file:
+        raise Failure('no filename supplied for configuration')
+    try:
+        text = pathlib.Path(args.file).read_text()
+    except OSError as exc:
+        raise Failure('open {0}: {1}'.format(args.file, exc.strerror.lower())) from None
+    if args.config_patch:
+        try:
+            documents = [doc for doc in yaml.safe_load_all(text) if doc is not None]
+            text = machineconfig.dump_documents(machineconfig.apply_patches(documents, _patches(args.config_patch)))
+        except (yaml.YAMLError, machineconfig.PatchError) as exc:
+            raise Failure('error applying patches: {0}'.format(exc)) from None
+    client = Client(args, insecure=args.insecure)
+
+    def apply(node):
+        answer = client.call('ApplyConfiguration', node, data=text, mode=args.mode, dry_run=args.dry_run,
+                             try_timeout=args.timeout)
+        for warning in answer.get('warnings') or ():
+            print('WARNING: {0}'.format(warning), file=sys.stderr)
+        if args.dry_run:
+            print('Dry run summary:\n{0}.\n\nConfig diff:\n\n{1}'.format(answer['mode_details'], answer['diff']))
+        else:
+            print(answer['mode_details'])
+    each_node(client, 'applying new configuration', apply)
+    return 0
+
+
+def cmd_bootstrap(args):
+    client = Client(args)
+    each_node(client, 'executing bootstrap', lambda node: client.call('Bootstrap', node))
+    return 0
+
+
+def cmd_upgrade(args):
+    client = Client(args, insecure=args.insecure)
+    each_node(client, 'performing upgrade', lambda node: client.call('Upgrade', node, image=args.image))
+    return 0
+
+
+def cmd_reset(args):
+    client = Client(args, insecure=args.insecure)
+    labels = [label for value in args.system_labels_to_wipe or () for label in value.split(',') if label]
+    each_node(client, 'executing reset', lambda node: client.call(
+        'Reset', node, graceful=args.graceful, reboot=args.reboot, system_labels_to_wipe=labels))
+    return 0
+
+
+# ------------------------------------------------------------------ kubeconfig
+
+def _merge_kubeconfig(existing, new, force, context_name):
+    if context_name:
+        old = new['contexts'][0]['name']
+        new['contexts'][0]['name'] = context_name
+        if new.get('current-context') == old:
+            new['current-context'] = context_name
+    merged = dict(existing or {'apiVersion': 'v1', 'kind': 'Config'})
+    for section in ('clusters', 'users', 'contexts'):
+        items = list(merged.get(section) or [])
+        for item in new[section]:
+            names = [have['name'] for have in items]
+            if item['name'] in names and not force:
+                suffix = 1
+                while '{0}-{1}'.format(item['name'], suffix) in names:
+                    suffix += 1
+                renamed = '{0}-{1}'.format(item['name'], suffix)
+                _rename(new, section, item['name'], renamed)
+            items = [have for have in items if have['name'] != item['name']] + [item]
+        merged[section] = items
+    merged['current-context'] = new['current-context']
+    return merged
+
+
+def _rename(config, section, old, new):
+    for item in config[section]:
+        if item['name'] == old:
+            item['name'] = new
+    key = {'clusters': 'cluster', 'users': 'user'}.get(section)
+    for context in config['contexts']:
+        if key and context['context'].get(key) == old:
+            context['context'][key] = new
+    if section == 'contexts' and config.get('current-context') == old:
+        config['current-context'] = new
+
+
+def cmd_kubeconfig(args):
+    client = Client(args)
+    targets = client.targets()
+    if len(targets) > 1:
+        raise Failure('please use exactly one node with the kubeconfig command')
+    try:
+        text = client.call('Kubeconfig', targets[0])['kubeconfig']
+    except RpcError as exc:
+        raise Failure('error copying: {0}'.format(exc)) from None
+    path = args.local_path
+    if not args.merge:
+        if path == '-':
+            sys.stdout.write(text)
+            return 0
+        target = pathlib.Path(path or '.')
+        if target.is_dir():
+            target = target / 'kubeconfig'
+        write_new(target, text, args.force)
+        return 0
+    target = pathlib.Path(path) if path and path != '-' else pathlib.Path.home() / '.kube' / 'config'
+    if target.is_dir():
+        target = target / 'kubeconfig'
+    existing = yaml.safe_load(target.read_text()) if target.exists() else None
+    merged = _merge_kubeconfig(existing, yaml.safe_load(text), args.force, args.force_context_name)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    write_new(target, yaml.safe_dump(merged, sort_keys=False), True)
+    return 0
+
+
+# ------------------------------------------------------------------ get, etcd
+
+SHORT_TYPES = {'MachineConfigs': 'MachineConfig', 'Members': 'Member', 'MachineStatuses': 'MachineStatus'}
+
+
+def _short_type(rtype):
+    plural = rtype.split('.')[0]
+    return SHORT_TYPES.get(plural, plural)
+
+
+def _table_rows(kind, node, items):
+    head = ['NODE', 'NAMESPACE', 'TYPE', 'ID', 'VERSION']
+    extra = {'members': ['HOSTNAME', 'MACHINE TYPE', 'OS', 'ADDRESSES'], 'machinestatus': ['STAGE', 'READY']}
+    rows = []
+    for item in items:
+        meta, spec = item['metadata'], item['spec']
+        row = [node, meta['namespace'], _short_type(meta['type']), meta['id'], meta['version']]
+        if kind == 'members':
+            row += [spec['hostname'], spec['machineType'], spec['operatingSystem'], json.dumps(spec['addresses'])]
+        elif kind == 'machinestatus':
+            row += [spec['stage'], str(spec['status']['ready']).lower()]
+        rows.append(row)
+    return head + extra.get(kind, []), rows
+
+
+class _Literal(str):
+    """A string dumped as a YAML literal block."""
+
+
+yaml.SafeDumper.add_representer(_Literal, lambda dumper, value: dumper.represent_scalar(
+    'tag:yaml.org,2002:str', value, style='|'))
+
+
+def cmd_get(args):
+    kind = ALIASES.get(args.type.lower())
+    if kind is None:
+        raise Failure('error getting resources: resource type {0!r} is not registered'.format(args.type))
+    if args.output not in ('table', 'json', 'yaml'):
+        raise Failure('output format {0!r} is not supported'.format(args.output))
+    client = Client(args, insecure=args.insecure)
+    out, rows, head = [], [], None
+
+    def get(node):
+        nonlocal head
+        answer = client.call('Get', node, type=kind, id=args.id)
+        label = node or client.endpoints[0]
+        for item in answer['items']:
+            out.append({'node': label, 'metadata': item['metadata'], 'spec': item['spec']})
+        head, found = _table_rows(kind, label, answer['items'])
+        rows.extend(found)
+    each_node(client, 'getting resources', get)
+    if args.output == 'json':
+        for item in out:
+            print(json.dumps(item, indent=4))
+    elif args.output == 'yaml':
+        docs = []
+        for item in out:
+            if isinstance(item['spec'], str):
+                item = dict(item, spec=_Literal(item['spec']))
+            docs.append(yaml.safe_dump(item, sort_keys=False, indent=4))
+        sys.stdout.write('---\n'.join(docs))
+    else:
+        print(table([head or ['NODE', 'NAMESPACE', 'TYPE', 'ID', 'VERSION']] + rows))
+    return 0
+
+
+def cmd_etcd_members(args):
+    client = Client(args)
+    rows = [['NODE', 'ID', 'HOSTNAME', 'PEER URLS', 'CLIENT URLS', 'LEARNER']]
+
+    def members(node):
+        for member in client.call('EtcdMemberList', node)['members']:
+            rows.append([node or client.endpoints[0], member['id'], member['hostname'], ','.join(member['peer_urls']),
+                         ','.join(member['client_urls']), str(member['is_learner']).lower()])
+    each_node(client, 'getting members', members)
+    print(table(rows))
+    return 0
+
+
+def cmd_etcd_remove_member(args):
+    client = Client(args)
+    each_node(client, 'removing member', lambda node: client.call('EtcdRemoveMember', node, member=args.member))
+    return 0
+
+
+# ------------------------------------------------------------------ health
+
+def cmd_health(args):
+    from .health import run_health
+    client = Client(args)
+    return run_health(client, args)
+
+
+# ------------------------------------------------------------------ parser
+
+def _command(commands, name, help_text, run, connected=True, **options):
+    """A subcommand running `run`, with the connection flags when it talks to nodes."""
+    sub = commands.add_parser(name, help=help_text, **options)
+    if connected:
+        connection_flags(sub, suppress=True)
+    sub.set_defaults(run=run)
+    return sub
+
+
+def _parser():
+    parser = Parser(prog='talosctl', description='A CLI for out-of-band management of Kubernetes nodes created by Talos')
+    connection_flags(parser)
+    commands = parser.add_subparsers(dest='command', required=True, metavar='COMMAND', parser_class=Parser)
+
+    gen = commands.add_parser('gen', help='Generate CAs, certificates, and private keys')
+    gen_commands = gen.add_subparsers(dest='gen_command', required=True, parser_class=Parser)
+    gen_secrets = _command(gen_commands, 'secrets', 'Generates a secrets bundle file', cmd_gen_secrets,
+                           connected=False)
+    gen_secrets.add_argument('-o', '--output-file', default='secrets.yaml', help='path of the output file')
+    bool_flag(gen_secrets, 'force', False, 'will overwrite existing files', short='-f')
+    gen_config = _command(gen_commands, 'config', 'Generates a set of configuration files for Talos cluster',
+                          cmd_gen_config, connected=False)
+    gen_config.add_argument('cluster_name')
+    gen_config.add_argument('endpoint')
+    gen_config.add_argument('--with-secrets')
+    for flag in ('--config-patch', '--config-patch-control-plane', '--config-patch-worker'):
+        gen_config.add_argument(flag, action='append')
+    gen_config.add_argument('-t', '--output-types', action='append', default=None)
+    gen_config.add_argument('-o', '--output')
+    gen_config.add_argument('--kubernetes-version', default=KUBERNETES_VERSION)
+    gen_config.add_argument('--install-disk', default=machineconfig.DEFAULT_INSTALL_DISK)
+    gen_config.add_argument('--install-image', default=machineconfig.DEFAULT_INSTALL_IMAGE)
+    gen_config.add_argument('--dns-domain', default='cluster.local')
+    bool_flag(gen_config, 'force', False, 'will overwrite existing files', short='-f')
+
+    validate_cmd = _command(commands, 'validate', 'Validate config', cmd_validate, connected=False)
+    validate_cmd.add_argument('-c', '--config', required=True)
+    validate_cmd.add_argument('-m', '--mode', required=True)
+    bool_flag(validate_cmd, 'strict', False, 'treat validation warnings as errors')
+
+    version = _command(commands, 'version', 'Prints the version', cmd_version)
+    bool_flag(version, 'client', False, 'Print client version only')
+    bool_flag(version, 'short', False, 'Print the short version')
+    bool_flag(version, 'insecure', False, 'use Talos maintenance mode API', short='-i')
+
+    apply = _command(commands, 'apply-config', 'Apply a new configuration to a node', cmd_apply_config, aliases=['apply'])
+    apply.add_argument('-f', '--file')
+    apply.add_argument('-p', '--config-patch', action='append')
+    apply.add_argument('-m', '--mode', default='auto', choices=('auto', 'interactive', 'no-reboot', 'reboot',
+                                                               'staged', 'try'))
+    apply.add_argument('--timeout', type=go_duration, default=60.0)
+    bool_flag(apply, 'insecure', False, 'apply the config using the insecure maintenance service', short='-i')
+    bool_flag(apply, 'dry-run', False, 'check how the config change will be applied in dry-run mode')
+
+    _command(commands, 'bootstrap', 'Bootstrap the etcd cluster on the specified node.', cmd_bootstrap)
+
+    kubeconfig = _command(commands, 'kubeconfig', 'Download the admin kubeconfig from the node', cmd_kubeconfig)
+    kubeconfig.add_argument('local_path', nargs='?')
+    bool_flag(kubeconfig, 'force', False, 'Force overwrite of kubeconfig if already present', short='-f')
+    bool_flag(kubeconfig, 'merge', True, 'Merge with existing kubeconfig', short='-m')
+    kubeconfig.add_argument('--force-context-name')
+
+    health = _command(commands, 'health', 'Check cluster health', cmd_health)
+    health.add_argument('--control-plane-nodes', action='append')
+    health.add_argument('--worker-nodes', action='append')
+    health.add_argument('--init-node')
+    health.add_argument('--k8s-endpoint')
+    health.add_argument('--wait-timeout', type=go_duration, default=1200.0)
+    bool_flag(health, 'server', True, 'run server-side check')
+
+    get = _command(commands, 'get', 'Get a specific resource or list of resources', cmd_get)
+    get.add_argument('type')
+    get.add_argument('id', nargs='?')
+    get.add_argument('-o', '--output', default='table')
+    get.add_argument('--namespace')
+    bool_flag(get, 'insecure', False, 'get resources using the insecure maintenance service', short='-i')
+
+    etcd = commands.add_parser('etcd', help='Manage etcd')
+    connection_flags(etcd, suppress=True)
+    etcd_commands = etcd.add_subparsers(dest='etcd_command', required=True, parser_class=Parser)
+    _command(etcd_commands, 'members', 'Get the list of etcd cluster members', cmd_etcd_members)
+    remove = _command(etcd_commands, 'remove-member', 'Remove the node from etcd cluster', cmd_etcd_remove_member)
+    remove.add_argument('member', metavar='<member ID>')
+
+    reset = _command(commands, 'reset', 'Reset a node', cmd_reset)
+    bool_flag(reset, 'graceful', True, 'attempt to cordon/drain node and leave etcd')
+    bool_flag(reset, 'reboot', False, 'reboot the node after resetting instead of shutting down')
+    bool_flag(reset, 'insecure', False, 'reset using the insecure maintenance service')
+    bool_flag(reset, 'wait', True, 'wait for the operation to complete')
+    reset.add_argument('--system-labels-to-wipe', action='append')
+    reset.add_argument('--timeout', type=go_duration, default=1800.0)
+
+    upgrade = _command(commands, 'upgrade', 'Upgrade Talos on the target node', cmd_upgrade)
+    upgrade.add_argument('-i', '--image', default='ghcr.io/siderolabs/installer:{0}'.format(TALOS_VERSION))
+    bool_flag(upgrade, 'insecure', False, 'upgrade using the insecure maintenance service')
+    bool_flag(upgrade, 'wait', True, 'wait for the operation to complete')
+    upgrade.add_argument('--timeout', type=go_duration, default=1800.0)
+    return parser
+
+
+def main(argv=None):
+    args = _parser().parse_args(normalize_bools(sys.argv[1:] if argv is None else argv))
+    if getattr(args, 'output_types', 1) is None:
+        args.output_types = list(machineconfig.OUTPUT_TYPES)
+    try:
+        return args.run(args)
+    except (Failure, ConfigError) as exc:
+        print(str(exc).rstrip('\n') if not str(exc).endswith('\n') else str(exc), file=sys.stderr,
+              end='\n' if not str(exc).endswith('\n') else '')
+        return 1
+    except RpcError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())

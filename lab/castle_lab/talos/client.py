@@ -1,0 +1,130 @@
+"""talosctl's side of the node API: talosconfig contexts, TLS credentials, calls and their errors."""
+
+import base64
+import os
+import pathlib
+import tempfile
+
+import requests
+import urllib3
+import yaml
+
+from . import API_PORT
+from .api import RpcError
+
+TIMEOUT = 30
+
+
+class ConfigError(Exception):
+    """A talosconfig that cannot be used."""
+
+
+def talosconfig_path(explicit=None):
+    if explicit:
+        return pathlib.Path(explicit)
+    if os.environ.get('TALOSCONFIG'):
+        return pathlib.Path(os.environ['TALOSCONFIG'])
+    home = pathlib.Path.home() / '.talos' / 'config'
+    system = pathlib.Path('/var/run/secrets/talos.dev/config')
+    return home if home.exists() or not system.exists() else system
+
+
+def load_context(path, name=None):
+    """(context name, context dict) of a talosconfig."""
+    try:
+        config = yaml.safe_load(path.read_text()) or {}
+    except OSError as exc:
+        raise ConfigError('failed to open config file {0!r}: {1}'.format(str(path), exc.strerror)) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError('failed to parse config file {0!r}: {1}'.format(str(path), exc)) from None
+    name = name or config.get('context')
+    contexts = config.get('contexts') or {}
+    if not name:
+        raise ConfigError('failed to determine config context: no context set')
+    if name not in contexts:
+        raise ConfigError('context "{0}" is not defined'.format(name))
+    return name, contexts[name]
+
+
+def _split(values):
+    return [part for value in values or () for part in str(value).split(',') if part]
+
+
+class Client:
+    """Calls to nodes through an endpoint (mutual TLS with the context's credentials) or, insecure, directly."""
+
+    def __init__(self, args, insecure=False):
+        self.insecure = insecure
+        self.nodes = _split(args.nodes)
+        self.endpoints = _split(args.endpoints)
+        self.scratch = tempfile.TemporaryDirectory(prefix='talosctl-')
+        self.cert = self.verify = None
+        if insecure:
+            self.endpoints = self.nodes or self.endpoints
+            self.verify = False
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+            if not self.endpoints:
+                raise ConfigError('no nodes specified, use --nodes')
+            return
+        _name, context = load_context(talosconfig_path(args.talosconfig), args.context)
+        self.endpoints = self.endpoints or _split(context.get('endpoints'))
+        self.nodes = self.nodes or _split(context.get('nodes'))
+        if not self.endpoints:
+            raise ConfigError('failed to determine endpoints')
+        directory = pathlib.Path(self.scratch.name)
+        for name in ('ca', 'crt', 'key'):
+            if not context.get(name):
+                raise ConfigError('context has no {0}'.format(name))
+            (directory / name).write_bytes(base64.b64decode(context[name]))
+        self.cert = (str(directory / 'crt'), str(directory / 'key'))
+        self.verify = str(directory / 'ca')
+
+    def targets(self):
+        """The nodes a command acts on: --nodes, else the endpoint itself (None)."""
+        return self.nodes or [None]
+
+    def call(self, method, node=None, **body):
+        """The answer of `method` on `node`; RpcError as talosctl would report it."""
+        endpoints = [node] if self.insecure and node else self.endpoints
+        last = None
+        for endpoint in endpoints:
+            try:
+                return self._post(endpoint, method, dict(body, node=node or endpoint))
+            except RpcError as exc:
+                if exc.code != 'Unavailable' or not exc.message.startswith('connection error'):
+                    raise
+                last = exc
+        raise last
+
+    def _post(self, endpoint, method, body):
+        host = endpoint if ':' not in endpoint else endpoint.rsplit(':', 1)[0]
+        url = 'https://{0}:{1}/{2}'.format(host, API_PORT, method)
+        try:
+            response = requests.post(url, json=body, cert=self.cert, verify=self.verify, timeout=TIMEOUT)
+        except requests.exceptions.SSLError as exc:
+            raise RpcError('Unavailable', 'connection error: desc = "transport: authentication handshake failed: '
+                           '{0}"'.format(_tls_reason(exc))) from None
+        except requests.exceptions.Timeout:
+            raise RpcError('DeadlineExceeded', 'context deadline exceeded') from None
+        except requests.exceptions.ConnectionError:
+            raise RpcError('Unavailable', 'connection error: desc = "transport: Error while dialing: dial tcp '
+                           '{0}:{1}: connect: connection refused"'.format(host, API_PORT)) from None
+        try:
+            answer = response.json()
+        except ValueError:
+            raise RpcError('Unknown', 'unexpected answer {0} from {1}'.format(response.status_code, host)) from None
+        if response.status_code != 200:
+            raise RpcError(answer.get('code', 'Unknown'), answer.get('message', ''))
+        return answer
+
+    def close(self):
+        self.scratch.cleanup()
+
+
+def _tls_reason(exc):
+    text = str(exc)
+    if 'CERTIFICATE_VERIFY_FAILED' in text:
+        return 'tls: failed to verify certificate: x509: certificate signed by unknown authority'
+    if 'certificate required' in text.lower() or 'CERTIFICATE_REQUIRED' in text:
+        return 'remote error: tls: certificate required'
+    return 'tls: {0}'.format(text.split(':')[-1].strip(' )\'"') or 'handshake failure')

@@ -1,0 +1,622 @@
+"""Emulated Talos nodes: maintenance mode, configuration, bootstrap, etcd membership, Kubernetes Nodes, reset.
+
+Every node of a process lives in one Fleet on one event loop; each serves the node API (castle_lab.talos.api)
+on its own address, port 50000: self-signed TLS without client authentication in maintenance mode,
+mutual TLS with the cluster's OS CA once configured. Bootstrapping the first control plane node
+starts the cluster's Kubernetes API (castle_lab.kube_server) at the control plane endpoint, with the
+cluster CA and service account key of the machine config.
+"""
+
+import asyncio
+import base64
+import difflib
+import hashlib
+import ipaddress
+import logging
+import pathlib
+import shutil
+import ssl
+import sys
+import tempfile
+import time
+
+import yaml
+from aiohttp import ClientSession, ClientError, TCPConnector, web
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from ..pki import write_secret
+from . import API_PORT, TALOS_VERSION, secrets
+from .api import ALIASES, MAINTENANCE_METHODS, RESOURCES, RpcError
+from .schema import ConfigInvalid, machine_document, validate
+
+LOG = logging.getLogger('castle_lab.talos')
+APPLY_MODES = ('auto', 'no-reboot', 'reboot', 'staged', 'try')
+KUBE_READY_TIMEOUT = 30.0
+
+
+def _pem(value):
+    return base64.b64decode(value)
+
+
+def _write(directory, name, data):
+    path = directory / name
+    write_secret(path, data)
+    return path
+
+
+def stable_hostname(mac):
+    digest = hashlib.sha256(mac.lower().encode()).hexdigest()
+    return 'talos-{0}-{1}'.format(digest[:3], digest[3:6])
+
+
+class Cluster:
+    """What the nodes of one cluster (by cluster.id) share: etcd, its members, the Kubernetes API."""
+
+    def __init__(self, fleet, cluster_id):
+        self.fleet = fleet
+        self.id = cluster_id
+        self.bootstrapped = False
+        self.etcd = {}  # address -> member id (hex)
+        self.kube = None  # the kube_server process
+        self.kube_dir = None
+        self.lock = asyncio.Lock()
+
+    def nodes(self):
+        return [node for node in self.fleet.nodes.values() if node.cluster is self and node.serving]
+
+    def config(self):
+        """The machine config of a control plane node of the cluster (it holds the CAs' keys)."""
+        for node in self.fleet.nodes.values():
+            if node.cluster is self and node.machine_type == 'controlplane':
+                return node.document
+        return None
+
+    async def start_kube(self, document):
+        cluster = document['cluster']
+        endpoint = cluster['controlPlane']['endpoint']
+        from urllib.parse import urlparse
+        parsed = urlparse(endpoint)
+        host, port = parsed.hostname, parsed.port or 443
+        directory = self.fleet.state / 'clusters' / hashlib.sha256(self.id.encode()).hexdigest()[:12]
+        directory.mkdir(parents=True, exist_ok=True)
+        ca_cert, ca_key = _load_pair(cluster['ca'])
+        cert, key = secrets.issue(ca_cert, ca_key, 'kube-apiserver', addresses=[
+            host, 'localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc',
+            'kubernetes.default.svc.' + cluster.get('network', {}).get('dnsDomain', 'cluster.local')], server=True)
+        files = {'ca': _write(directory, 'ca.crt', _pem(cluster['ca']['crt'])),
+                 'cert': _write(directory, 'apiserver.crt', cert), 'key': _write(directory, 'apiserver.key', key),
+                 'sa': _write(directory, 'sa.key', _pem(cluster['serviceAccount']['key']))}
+        kubectl = shutil.which('kubectl') or 'kubectl'
+        argv = [sys.executable, '-m', 'castle_lab.kube_server', '--host', host, '--port', str(port),
+                '--control-port', str(port + 1), '--cert', str(files['cert']), '--key', str(files['key']),
+                '--client-ca', str(files['ca']), '--sa-key', str(files['sa']),
+                '--artifact-dir', str(directory / 'artifacts'), '--kubectl', kubectl, '--no-seed-node']
+        log = open(directory / 'kube.log', 'ab')
+        self.kube = await asyncio.create_subprocess_exec(*argv, stdout=log, stderr=log, stdin=asyncio.subprocess.DEVNULL)
+        log.close()
+        self.kube_dir = directory
+        deadline = time.monotonic() + KUBE_READY_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.kube.returncode is not None:
+                raise RpcError('Internal', 'kube-apiserver exited; see {0}'.format(directory / 'kube.log'))
+            try:
+                _reader, writer = await asyncio.open_connection(host, port)
+                writer.close()
+                return
+            except OSError:
+                await asyncio.sleep(0.1)
+        raise RpcError('DeadlineExceeded', 'kube-apiserver did not start within {0:g}s'.format(KUBE_READY_TIMEOUT))
+
+    async def stop_kube(self):
+        if self.kube is not None and self.kube.returncode is None:
+            self.kube.terminate()
+            try:
+                await asyncio.wait_for(self.kube.wait(), 10)
+            except asyncio.TimeoutError:
+                self.kube.kill()
+        self.kube = None
+
+    def kube_running(self):
+        return self.kube is not None and self.kube.returncode is None
+
+    async def kube_call(self, method, path, body=None):
+        """One request to the cluster's Kubernetes API as its admin; (status, JSON body)."""
+        document = self.config()
+        cluster = document['cluster']
+        ca_cert, ca_key = _load_pair(cluster['ca'])
+        cert, key = secrets.issue(ca_cert, ca_key, 'talos:node', organizations=('system:masters',), client=True)
+        with tempfile.TemporaryDirectory() as scratch:
+            scratch = pathlib.Path(scratch)
+            context = ssl.create_default_context(cafile=str(_write(scratch, 'ca', _pem(cluster['ca']['crt']))))
+            context.load_cert_chain(str(_write(scratch, 'crt', cert)), str(_write(scratch, 'key', key)))
+        url = cluster['controlPlane']['endpoint'].rstrip('/') + path
+        headers = {'Content-Type': 'application/merge-patch+json' if method == 'PATCH' else 'application/json'}
+        async with ClientSession(connector=TCPConnector(ssl=context)) as session:
+            async with session.request(method, url, json=body, headers=headers) as response:
+                return response.status, await response.json(content_type=None)
+
+    async def reconcile(self):
+        """Workers waiting for a certificate get one; once bootstrapped, control plane nodes join etcd
+        and every configured node registers as a Ready Kubernetes Node."""
+        for node in self.nodes():
+            if node.stage == 'running' and node.runner is None:
+                await node.restart_api()
+        async with self.lock:
+            if not self.bootstrapped or not self.kube_running():
+                return
+            for node in self.nodes():
+                if node.stage != 'running':
+                    continue
+                if node.machine_type == 'controlplane' and node.address not in self.etcd:
+                    self.etcd[node.address] = hashlib.sha256(node.address.encode() + self.id.encode()).hexdigest()[:16]
+                try:
+                    await self._register(node)
+                except (ClientError, OSError, ValueError) as exc:
+                    LOG.warning('registering %s as a Kubernetes node failed: %s', node.hostname, exc)
+
+    async def _register(self, node):
+        labels = {'kubernetes.io/hostname': node.hostname, 'kubernetes.io/os': 'linux', 'kubernetes.io/arch': 'amd64'}
+        if node.machine_type == 'controlplane':
+            labels['node-role.kubernetes.io/control-plane'] = ''
+        labels.update(node.document['machine'].get('nodeLabels') or {})
+        status, _body = await self.kube_call('GET', '/api/v1/nodes/' + node.hostname)
+        if status == 404:
+            await self.kube_call('POST', '/api/v1/nodes', {'apiVersion': 'v1', 'kind': 'Node',
+                                                            'metadata': {'name': node.hostname, 'labels': labels}})
+        now = time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())
+        version = node.document['machine']['kubelet']['image'].rsplit(':', 1)[-1]
+        await self.kube_call('PATCH', '/api/v1/nodes/{0}/status'.format(node.hostname), {'status': {
+            'conditions': [{'type': 'Ready', 'status': 'True', 'reason': 'KubeletReady',
+                            'message': 'kubelet is posting ready status', 'lastHeartbeatTime': now,
+                            'lastTransitionTime': now}],
+            'addresses': [{'type': 'InternalIP', 'address': node.address}, {'type': 'Hostname', 'address': node.hostname}],
+            'nodeInfo': {'kubeletVersion': version, 'osImage': 'Talos ({0})'.format(node.version),
+                         'operatingSystem': 'linux', 'architecture': 'amd64', 'containerRuntimeVersion': 'containerd://2.1.5',
+                         'kernelVersion': '6.12.62-talos', 'kubeProxyVersion': version, 'machineID': node.machine_id,
+                         'systemUUID': node.machine_id, 'bootID': node.machine_id}}})
+
+    async def forget(self, node):
+        """A node leaves: its etcd membership and its Kubernetes Node go."""
+        self.etcd.pop(node.address, None)
+        if self.kube_running() and self.config() is not None:
+            try:
+                await self.kube_call('DELETE', '/api/v1/nodes/' + node.hostname)
+            except (ClientError, OSError, ValueError) as exc:
+                LOG.warning('deleting Kubernetes node %s failed: %s', node.hostname, exc)
+
+
+def _load_pair(entry):
+    from cryptography import x509
+    return (x509.load_pem_x509_certificate(_pem(entry['crt'])),
+            serialization.load_pem_private_key(_pem(entry['key']), None))
+
+
+class Node:
+    """One Talos machine: its address, its stage, its machine config, and its API server."""
+
+    def __init__(self, fleet, address, mac):
+        self.fleet = fleet
+        self.address = address
+        self.mac = mac
+        self.hostname = stable_hostname(mac)
+        self.machine_id = hashlib.sha256(('machine' + mac).encode()).hexdigest()[:32]
+        self.config_text = None  # the applied config (the STATE partition)
+        self.staged_text = None
+        self.rollback = None  # (handle, previous text) of a try-mode apply
+        self.version = TALOS_VERSION
+        self.stage = 'off'
+        self.runner = None
+        self.site = None
+        self.scratch = pathlib.Path(tempfile.mkdtemp(prefix='talos-node-'))
+
+    # ---------------------------------------------------------- state
+
+    @property
+    def configured(self):
+        return self.config_text is not None
+
+    @property
+    def serving(self):
+        return self.stage in ('maintenance', 'running')
+
+    @property
+    def document(self):
+        return machine_document(list(yaml.safe_load_all(self.config_text))) if self.configured else None
+
+    @property
+    def machine_type(self):
+        return self.document['machine']['type'] if self.configured else None
+
+    @property
+    def cluster(self):
+        return self.fleet.cluster(self.document['cluster']['id']) if self.configured else None
+
+    # -------------------------------------------------------- power
+
+    async def boot(self):
+        if self.staged_text is not None:
+            self.config_text, self.staged_text = self.staged_text, None
+        self.stage = 'running' if self.configured else 'maintenance'
+        await self._serve()
+        if self.configured:
+            await self.cluster.reconcile()
+
+    async def power_off(self):
+        if self.rollback:
+            self.rollback[0].cancel()
+            self.config_text, self.rollback = self.rollback[1], None
+        self.stage = 'off'
+        await self._unserve()
+        for cluster in self.fleet.clusters.values():
+            if cluster.kube_running() and cluster.config() is self.document and self.configured:
+                await cluster.stop_kube()
+
+    async def reboot(self):
+        await self.power_off()
+        await self.boot()
+
+    # -------------------------------------------------------- serving
+
+    def _tls(self):
+        if not self.configured:
+            return self._maintenance_tls()
+        document = self.document
+        os_ca = document['machine']['ca']
+        key = os_ca.get('key') or self._cluster_os_key()
+        if not key:
+            return None
+        ca_cert, ca_key = _load_pair({'crt': os_ca['crt'], 'key': key})
+        cert, private = secrets.issue(ca_cert, ca_key, self.hostname, addresses=[self.address, self.hostname],
+                                      server=True)
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH,
+                                             cafile=str(_write(self.scratch, 'os-ca.crt', _pem(os_ca['crt']))))
+        context.load_cert_chain(str(_write(self.scratch, 'node.crt', cert)), str(_write(self.scratch, 'node.key', private)))
+        context.verify_mode = ssl.CERT_REQUIRED
+        return context
+
+    def _cluster_os_key(self):
+        """A worker's certificate comes from a control plane node of its cluster (trustd)."""
+        config = self.cluster.config()
+        return config['machine']['ca'].get('key') if config else None
+
+    def _maintenance_tls(self):
+        key = ec.generate_private_key(ec.SECP256R1())
+        from cryptography import x509
+        from cryptography.x509.oid import NameOID
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, 'maintenance-service')])
+        cert, private = secrets.issue(_SelfSigned(name), key, 'maintenance-service', addresses=[self.address],
+                                      server=True, key=key)
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(str(_write(self.scratch, 'maint.crt', cert)), str(_write(self.scratch, 'maint.key', private)))
+        context.verify_mode = ssl.CERT_NONE
+        return context
+
+    async def _serve(self):
+        context = self._tls()
+        if context is None:
+            LOG.info('%s: waiting for a control plane node to issue its certificate', self.address)
+            return
+        app = web.Application(client_max_size=16 * 1024 ** 2)
+        app.router.add_post('/{method}', self._handle)
+        self.runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+        await self.runner.setup()
+        self.site = web.TCPSite(self.runner, self.address, API_PORT, ssl_context=context, reuse_address=True)
+        await self.site.start()
+
+    async def _unserve(self):
+        if self.runner is not None:
+            await self.runner.cleanup()
+        self.runner = self.site = None
+
+    async def restart_api(self):
+        await self._unserve()
+        if self.serving:
+            await self._serve()
+
+    async def _handle(self, request):
+        method = request.match_info['method']
+        try:
+            body = await request.json()
+            peer = request.transport.get_extra_info('peercert')
+            target = self.fleet.nodes_by_address().get(body.get('node') or self.address)
+            if target is None or not target.serving:
+                raise RpcError('Unavailable', 'connection error: desc = "transport: Error while dialing: dial tcp '
+                               '{0}:{1}: connect: connection refused"'.format(body.get('node'), API_PORT))
+            if target is not self and (not self.configured or not target.configured
+                                       or target.cluster is not self.cluster):
+                raise RpcError('Unavailable', 'connection error: desc = "transport: authentication handshake failed: '
+                               'tls: failed to verify certificate: x509: certificate signed by unknown authority"')
+            if not peer and self.configured:
+                raise RpcError('Unauthenticated', 'client certificate required')
+            if not self.configured and method not in MAINTENANCE_METHODS:
+                raise RpcError('Unimplemented', 'API is not implemented in maintenance mode')
+            handler = getattr(target, 'rpc_' + method, None)
+            if handler is None:
+                raise RpcError('Unimplemented', 'unknown method {0}'.format(method))
+            return web.json_response(await handler(body))
+        except RpcError as exc:
+            return web.json_response(exc.body(), status=exc.http_status)
+        except (ValueError, KeyError, TypeError) as exc:
+            return web.json_response(RpcError('InvalidArgument', str(exc)).body(), status=400)
+
+    # ------------------------------------------------------------ RPCs
+
+    async def rpc_Version(self, body):
+        features = {'rbac': bool(self.configured and self.document['machine'].get('features', {}).get('rbac'))}
+        return {'node': self.address, 'tag': self.version, 'sha': '6dd14300', 'arch': 'amd64', 'os': 'linux',
+                'go_version': 'go1.24.11', 'features': features, 'maintenance': not self.configured}
+
+    async def rpc_ApplyConfiguration(self, body):
+        mode, dry_run = body.get('mode', 'auto'), bool(body.get('dry_run'))
+        if mode not in APPLY_MODES:
+            raise RpcError('InvalidArgument', 'unknown apply mode {0!r}'.format(mode))
+        text = body.get('data') or ''
+        try:
+            documents, warnings = validate(text, mode='metal')
+        except ConfigInvalid as exc:
+            raise RpcError('InvalidArgument', 'configuration validation failed: {0}'.format(exc)) from None
+        new = machine_document(documents)
+        if self.configured:
+            reboot = self._needs_reboot(new)
+        else:
+            if mode in ('staged', 'try'):
+                raise RpcError('InvalidArgument', '{0} mode is not supported in maintenance mode'.format(mode))
+            reboot = True
+        summary = self._summary(mode, reboot, body.get('try_timeout', 60))
+        diff = ''.join(difflib.unified_diff((self.config_text or '').splitlines(True), text.splitlines(True),
+                                            'a/machineconfig', 'b/machineconfig'))
+        if dry_run:
+            return {'mode_details': summary + ' (skipped in dry-run)', 'diff': diff, 'warnings': warnings}
+        if mode == 'no-reboot' and reboot:
+            raise RpcError('FailedPrecondition', 'apply configuration without reboot failed: '
+                           'the configuration change requires a reboot')
+        await self._apply(text, mode, reboot, body.get('try_timeout', 60))
+        return {'mode_details': summary, 'warnings': warnings}
+
+    def _needs_reboot(self, new):
+        old = self.document
+        if new['machine'].get('type') != old['machine'].get('type'):
+            raise RpcError('InvalidArgument', 'configuration validation failed: 1 error occurred:\n'
+                           "\t* machine type can't be changed\n")
+        if new['cluster'].get('id') != old['cluster'].get('id'):
+            raise RpcError('InvalidArgument', "configuration validation failed: 1 error occurred:\n"
+                           "\t* cluster ID can't be changed\n")
+        return new['machine'].get('install') != old['machine'].get('install')
+
+    @staticmethod
+    def _summary(mode, reboot, try_timeout):
+        if mode == 'staged':
+            return 'Staged configuration to be applied after a reboot'
+        if mode == 'try':
+            return 'Applied configuration with a try mode: will roll back in {0}'.format(_duration(try_timeout))
+        if mode == 'reboot' or (mode == 'auto' and reboot):
+            return 'Applied configuration with a reboot'
+        return 'Applied configuration without a reboot'
+
+    async def _apply(self, text, mode, reboot, try_timeout):
+        if mode == 'staged':
+            self.staged_text = text
+            return
+        previous = self.config_text
+        was_configured = self.configured
+        self.config_text = text
+        if mode == 'try':
+            loop = asyncio.get_running_loop()
+            handle = loop.call_later(float(try_timeout), lambda: asyncio.ensure_future(self._roll_back()))
+            self.rollback = (handle, previous)
+        if not was_configured or mode == 'reboot' or (mode == 'auto' and reboot):
+            asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self.fleet.reboot(self)))
+        else:
+            asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self.cluster.reconcile()))
+
+    async def _roll_back(self):
+        if self.rollback:
+            self.config_text, self.rollback = self.rollback[1], None
+            await self.cluster.reconcile()
+
+    def _require(self, machine_type=None):
+        if not self.configured or self.stage != 'running':
+            raise RpcError('Unavailable', 'the node is not running')
+        if machine_type and self.machine_type != machine_type:
+            raise RpcError('FailedPrecondition', 'this API is only available on control plane nodes')
+
+    async def rpc_Bootstrap(self, body):
+        self._require('controlplane')
+        cluster = self.cluster
+        async with cluster.lock:
+            if cluster.bootstrapped or self.address in cluster.etcd:
+                raise RpcError('AlreadyExists', 'etcd data directory is not empty')
+            await cluster.start_kube(self.document)
+            cluster.bootstrapped = True
+        await cluster.reconcile()
+        return {}
+
+    async def rpc_Kubeconfig(self, body):
+        self._require('controlplane')
+        cluster = self.document['cluster']
+        name = cluster['clusterName']
+        ca_cert, ca_key = _load_pair(cluster['ca'])
+        crt, key = secrets.kube_admin(ca_cert, ca_key, name)
+        user, context = 'admin@{0}'.format(name), 'admin@{0}'.format(name)
+        config = {'apiVersion': 'v1', 'kind': 'Config',
+                  'clusters': [{'name': name, 'cluster': {'server': cluster['controlPlane']['endpoint'],
+                                                          'certificate-authority-data': cluster['ca']['crt']}}],
+                  'users': [{'name': user, 'user': {'client-certificate-data': crt, 'client-key-data': key}}],
+                  'contexts': [{'name': context, 'context': {'cluster': name, 'namespace': 'default', 'user': user}}],
+                  'current-context': context}
+        return {'kubeconfig': yaml.safe_dump(config, sort_keys=False)}
+
+    async def rpc_Get(self, body):
+        kind = ALIASES.get(str(body.get('type', '')).lower())
+        if kind is None:
+            raise RpcError('NotFound', 'resource type {0!r} is not registered'.format(body.get('type')))
+        if not self.configured and kind != 'machinestatus':
+            raise RpcError('PermissionDenied', 'not authorized')
+        items = getattr(self, '_resources_' + kind)()
+        if body.get('id'):
+            items = [item for item in items if item['metadata']['id'] == body['id']]
+            if not items:
+                namespace, rtype = RESOURCES[kind]
+                raise RpcError('NotFound', 'resource {0}/{1} not found'.format(rtype, body['id']))
+        return {'items': items}
+
+    def _metadata(self, kind, rid, version=1):
+        namespace, rtype = RESOURCES[kind]
+        return {'namespace': namespace, 'type': rtype, 'id': rid, 'version': version, 'owner': '',
+                'phase': 'running', 'created': '', 'updated': ''}
+
+    def _resources_machineconfig(self):
+        return [{'metadata': self._metadata('machineconfig', 'v1alpha1'), 'spec': self.config_text}]
+
+    def _resources_members(self):
+        return [{'metadata': self._metadata('members', node.hostname),
+                 'spec': {'nodeId': node.machine_id, 'addresses': [node.address], 'hostname': node.hostname,
+                          'machineType': node.machine_type, 'operatingSystem': 'Talos ({0})'.format(node.version)}}
+                for node in sorted(self.cluster.nodes(), key=lambda n: ipaddress.ip_address(n.address))
+                if node.stage == 'running']
+
+    def _resources_machinestatus(self):
+        ready = self.stage == 'running' and (self.cluster.bootstrapped or self.machine_type == 'worker')
+        unmet = [] if ready or self.stage == 'maintenance' else [
+            {'name': 'etcd', 'reason': 'service "etcd" not ready'}]
+        return [{'metadata': self._metadata('machinestatus', 'machine'),
+                 'spec': {'stage': self.stage, 'status': {'ready': ready or self.stage == 'maintenance',
+                                                          'unmetConditions': unmet}}}]
+
+    async def rpc_EtcdMemberList(self, body):
+        self._require('controlplane')
+        nodes = self.fleet.nodes_by_address()
+        return {'members': [{'id': member, 'hostname': nodes[address].hostname if address in nodes else address,
+                             'peer_urls': ['https://{0}:2380'.format(address)],
+                             'client_urls': ['https://{0}:2379'.format(address)], 'is_learner': False}
+                            for address, member in sorted(self.cluster.etcd.items())]}
+
+    async def rpc_EtcdRemoveMember(self, body):
+        self._require('controlplane')
+        wanted = str(body.get('member', ''))
+        for address, member in list(self.cluster.etcd.items()):
+            if member == wanted or self.fleet.nodes_by_address().get(address, self).hostname == wanted:
+                del self.cluster.etcd[address]
+                return {}
+        raise RpcError('Unknown', 'etcdserver: member not found')
+
+    async def rpc_Reset(self, body):
+        labels = body.get('system_labels_to_wipe') or []
+        unknown = sorted(set(labels) - {'STATE', 'EPHEMERAL', 'META'})
+        if unknown:
+            raise RpcError('InvalidArgument', 'failed to reset: unknown system partition label(s) {0}'.format(
+                ', '.join(unknown)))
+        wipe_state = not labels or 'STATE' in labels
+        if self.configured:
+            cluster = self.cluster
+            if body.get('graceful', True) and self.machine_type == 'controlplane' and \
+                    list(cluster.etcd) == [self.address]:
+                raise RpcError('FailedPrecondition', '1 error occurred:\n\t* etcd: refusing to leave the etcd '
+                               'cluster as its last member, use --graceful=false\n')
+            await cluster.forget(self)
+            if cluster.kube_running() and not any(a != self.address for a in cluster.etcd):
+                await cluster.stop_kube()
+                cluster.bootstrapped = False
+                cluster.etcd.clear()
+        if wipe_state:
+            self.config_text = self.staged_text = None
+        loop = asyncio.get_running_loop()
+        if body.get('reboot'):
+            loop.call_soon(lambda: asyncio.ensure_future(self.fleet.reboot(self)))
+        else:
+            loop.call_soon(lambda: asyncio.ensure_future(self.fleet.shutdown(self)))
+        return {}
+
+    async def rpc_Upgrade(self, body):
+        self._require()
+        image = body.get('image') or 'ghcr.io/siderolabs/installer:{0}'.format(TALOS_VERSION)
+        tag = image.rsplit(':', 1)[-1] if ':' in image.rsplit('/', 1)[-1] else 'latest'
+        documents = list(yaml.safe_load_all(self.config_text))
+        machine_document(documents)['machine'].setdefault('install', {})['image'] = image
+        self.config_text = '---\n'.join(yaml.safe_dump(doc, sort_keys=False) for doc in documents)
+        if tag.startswith('v'):
+            self.version = tag
+        asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self.fleet.reboot(self)))
+        return {'ack': 'Upgrade request received'}
+
+
+class _SelfSigned:
+    """A stand-in issuer for a self-signed certificate: its subject is the certificate's own name."""
+
+    def __init__(self, subject):
+        self.subject = subject
+
+
+def _duration(seconds):
+    seconds = int(float(seconds))
+    minutes, rest = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return '{0}h{1}m{2}s'.format(hours, minutes, rest)
+    return '{0}m{1}s'.format(minutes, rest) if minutes else '{0}s'.format(rest)
+
+
+class Fleet:
+    """Every emulated Talos node of this process, by key (the VM), and the clusters they form."""
+
+    def __init__(self, state):
+        self.state = pathlib.Path(state)
+        self.nodes = {}
+        self.clusters = {}
+        self.power = {}  # key -> a queue of power events, handled in order
+
+    def cluster(self, cluster_id):
+        if cluster_id not in self.clusters:
+            self.clusters[cluster_id] = Cluster(self, cluster_id)
+        return self.clusters[cluster_id]
+
+    def nodes_by_address(self):
+        return {node.address: node for node in self.nodes.values() if node.stage != 'off'}
+
+    def node(self, key, address, mac):
+        """The node of a machine, created on first boot; a new MAC means a new machine."""
+        node = self.nodes.get(key)
+        if node is None or node.mac != mac:
+            node = self.nodes[key] = Node(self, address, mac)
+        node.address = address
+        return node
+
+    def switch(self, key, on, address=None, mac=None):
+        """Queue a power change of a machine; changes of one machine happen in the order they came."""
+        queue = self.power.get(key)
+        if queue is None:
+            queue = self.power[key] = asyncio.Queue()
+            asyncio.ensure_future(self._power_worker(queue))
+        queue.put_nowait((key, on, address, mac))
+
+    async def _power_worker(self, queue):
+        while True:
+            key, on, address, mac = await queue.get()
+            try:
+                if on:
+                    node = self.node(key, address, mac)
+                    if node.stage == 'off':
+                        await node.boot()
+                elif key in self.nodes and self.nodes[key].stage != 'off':
+                    await self.nodes[key].power_off()
+            except (OSError, RpcError, ValueError) as exc:
+                LOG.error('talos node %s: power %s failed: %s', key, 'on' if on else 'off', exc)
+
+    async def reboot(self, node):
+        await node.reboot()
+
+    async def shutdown(self, node):
+        await node.power_off()
+        if self.on_shutdown is not None:
+            self.on_shutdown(node)
+
+    on_shutdown = None
+
+    async def close(self):
+        for node in list(self.nodes.values()):
+            if node.stage != 'off':
+                await node.power_off()
+        for cluster in self.clusters.values():
+            await cluster.stop_kube()
+

@@ -1,0 +1,223 @@
+"""The lab's Talos nodes and talosctl: VMs booting the Talos ISO through the lab's Proxmox API come up in
+maintenance mode, and the real `talosctl` executable takes them to a bootstrapped cluster and back."""
+
+import json
+import subprocess
+import uuid
+
+import pytest
+import yaml
+from kube_helpers import wait_for
+from proxmoxer import ResourceException
+
+from conftest import VENV_BIN, remove_named
+
+pytestmark = pytest.mark.lab
+
+ISO = 'local:iso/talos-v1.11.6-metal-amd64.iso,media=cdrom'
+DEADLINE = 30.0
+
+
+def until(check, what):
+    """check()'s first true result within the Talos deadline."""
+    return wait_for(check, what, timeout=DEADLINE)
+
+
+def agent_address(pve, vmid):
+    """The VM's eth0 IPv4 address as its guest agent reports it, or None while it has none."""
+    try:
+        interfaces = pve.nodes('pve1').qemu(vmid).agent('network-get-interfaces').get()['result']
+    except ResourceException:  # the agent is not running (yet)
+        return None
+    return next((ip['ip-address'] for iface in interfaces if iface['name'] == 'eth0'
+                 for ip in iface['ip-addresses'] if ip['ip-address-type'] == 'ipv4'), None)
+
+
+class Talos:
+    """talosctl run in a working directory with its TALOSCONFIG."""
+
+    def __init__(self, env, workdir):
+        self.env = dict(env, TALOSCONFIG=str(workdir / 'talosconfig'), HOME=str(workdir),
+                        PATH='{0}:{1}'.format(VENV_BIN, env['PATH']))
+        self.workdir = workdir
+
+    def __call__(self, *args, expect=0):
+        result = subprocess.run(['talosctl', *args], env=self.env, cwd=self.workdir, capture_output=True, text=True,
+                                timeout=120, check=False)
+        if expect is not None and result.returncode != expect:
+            pytest.fail('talosctl {0} exited {1}\nstdout:\n{2}\nstderr:\n{3}'.format(
+                ' '.join(args), result.returncode, result.stdout, result.stderr))
+        return result
+
+    def kubectl(self, *args):
+        return subprocess.run(['kubectl', '--kubeconfig', str(self.workdir / 'kubeconfig'), *args], env=self.env,
+                              capture_output=True, text=True, timeout=60, check=False)
+
+
+@pytest.fixture(scope='module')
+def machines(pve):
+    """Two VMs cloned from the Talos template, booting the Talos ISO: {'cp': address, 'worker': address}."""
+    prefix = 'talos-it-{0}'.format(uuid.uuid4().hex[:6])
+    names = {'cp': prefix + '-cp', 'worker': prefix + '-w'}
+    vmids = {}
+    for role, vm_name in names.items():
+        vmid = int(pve.cluster.nextid.get())
+        pve.nodes('pve1').qemu(9000).clone.post(newid=vmid, name=vm_name, full=1)
+        pve.nodes('pve1').qemu(vmid).config.post(ide2=ISO, boot='order=scsi0;ide2')
+        pve.nodes('pve1').qemu(vmid).status.start.post()
+        vmids[role] = vmid
+    addresses = {role: until(lambda v=vmid: agent_address(pve, v), 'the agent of VM {0}'.format(vmid))
+                 for role, vmid in vmids.items()}
+    yield {'addresses': addresses, 'vmids': vmids}
+    remove_named(pve, *names.values())
+
+
+@pytest.fixture(scope='module')
+def talos(env, machines, tmp_path_factory):
+    return Talos(env, tmp_path_factory.mktemp('talos'))
+
+
+def stage(talos, address, insecure=False):
+    flags = ['-i'] if insecure else []
+    result = talos('get', 'machinestatus', '-n', address, '-o', 'json', *flags, expect=None)
+    return json.loads(result.stdout)['spec']['stage'] if result.returncode == 0 else None
+
+
+def test_nodes_boot_into_maintenance_at_their_reserved_addresses(lab, talos, machines):
+    addresses = machines['addresses']
+    assert len(set(addresses.values())) == 2
+    net = lab.env['CASTLE_LAB_NET']
+    for address in addresses.values():
+        assert address.startswith(net + '.') and 100 <= int(address.rsplit('.', 1)[1]) <= 199
+        assert until(lambda a=address: stage(talos, a, insecure=True), 'maintenance API') == 'maintenance'
+        out = talos('version', '--insecure', '-n', address).stdout
+        assert '\tTag:         v1.11.6' in out and '\tNODE:        {0}'.format(address) in out
+    leases = json.loads((lab.dir / 'talos' / 'leases.json').read_text())
+    assert sorted(leases.values()) == sorted(addresses.values())
+
+
+def test_gen_config_with_patches_validates(talos, machines):
+    cp = machines['addresses']['cp']
+    talos('gen', 'secrets', '-o', 'secrets.yaml')
+    assert talos('gen', 'secrets', '-o', 'secrets.yaml', expect=1).stderr.strip().endswith(
+        'already exists, use --force to overwrite')
+    (talos.workdir / 'sans.json').write_text(json.dumps([{'op': 'add', 'path': '/machine/certSANs/-',
+                                                          'value': 'talos.lab'}]))
+    talos('gen', 'config', 'lab', 'https://{0}:6443'.format(cp), '--with-secrets', 'secrets.yaml',
+          '--config-patch', '@sans.json', '--config-patch-control-plane',
+          'cluster: {allowSchedulingOnControlPlanes: true}',
+          '--config-patch-worker', '{"machine": {"nodeLabels": {"role": "worker"}}}',
+          '--install-disk', '/dev/vda', '--output-types', 'controlplane,worker,talosconfig', '-o', '.')
+    cp_config = yaml.safe_load((talos.workdir / 'controlplane.yaml').read_text())
+    worker_config = yaml.safe_load((talos.workdir / 'worker.yaml').read_text())
+    assert cp_config['machine']['certSANs'] == ['talos.lab'] and worker_config['machine']['certSANs'] == ['talos.lab']
+    assert cp_config['cluster']['allowSchedulingOnControlPlanes'] is True
+    assert 'allowSchedulingOnControlPlanes' not in worker_config['cluster']
+    assert worker_config['machine']['nodeLabels'] == {'role': 'worker'}
+    assert worker_config['machine']['install']['disk'] == '/dev/vda'
+    assert worker_config['machine']['ca']['key'] == ''
+    context = yaml.safe_load((talos.workdir / 'talosconfig').read_text())
+    assert context['context'] == 'lab' and context['contexts']['lab']['endpoints'] == [cp]
+    for name in ('controlplane.yaml', 'worker.yaml'):
+        assert talos('validate', '--mode', 'metal', '--config', name).stdout == \
+            '{0} is valid for metal mode\n'.format(name)
+
+
+def test_invalid_config_is_refused_and_nothing_applied(talos, machines):
+    worker = machines['addresses']['worker']
+    broken = yaml.safe_load((talos.workdir / 'worker.yaml').read_text())
+    broken['machine']['kubelet']['imagee'] = broken['machine']['kubelet'].pop('image')
+    (talos.workdir / 'broken.yaml').write_text(yaml.safe_dump(broken))
+    refused = talos('apply-config', '--insecure', '-n', worker, '-f', 'broken.yaml', expect=1)
+    assert refused.stderr.startswith('error applying new configuration: rpc error: code = InvalidArgument desc = '
+                                     'configuration validation failed: 1 error occurred:')
+    assert "machine.kubelet: unknown field ('imagee' was unexpected)" in refused.stderr
+    assert 'machine.kubelet' in talos('validate', '-m', 'metal', '-c', 'broken.yaml', expect=1).stderr
+    assert stage(talos, worker, insecure=True) == 'maintenance'
+
+
+def test_apply_bootstrap_kubeconfig_and_health(talos, machines):
+    cp, worker = machines['addresses']['cp'], machines['addresses']['worker']
+    assert talos('apply-config', '--insecure', '-n', cp, '-f', 'controlplane.yaml').stdout == \
+        'Applied configuration with a reboot\n'
+    talos('apply-config', '--insecure', '--nodes', worker, '--file', 'worker.yaml', '--mode', 'auto')
+    until(lambda: stage(talos, cp) == 'running' and stage(talos, worker) == 'running', 'configured nodes')
+    # A configured node no longer answers the maintenance service's clients.
+    assert 'code = Unavailable' in talos('version', '--insecure', '-n', cp, expect=1).stderr
+
+    talos('bootstrap', '-n', cp, '-e', cp)
+    again = talos('bootstrap', '-n', cp, expect=1)
+    assert again.stderr.strip() == ('error executing bootstrap: rpc error: code = AlreadyExists '
+                                    'desc = etcd data directory is not empty')
+    talos('kubeconfig', '-n', cp, str(talos.workdir / 'kubeconfig'))
+
+    def ready_nodes():
+        result = talos.kubectl('get', 'nodes', '-o', 'json')
+        if result.returncode != 0:
+            return None
+        items = json.loads(result.stdout)['items']
+        ready = [n for n in items if {c['type']: c['status'] for c in n['status'].get('conditions', [])}.get(
+            'Ready') == 'True']
+        return items if len(ready) == 2 and len(items) == 2 else None
+    nodes = until(ready_nodes, 'two Ready Kubernetes nodes')
+    roles = {n['status']['addresses'][0]['address']: 'node-role.kubernetes.io/control-plane' in n['metadata']['labels']
+             for n in nodes}
+    assert roles == {cp: True, worker: False}
+    assert talos.kubectl('get', 'nodes').stdout.count(' Ready ') == 2
+
+    health = talos('health', '--control-plane-nodes', cp, '--worker-nodes', worker, '--wait-timeout', '30s').stdout
+    for check in ('etcd to be healthy', 'apid to be ready', 'all k8s nodes to report ready'):
+        assert 'waiting for {0}: OK'.format(check) in health
+    members = talos('etcd', 'members', '-n', cp).stdout.splitlines()
+    assert members[0].split()[:3] == ['NODE', 'ID', 'HOSTNAME'] and len(members) == 2 and cp in members[1]
+    found = [json.loads(doc) for doc in talos('get', 'members', '-o', 'json').stdout.replace('}\n{', '}\x00{').split(
+        '\x00')]
+    assert sorted(m['spec']['machineType'] for m in found) == ['controlplane', 'worker']
+    machine_config = yaml.safe_load(talos('get', 'mc', '-n', worker, '-o', 'yaml').stdout)
+    assert yaml.safe_load(machine_config['spec'])['machine']['type'] == 'worker'
+
+
+def test_dry_run_shows_the_diff_and_changes_nothing(talos, machines):
+    worker = machines['addresses']['worker']
+    out = talos('apply-config', '-n', worker, '-f', 'worker.yaml', '--dry-run',
+                '--config-patch', 'machine: {nodeLabels: {tier: edge}}').stdout
+    assert out.startswith('Dry run summary:\nApplied configuration without a reboot (skipped in dry-run).')
+    assert '+    tier: edge' in out
+    spec = yaml.safe_load(yaml.safe_load(talos('get', 'mc', '-n', worker, '-o', 'yaml').stdout)['spec'])
+    assert 'tier' not in spec['machine']['nodeLabels']
+
+
+def test_a_kubeconfig_from_the_same_secrets_still_works(talos, machines, tmp_path):
+    """The admin kubeconfig is signed by the cluster CA of the secrets bundle, not by a node's own."""
+    cp = machines['addresses']['cp']
+    talos('kubeconfig', '-n', cp, '--merge=false', str(tmp_path / 'again'))
+    result = subprocess.run(['kubectl', '--kubeconfig', str(tmp_path / 'again'), 'get', 'nodes'], env=talos.env,
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    printed = talos('kubeconfig', '-n', cp, '--merge=false', '-').stdout
+    assert yaml.safe_load(printed)['current-context'] == 'admin@lab'
+
+
+def test_reset_takes_nodes_back_to_maintenance(talos, machines):
+    cp, worker = machines['addresses']['cp'], machines['addresses']['worker']
+    talos('reset', '-n', worker, '--graceful=false', '--reboot')
+    until(lambda: stage(talos, worker, insecure=True) == 'maintenance', 'the worker in maintenance')
+    names = until(lambda: (lambda out: out if out.count(' Ready ') == 1 else None)(
+        talos.kubectl('get', 'nodes').stdout), 'the worker leaving Kubernetes')
+    assert 'control-plane' in names
+    refused = talos('reset', '-n', cp, '--reboot', expect=1)
+    assert 'code = FailedPrecondition' in refused.stderr
+    talos('reset', '-n', cp, '--graceful=false', '--reboot', '--system-labels-to-wipe', 'STATE,EPHEMERAL')
+    until(lambda: stage(talos, cp, insecure=True) == 'maintenance', 'the control plane node in maintenance')
+
+
+def test_stopping_the_vm_takes_the_node_away(pve, talos, machines):
+    worker, vmid = machines['addresses']['worker'], machines['vmids']['worker']
+    pve.nodes('pve1').qemu(vmid).status.stop.post()
+    unreachable = until(lambda: (lambda r: r if r.returncode == 1 else None)(
+        talos('version', '-i', '-n', worker, expect=None)), 'the node to go away')
+    assert unreachable.stderr.strip() == (
+        'error getting version: rpc error: code = Unavailable desc = connection error: desc = "transport: Error '
+        'while dialing: dial tcp {0}:50000: connect: connection refused"'.format(worker))
+    pve.nodes('pve1').qemu(vmid).status.start.post()
+    assert until(lambda: stage(talos, worker, insecure=True), 'the node back') == 'maintenance'
