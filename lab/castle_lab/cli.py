@@ -91,8 +91,9 @@ def cmd_status(cfg, names):
 
 
 def cmd_env(cfg, names):
+    # The lab's tools, then this environment's scripts (castle-lab itself, talosctl).
     values = {'CASTLE_LAB_DIR': str(cfg.state),
-              'PATH': '{0}:{1}'.format(cfg.tools / 'bin', os.environ.get('PATH', '')),
+              'PATH': '{0}:{1}:{2}'.format(cfg.tools / 'bin', os.path.dirname(sys.executable), os.environ.get('PATH', '')),
               'REQUESTS_CA_BUNDLE': str(cfg.ca_bundle), 'SSL_CERT_FILE': str(cfg.ca_bundle)}
     for svc in (_services(cfg, names) if names else _started(cfg)).values():
         values.update(svc.env())

@@ -14,7 +14,7 @@ import yaml
 
 V1ALPHA1 = 'v1alpha1.Config'
 MODES = ('metal', 'cloud', 'container')
-MACHINE_TYPES = ('controlplane', 'worker', 'init')
+MACHINE_TYPES = ('controlplane', 'worker')
 
 
 class ConfigInvalid(Exception):

@@ -1,0 +1,124 @@
+"""Talos secrets bundles, gen config's patches and talosconfig, and talosctl's flag handling."""
+
+import argparse
+import base64
+
+import pytest
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
+from castle_lab.talos import cli, machineconfig, secrets
+from castle_lab.talos.proxmox_hook import Leases, LeasesExhausted, boots_talos, net0_mac
+
+
+@pytest.fixture(scope='module')
+def bundle():
+    return secrets.load(secrets.dump(secrets.generate()))
+
+
+def certificate(value):
+    return x509.load_pem_x509_certificate(base64.b64decode(value))
+
+
+def test_secrets_bundle_holds_real_cas(bundle):
+    for name, organization in (('etcd', 'etcd'), ('k8s', 'kubernetes'), ('os', 'talos')):
+        cert, key = secrets.ca_pair(bundle, name)
+        assert cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+        assert cert.subject.get_attributes_for_oid(x509.NameOID.ORGANIZATION_NAME)[0].value == organization
+        assert cert.public_key() == key.public_key()
+    assert isinstance(secrets.ca_pair(bundle, 'os')[1], ed25519.Ed25519PrivateKey)
+    assert isinstance(secrets.ca_pair(bundle, 'k8s')[1], ec.EllipticCurvePrivateKey)
+    assert base64.b64decode(bundle['certs']['k8sserviceaccount']['key']).startswith(b'-----BEGIN EC PRIVATE KEY')
+    assert len(bundle['secrets']['bootstraptoken'].split('.')[1]) == 16
+
+
+def test_a_broken_bundle_is_refused(bundle):
+    broken = yaml.safe_load(secrets.dump(bundle))
+    del broken['certs']['os']['key']
+    with pytest.raises(secrets.BundleInvalid, match='invalid secrets bundle'):
+        secrets.load(yaml.safe_dump(broken))
+
+
+def test_talosconfig_admin_certificate_comes_from_the_os_ca(bundle):
+    config = machineconfig.talosconfig(bundle, 'lab', ['10.0.0.1'])
+    context = config['contexts']['lab']
+    assert config['context'] == 'lab' and context['endpoints'] == ['10.0.0.1']
+    admin = certificate(context['crt'])
+    assert admin.issuer == certificate(bundle['certs']['os']['crt']).subject
+    assert admin.subject.get_attributes_for_oid(x509.NameOID.ORGANIZATION_NAME)[0].value == 'os:admin'
+
+
+def test_strategic_merge_merges_maps_appends_lists_and_deletes():
+    base = {'machine': {'certSANs': ['a'], 'network': {'hostname': 'x'}, 'kubelet': {'image': 'k'}}}
+    patch = {'machine': {'certSANs': ['b'], 'network': {'nameservers': ['1.1.1.1']}, 'kubelet': {'$patch': 'delete'}}}
+    assert machineconfig.strategic_merge(base, patch) == {
+        'machine': {'certSANs': ['a', 'b'], 'network': {'hostname': 'x', 'nameservers': ['1.1.1.1']}}}
+    assert base['machine']['certSANs'] == ['a']
+
+
+def test_patches_inline_and_from_files(tmp_path):
+    (tmp_path / 'p.yaml').write_text('- op: replace\n  path: /machine/type\n  value: worker\n')
+    json_patch = machineconfig.read_patch('@{0}'.format(tmp_path / 'p.yaml'))
+    merge = machineconfig.read_patch('{"machine": {"install": {"disk": "/dev/vda"}}}')
+    assert json_patch[0] == 'json6902' and merge[0] == 'merge'
+    out = machineconfig.apply_patches([{'machine': {'type': 'controlplane', 'install': {}}}], [json_patch, merge])
+    assert out == [{'machine': {'type': 'worker', 'install': {'disk': '/dev/vda'}}}]
+    with pytest.raises(machineconfig.PatchError, match='failed to read patch'):
+        machineconfig.read_patch('@' + str(tmp_path / 'missing.yaml'))
+    with pytest.raises(machineconfig.PatchError, match='failed to apply JSON patch'):
+        machineconfig.apply_patches([{}], [('json6902', [{'op': 'remove', 'path': '/nope'}])])
+
+
+def test_generate_applies_patches_by_machine_type(bundle):
+    out = machineconfig.generate(bundle, 'lab', 'https://10.0.0.1:6443',
+                                 patches_worker=[machineconfig.read_patch('machine: {nodeLabels: {a: b}}')])
+    worker, control_plane = yaml.safe_load(out['worker']), yaml.safe_load(out['controlplane'])
+    assert worker['machine']['nodeLabels'] == {'a': 'b'}
+    assert 'a' not in control_plane['machine']['nodeLabels']
+    assert worker['machine']['ca']['key'] == '' and control_plane['machine']['ca']['key']
+    assert yaml.safe_load(out['talosconfig'])['contexts']['lab']['endpoints'] == ['10.0.0.1']
+
+
+@pytest.mark.parametrize('text, seconds', [('20m0s', 1200), ('90s', 90), ('1h', 3600), ('500ms', 0.5)])
+def test_go_durations(text, seconds):
+    assert cli.go_duration(text) == seconds
+
+
+def test_bad_duration_and_boolean_flags():
+    with pytest.raises(argparse.ArgumentTypeError):
+        cli.go_duration('5 minutes')
+    assert cli.normalize_bools(['--merge=false', '--force=true', '--mode=auto']) == ['--no-merge', '--force',
+                                                                                     '--mode=auto']
+
+
+def test_kubeconfig_merge_renames_a_clashing_context():
+    new = {'clusters': [{'name': 'lab', 'cluster': {}}], 'users': [{'name': 'admin@lab', 'user': {}}],
+           'contexts': [{'name': 'admin@lab', 'context': {'cluster': 'lab', 'user': 'admin@lab'}}],
+           'current-context': 'admin@lab'}
+    existing = yaml.safe_load(yaml.safe_dump(new))
+    merged = cli._merge_kubeconfig(existing, yaml.safe_load(yaml.safe_dump(new)), False, None)
+    assert [c['name'] for c in merged['contexts']] == ['admin@lab', 'admin@lab-1']
+    assert merged['current-context'] == 'admin@lab-1'
+    forced = cli._merge_kubeconfig(existing, yaml.safe_load(yaml.safe_dump(new)), True, None)
+    assert [c['name'] for c in forced['contexts']] == ['admin@lab']
+
+
+class Vm:
+    def __init__(self, config):
+        self.config = config
+
+
+def test_talos_vms_and_their_leases(tmp_path):
+    vm = Vm({'net0': 'virtio=BC:24:11:00:00:01,bridge=vmbr0',
+             'ide2': 'local:iso/talos-v1.11.6-metal-amd64.iso,media=cdrom'})
+    assert boots_talos(vm) and net0_mac(vm) == 'bc:24:11:00:00:01'
+    assert not boots_talos(Vm({'ide2': 'local:iso/debian.iso,media=cdrom'}))
+    leases = Leases(tmp_path / 'leases.json', '127.0.9')
+    assert leases.address('BC:24:11:00:00:01') == '127.0.9.100'
+    assert leases.address('bc:24:11:00:00:02') == '127.0.9.101'
+    assert Leases(tmp_path / 'leases.json', '127.0.9').address('bc:24:11:00:00:01') == '127.0.9.100'
+    for index in range(98):
+        leases.address('02:00:00:00:00:{0:02x}'.format(index))
+    with pytest.raises(LeasesExhausted):
+        leases.address('02:00:00:00:01:00')
