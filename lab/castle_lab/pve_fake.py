@@ -69,6 +69,8 @@ class LabPve(FakePve):
         self._clone_secs = {}
         self._shared_holders = {}
         self._initial = None
+        # Called with no arguments once restore_initial() has replaced the guests.
+        self.on_guests_replaced = []
 
     # ------------------------------------------------------------ routes
 
@@ -280,6 +282,8 @@ class LabPve(FakePve):
         for vmid in [vmid for vmid in guests if vmid not in kept]:
             del guests[vmid]
         self.requests.clear()
+        for callback in self.on_guests_replaced:
+            callback()
         return []
 
     def running_tasks(self):

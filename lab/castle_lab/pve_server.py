@@ -41,7 +41,7 @@ async def serve(args):
     if args.talos_state:
         from .talos.proxmox_hook import TalosMachines
         machines = TalosMachines(args.talos_state, args.lab_net)
-        machines.install()
+        machines.install(pve)
     await pve.start(args.cert, args.key)
     control = await serve_control(pve, args.host, args.control_port)
     stopping = stop_event()

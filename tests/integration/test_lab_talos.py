@@ -198,6 +198,28 @@ def test_a_kubeconfig_from_the_same_secrets_still_works(talos, machines, tmp_pat
     assert yaml.safe_load(printed)['current-context'] == 'admin@lab'
 
 
+def worker_labels(talos, worker):
+    spec = yaml.safe_load(talos('get', 'machineconfig', '-n', worker, '-o', 'yaml').stdout)['spec']
+    return yaml.safe_load(spec)['machine'].get('nodeLabels') or {}
+
+
+def test_staged_config_waits_for_the_vm_reboot(pve, talos, machines):
+    worker, vmid = machines['addresses']['worker'], machines['vmids']['worker']
+    staged = talos('apply-config', '-n', worker, '-f', 'worker.yaml', '--mode=staged',
+                   '-p', '[{"op": "add", "path": "/machine/nodeLabels/stage", "value": "two"}]')
+    assert staged.stdout == 'Staged configuration to be applied after a reboot\n'
+    assert 'stage' not in worker_labels(talos, worker)
+    pve.nodes('pve1').qemu(vmid).status.reboot.post()
+    until(lambda: stage(talos, worker) == 'running' and worker_labels(talos, worker).get('stage') == 'two',
+          'the staged config after the reboot')
+
+
+def test_upgrade_boots_the_new_version(talos, machines):
+    worker = machines['addresses']['worker']
+    talos('upgrade', '-n', worker, '--image', 'ghcr.io/siderolabs/installer:v1.11.7')
+    until(lambda: '\tTag:         v1.11.7' in talos('version', '-n', worker, expect=None).stdout, 'the new version')
+
+
 def test_reset_takes_nodes_back_to_maintenance(talos, machines):
     cp, worker = machines['addresses']['cp'], machines['addresses']['worker']
     talos('reset', '-n', worker, '--graceful=false', '--reboot')

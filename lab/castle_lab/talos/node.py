@@ -59,6 +59,7 @@ class Cluster:
         self.bootstrapped = False
         self.etcd = {}  # address -> member id (hex)
         self.kube = None  # the kube_server process
+        self.kube_node = None  # the control plane node it runs on (the bootstrap node)
         self.kube_dir = None
         self.lock = asyncio.Lock()
 
@@ -72,8 +73,10 @@ class Cluster:
                 return node.document
         return None
 
-    async def start_kube(self, document):
-        cluster = document['cluster']
+    async def start_kube(self, node):
+        """Start the Kubernetes API on `node`, at the control plane endpoint of its config."""
+        cluster = node.document['cluster']
+        self.kube_node = node
         endpoint = cluster['controlPlane']['endpoint']
         from urllib.parse import urlparse
         parsed = urlparse(endpoint)
@@ -240,7 +243,10 @@ class Node:
         self.stage = 'running' if self.configured else 'maintenance'
         await self._serve()
         if self.configured:
-            await self.cluster.reconcile()
+            cluster = self.cluster
+            if cluster.bootstrapped and cluster.kube_node is self and not cluster.kube_running():
+                await cluster.start_kube(self)
+            await cluster.reconcile()
 
     async def power_off(self):
         if self.rollback:
@@ -249,7 +255,7 @@ class Node:
         self.stage = 'off'
         await self._unserve()
         for cluster in self.fleet.clusters.values():
-            if cluster.kube_running() and cluster.config() is self.document and self.configured:
+            if cluster.kube_node is self:
                 await cluster.stop_kube()
 
     async def reboot(self):
@@ -427,7 +433,7 @@ class Node:
         async with cluster.lock:
             if cluster.bootstrapped or self.address in cluster.etcd:
                 raise RpcError('AlreadyExists', 'etcd data directory is not empty')
-            await cluster.start_kube(self.document)
+            await cluster.start_kube(self)
             cluster.bootstrapped = True
         await cluster.reconcile()
         return {}
@@ -515,8 +521,9 @@ class Node:
                 raise RpcError('FailedPrecondition', '1 error occurred:\n\t* etcd: refusing to leave the etcd '
                                'cluster as its last member, use --graceful=false\n')
             await cluster.forget(self)
-            if cluster.kube_running() and not any(a != self.address for a in cluster.etcd):
+            if cluster.kube_node is self or not cluster.etcd:
                 await cluster.stop_kube()
+                cluster.kube_node = None
                 cluster.bootstrapped = False
                 cluster.etcd.clear()
         if wipe_state:

@@ -93,8 +93,11 @@ class TalosMachines:
         self.vms = {}
         ipaddress.ip_address('{0}.{1}'.format(net, FIRST_HOST))
 
-    def install(self):
+    def install(self, pve=None):
+        """Watch every VM's power; with `pve`, also a reset of its guests to the initial ones."""
         machines = self
+        if pve is not None:
+            pve.on_guests_replaced.append(lambda: self.guests_replaced(pve.vms))
 
         def watched_setattr(vm, name, value):
             old = vm.__dict__.get(name, _MISSING) if name in WATCHED else None
@@ -113,6 +116,14 @@ class TalosMachines:
         elif vm.__dict__.pop('_talos_started', False) is False and vm.__dict__.get('status') == 'running':
             self._off(vm)
             self._on(vm)
+
+    def guests_replaced(self, vms):
+        """The guests were swapped without power changes: machines no longer running lose their node."""
+        running = {vm.vmid for vm in vms if vm.__dict__.get('status') == 'running'}
+        for vmid in list(self.vms):
+            if vmid not in running:
+                self.vms.pop(vmid)
+                self.fleet.switch(vmid, False)
 
     def _is_talos(self, vm):
         node = self.fleet.nodes.get(vm.vmid)
