@@ -10,7 +10,7 @@ short_description: Wait until a Talos cluster is healthy
 version_added: 0.1.0
 description:
   - Asks each node of O(control_plane_nodes) and O(worker_nodes) whether it is configured. Nodes still
-    waiting in maintenance mode are left out (returned in RV(skipped)); the rest are checked with
+    waiting in maintenance mode are left out (returned in RV(not_configured)); the rest are checked with
     C(talosctl health) from the first configured control-plane node, which waits up to O(wait_timeout)
     seconds for etcd, the control plane, the nodes' readiness and the cluster's pods.
   - Fails naming the check that did not pass.
@@ -55,7 +55,7 @@ checked:
   type: list
   elements: str
   sample: [10.0.40.11, 10.0.40.21]
-skipped:
+not_configured:
   description: Nodes left out because they are not configured yet (maintenance mode).
   returned: always
   type: list
@@ -91,10 +91,10 @@ def check(module, talosctl):
     params = module.params
     roles = [(node, 'controlplane') for node in params['control_plane_nodes']]
     roles += [(node, 'worker') for node in params['worker_nodes']]
-    checked, skipped = [], []
+    checked, not_configured = [], []
     for node, dummy in roles:
         state = talosctl.machine_status(node)[0]
-        (skipped if state == 'maintenance' else checked).append(node)
+        (not_configured if state == 'maintenance' else checked).append(node)
     control_planes = [node for node in params['control_plane_nodes'] if node in checked]
     if not control_planes:
         raise TalosError('no control-plane node of {0} is configured yet; nothing to check'.format(
@@ -114,7 +114,7 @@ def check(module, talosctl):
         raise TalosError(what, rc=exc.rc, stdout=exc.stdout, stderr=exc.stderr, command=exc.command)
     # talosctl reports progress on stderr.
     lines = [line.strip() for line in (out + '\n' + talosctl.last_stderr).splitlines() if CHECK.search(line.strip())]
-    return dict(changed=False, checked=checked, skipped=skipped, checks=lines)
+    return dict(changed=False, checked=checked, not_configured=not_configured, checks=lines)
 
 
 def main():

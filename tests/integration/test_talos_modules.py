@@ -1,0 +1,330 @@
+"""The Talos modules run ad hoc through Ansible, as `ansible localhost -m` would.
+
+talos_secrets (and talos_kubeconfig's Vault copy) run against the session lab's Vault, read back with hvac.
+The modules that drive talosctl run against FakeTalosctl (talos_fake.py): a script this test writes into
+a temporary directory, which records every argv and answers with the CLI reference's documented outputs.
+"""
+
+import json
+import os
+import pathlib
+import stat
+import subprocess
+import uuid
+
+import hvac
+import pytest
+import yaml
+from talos_fake import FakeTalosctl
+
+from conftest import REPO
+
+CP, WORKER, SPARE = '127.0.69.51', '127.0.69.52', '127.0.69.53'
+CLUSTER = dict(cluster_name='lab', cluster_endpoint='https://10.0.40.10:6443')
+
+
+class Outcome(object):
+    def __init__(self, proc):
+        self.rc = proc.returncode
+        self.stdout = proc.stdout
+        start = proc.stdout.find('=> ')
+        self.result = json.loads(proc.stdout[start + 3:]) if start >= 0 else {'msg': proc.stdout + proc.stderr}
+
+    @property
+    def changed(self):
+        return self.result.get('changed')
+
+
+def run_module(env, name, check=False, diff=False, **args):
+    argv = ['ansible', 'localhost', '-m', 'ephemeral.castle.' + name, '-a', json.dumps(args)]
+    argv += ['--check'] if check else []
+    argv += ['--diff'] if diff else []
+    return Outcome(subprocess.run(argv, env=env, cwd=REPO, capture_output=True, text=True, timeout=300, check=False))
+
+
+@pytest.fixture
+def fake(tmp_path):
+    (tmp_path / 'bin').mkdir()
+    return FakeTalosctl(tmp_path / 'bin', [CP, WORKER, SPARE])
+
+
+@pytest.fixture
+def talos_env(tmp_path, fake):
+    """Environment for the talosctl-driving modules: the fake's state, a private TMPDIR to check for leftovers."""
+    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / 'ansible.cfg'), TMPDIR=str(tmp_path / 'tmp'), **fake.environ)
+    (tmp_path / 'tmp').mkdir()
+    return env
+
+
+def talos(env, fake, name, **args):
+    args.setdefault('binary_path', str(fake.path))
+    return run_module(env, name, **args)
+
+
+def leftovers(env):
+    return [p for p in os.listdir(env['TMPDIR']) if p.startswith('castle-talos-')]
+
+
+def bundle_for_tests(fake, env):
+    """A bundle made by the fake's gen secrets, through talosctl itself."""
+    out = pathlib.Path(env['TMPDIR']) / 'bundle.yaml'
+    subprocess.run([str(fake.path), 'gen', 'secrets', '--output-file', str(out)], env=env, check=True)
+    text = out.read_text()
+    out.unlink()
+    return text
+
+
+def render(env, fake, bundle, **args):
+    params = dict(CLUSTER, secrets=bundle, role='controlplane', hostname='cp-1', address='10.0.40.11/24',
+                  gateway='10.0.40.1', vip='10.0.40.10', install_disk='/dev/vda')
+    params.update(args)
+    return talos(env, fake, 'talos_machine_config', **params)
+
+
+# --------------------------------------------------------------- machine config
+
+def test_machine_config_merges_cluster_role_and_node_patches_in_order(talos_env, fake):
+    bundle = bundle_for_tests(fake, talos_env)
+    made = render(talos_env, fake, bundle,
+                  patches=[{'machine': {'certSANs': ['lab.example']}, 'cluster': {'network': {'cni': {'name': 'none'}}}}],
+                  role_patches={'controlplane': [{'cluster': {'allowSchedulingOnControlPlanes': True}}],
+                                'worker': [{'machine': {'nodeLabels': {'role': 'worker'}}}]},
+                  node_patches=['- op: add\n  path: /machine/nodeLabels\n  value: {rack: r1}\n'])
+    assert made.rc == 0, made.result
+    assert made.changed is False
+    config = yaml.safe_load(made.result['config'])
+    machine, cluster = config['machine'], config['cluster']
+    assert machine['network']['hostname'] == 'cp-1'
+    assert machine['network']['interfaces'] == [{'interface': 'eth0', 'addresses': ['10.0.40.11/24'], 'routes': [
+        {'network': '0.0.0.0/0', 'gateway': '10.0.40.1'}], 'vip': {'ip': '10.0.40.10'}}]
+    assert machine['install']['disk'] == '/dev/vda' and machine['certSANs'] == ['lab.example']
+    assert machine['nodeLabels'] == {'rack': 'r1'}
+    assert cluster['allowSchedulingOnControlPlanes'] is True and cluster['network']['cni'] == {'name': 'none'}
+    commands = [c[:2] for c in fake.calls]
+    assert commands[1:] == [['gen', 'config'], ['validate', '--config']]
+    assert fake.calls[2][-2:] == ['--mode', 'metal']
+    again = render(talos_env, fake, bundle)
+    assert yaml.safe_load(again.result['config'])['cluster']['ca'] == cluster['ca']
+    assert leftovers(talos_env) == []
+
+
+def test_machine_config_names_bad_input(talos_env, fake):
+    bundle = bundle_for_tests(fake, talos_env)
+    bad = render(talos_env, fake, bundle, address='10.0.40.11')
+    assert bad.rc != 0 and "address '10.0.40.11' needs a prefix length" in bad.result['msg']
+    worker_vip = render(talos_env, fake, bundle, role='worker')
+    assert worker_vip.rc != 0 and 'vip is for control-plane nodes' in worker_vip.result['msg']
+    bad_patch = render(talos_env, fake, bundle, patches=[[{'op': 'remove', 'path': '/machine/nothing'}]])
+    assert bad_patch.rc != 0 and bad_patch.result['msg'] == 'patches: patch 1: JSON patch cannot remove /machine/nothing: it does not exist'
+    endpoint = render(talos_env, fake, bundle, cluster_endpoint='10.0.40.10:6443')
+    assert endpoint.rc != 0 and 'cluster_endpoint' in endpoint.result['msg']
+
+
+def test_validation_failure_carries_talosctls_answer(talos_env, fake):
+    bundle = bundle_for_tests(fake, talos_env)
+    bad = render(talos_env, fake, bundle, address=None, vip=None, gateway=None,
+                 node_patches=[{'machine': {'network': {'interfaces': [{'interface': 'eth1', 'addresses': ['10.0.40.11']}]}}}])
+    assert bad.rc != 0
+    assert bad.result['msg'] == ('talosctl validate failed (rc=1): * [networking.os.device.address] "10.0.40.11": '
+                                 'invalid CIDR address')
+    assert bad.result['rc'] == 1 and bad.result['command'].split()[1:3] == ['validate', '--config']
+    assert leftovers(talos_env) == []
+
+
+# --------------------------------------------------------- apply to bootstrap
+
+def test_the_cluster_flow_apply_bootstrap_kubeconfig_health(talos_env, fake, tmp_path):
+    bundle = bundle_for_tests(fake, talos_env)
+    config = render(talos_env, fake, bundle).result['config']
+    worker = render(talos_env, fake, bundle, role='worker', hostname='worker-1', address='10.0.40.21/24',
+                    vip=None).result['config']
+    start = len(fake.calls)
+
+    predicted = talos(talos_env, fake, 'talos_apply', check=True, config=config, nodes=[CP])
+    assert predicted.rc == 0 and predicted.changed
+    assert fake.state['nodes'][CP]['config'] is None
+    assert '--dry-run' in fake.calls[-1] and '--insecure' in fake.calls[-1]
+
+    applied = talos(talos_env, fake, 'talos_apply', config=config, nodes=[CP], talosconfig='/nonexistent/talosconfig')
+    assert applied.rc == 0 and applied.changed, applied.result
+    assert applied.result['node_state'] == 'maintenance'
+    assert fake.calls[-1][0] == 'apply-config' and '--insecure' in fake.calls[-1]
+    assert '--talosconfig' not in fake.calls[-1]
+    assert fake.state['nodes'][CP]['config'] == config
+
+    again = talos(talos_env, fake, 'talos_apply', config=config, nodes=[CP])
+    assert again.rc == 0 and again.changed is False
+    assert again.result['node_state'] == 'configured'
+    assert fake.calls[-1][:2] == ['get', 'machineconfig']
+
+    changed = render(talos_env, fake, bundle, hostname='cp-one').result['config']
+    shown = talos(talos_env, fake, 'talos_apply', check=True, diff=True, config=changed, nodes=[CP], mode='no-reboot')
+    assert shown.changed and '--dry-run' in fake.calls[-1] and '--insecure' not in fake.calls[-1]
+    lines = shown.stdout.splitlines()
+    assert [line for line in lines if line.startswith('-') and line.endswith('hostname: cp-1')]
+    assert [line for line in lines if line.startswith('+') and line.endswith('hostname: cp-one')]
+    assert fake.state['nodes'][CP]['config'] == config
+
+    compared = render(talos_env, fake, bundle, hostname='cp-one', compare_to_node=True, nodes=[CP])
+    assert compared.result['differs'] is True and compared.result['node_state'] == 'configured'
+    assert render(talos_env, fake, bundle, compare_to_node=True, nodes=[CP]).result['differs'] is False
+
+    assert talos(talos_env, fake, 'talos_apply', config=worker, nodes=[WORKER]).changed
+
+    booted = talos(talos_env, fake, 'talos_bootstrap', nodes=[CP])
+    assert booted.rc == 0 and booted.changed and booted.result['members'] == []
+    assert fake.state['bootstrapped'] is True
+    rebooted = talos(talos_env, fake, 'talos_bootstrap', nodes=[CP])
+    assert rebooted.rc == 0 and rebooted.changed is False and rebooted.result['members'][0]['HOSTNAME'] == 'cp-1'
+    assert [c[0] for c in fake.calls[-1:]] == ['etcd']
+
+    dest = tmp_path / 'kube' / 'config'
+    dest.parent.mkdir()
+    fetched = talos(talos_env, fake, 'talos_kubeconfig', nodes=[CP], dest=str(dest))
+    assert fetched.rc == 0 and fetched.changed and fetched.result['servers'] == ['https://10.0.40.10:6443']
+    assert stat.S_IMODE(dest.stat().st_mode) == 0o600
+    first = dest.read_text()
+    refetched = talos(talos_env, fake, 'talos_kubeconfig', nodes=[CP], dest=str(dest))
+    assert refetched.changed is False and dest.read_text() == first
+    forced = talos(talos_env, fake, 'talos_kubeconfig', nodes=[CP], dest=str(dest), force=True)
+    assert forced.changed and dest.read_text() != first
+
+    healthy = talos(talos_env, fake, 'talos_health', control_plane_nodes=[CP], worker_nodes=[WORKER, SPARE],
+                    wait_timeout=30)
+    assert healthy.rc == 0 and healthy.changed is False, healthy.result
+    assert healthy.result['not_configured'] == [SPARE] and healthy.result['checked'] == [CP, WORKER]
+    assert 'waiting for all k8s nodes to report ready: OK' in healthy.result['checks']
+    health_call = [c for c in fake.calls if c[0] == 'health'][-1]
+    assert health_call[health_call.index('--wait-timeout') + 1] == '30s'
+    assert health_call[health_call.index('--worker-nodes') + 1] == WORKER
+
+    info = talos(talos_env, fake, 'talos_info', nodes=[CP, WORKER, SPARE])
+    assert info.rc == 0 and info.changed is False
+    assert info.result['nodes'][CP] == {'state': 'configured', 'stage': 'running', 'ready': True, 'version': 'v1.11.6'}
+    assert info.result['nodes'][SPARE]['state'] == 'maintenance'
+    assert sorted(m['hostname'] for m in info.result['members']) == [CP, WORKER]
+    assert info.result['etcd_members'][0]['NODE'] == CP
+
+    # Nothing secret ever reached a command line.
+    secrets = yaml.safe_load(bundle)
+    for value in (secrets['cluster']['secret'], secrets['certs']['os']['key'], secrets['trustdinfo']['token']):
+        assert not any(value in arg for call in fake.calls[start:] for arg in call)
+    assert leftovers(talos_env) == []
+
+
+def test_health_names_the_failing_check(talos_env, fake):
+    bundle = bundle_for_tests(fake, talos_env)
+    talos(talos_env, fake, 'talos_apply', config=render(talos_env, fake, bundle).result['config'], nodes=[CP])
+    failed = talos(talos_env, fake, 'talos_health', control_plane_nodes=[CP], wait_timeout=5)
+    assert failed.rc != 0
+    assert failed.result['msg'].startswith('health check "etcd to be healthy" did not pass within 5s: ')
+    nothing = talos(talos_env, fake, 'talos_health', control_plane_nodes=[SPARE], wait_timeout=5)
+    assert nothing.rc != 0 and 'no control-plane node of 127.0.69.53 is configured yet' in nothing.result['msg']
+
+
+def test_unreachable_nodes_are_retried_then_named(talos_env, fake):
+    bundle = bundle_for_tests(fake, talos_env)
+    talos(talos_env, fake, 'talos_apply', config=render(talos_env, fake, bundle).result['config'], nodes=[CP])
+    fake.update(unavailable={'version': 2})
+    info = talos(talos_env, fake, 'talos_info', nodes=[CP], retries=3)
+    assert info.rc == 0, info.result
+    assert [c[0] for c in fake.calls].count('version') == 3
+    fake.update(unavailable={'version': 5})
+    failed = talos(talos_env, fake, 'talos_info', nodes=[CP], retries=1)
+    assert failed.rc != 0 and 'after 2 tries' in failed.result['msg'] and 'connection refused' in failed.result['msg']
+    gone = talos(talos_env, fake, 'talos_apply', config='version: v1alpha1\n', nodes=['127.0.69.99'])
+    assert gone.rc != 0 and 'node 127.0.69.99 answers neither over mTLS nor on the maintenance API' in gone.result['msg']
+
+
+def test_reset_needs_the_nodes_name_or_the_gate_token(talos_env, fake):
+    bundle = bundle_for_tests(fake, talos_env)
+    talos(talos_env, fake, 'talos_apply', config=render(talos_env, fake, bundle).result['config'], nodes=[CP])
+    unconfirmed = talos(talos_env, fake, 'talos_reset', nodes=[CP])
+    assert unconfirmed.rc != 0 and 'set confirm to its name' in unconfirmed.result['msg']
+    wrong = talos(talos_env, fake, 'talos_reset', nodes=[CP], confirm='cp-2')
+    assert wrong.rc != 0 and 'confirm does not name node 127.0.69.51 (cp-1)' in wrong.result['msg']
+    token = talos(talos_env, fake, 'talos_reset', nodes=[CP], confirm='a', gate_token='b')
+    assert token.rc != 0
+    assert not [c for c in fake.calls if c[0] == 'reset']
+    assert fake.state['nodes'][CP]['config']
+
+    predicted = talos(talos_env, fake, 'talos_reset', check=True, nodes=[CP], confirm='cp-1')
+    assert predicted.rc == 0 and predicted.changed and not [c for c in fake.calls if c[0] == 'reset']
+    done = talos(talos_env, fake, 'talos_reset', nodes=[CP], confirm='gate-7f3a', gate_token='gate-7f3a')
+    assert done.rc == 0 and done.changed and done.result['hostname'] == 'cp-1'
+    assert fake.calls[-1] == ['reset', '--graceful=true', '--reboot=true', '--wipe-mode', 'all', '--nodes', CP]
+    assert fake.state['nodes'][CP]['config'] is None
+    again = talos(talos_env, fake, 'talos_reset', nodes=[CP], confirm=CP)
+    assert again.rc == 0 and again.changed is False and again.result['node_state'] == 'maintenance'
+
+
+# ------------------------------------------------------------ against Vault
+
+def vault(env):
+    return hvac.Client(url=env['VAULT_ADDR'], token=env['VAULT_TOKEN'], verify=env['VAULT_CACERT'])
+
+
+@pytest.fixture
+def vault_env(env, talos_env):
+    merged = dict(talos_env)
+    merged.update((k, v) for k, v in env.items() if k.startswith('VAULT_'))
+    return merged
+
+
+@pytest.mark.lab
+def test_secrets_bundle_is_made_once_kept_in_vault_and_rotated(vault_env, fake, tmp_path):
+    path = 'castle/it-{0}/talos'.format(uuid.uuid4().hex[:8])
+    client = vault(vault_env)
+
+    predicted = talos(vault_env, fake, 'talos_secrets', check=True, vault_path=path)
+    assert predicted.rc == 0 and predicted.changed and predicted.result['stored'] is False
+    with pytest.raises(hvac.exceptions.InvalidPath):
+        client.secrets.kv.v2.read_secret_version(path=path, mount_point='kv', raise_on_deleted_version=True)
+
+    made = talos(vault_env, fake, 'talos_secrets', vault_path=path)
+    assert made.rc == 0 and made.changed and made.result['generated'] and made.result['version'] == 1
+    kept = client.secrets.kv.v2.read_secret_version(path=path, mount_point='kv', raise_on_deleted_version=True)
+    assert kept['data']['data']['secrets.yaml'] == made.result['bundle']
+    assert fake.calls[-1][:3] == ['gen', 'secrets', '--output-file']
+
+    dest = tmp_path / 'secrets.yaml'
+    again = talos(vault_env, fake, 'talos_secrets', vault_path=path, dest=str(dest))
+    assert again.rc == 0 and again.changed and not again.result['generated']  # only dest was written
+    assert again.result['bundle_sha256'] == made.result['bundle_sha256']
+    assert dest.read_text() == made.result['bundle'] and stat.S_IMODE(dest.stat().st_mode) == 0o600
+    steady = talos(vault_env, fake, 'talos_secrets', vault_path=path, dest=str(dest))
+    assert steady.rc == 0 and steady.changed is False
+
+    would = talos(vault_env, fake, 'talos_secrets', check=True, diff=True, vault_path=path, rotate=True)
+    assert would.changed and 'bundle_sha256' in would.stdout
+    assert client.secrets.kv.v2.read_secret_metadata(path=path, mount_point='kv')['data']['current_version'] == 1
+    rotated = talos(vault_env, fake, 'talos_secrets', vault_path=path, rotate=True)
+    assert rotated.changed and rotated.result['version'] == 2
+    assert rotated.result['bundle_sha256'] != made.result['bundle_sha256']
+    assert leftovers(vault_env) == []
+
+
+@pytest.mark.lab
+def test_secrets_refuse_a_bad_token_and_a_foreign_secret(vault_env, fake):
+    path = 'castle/it-{0}/talos'.format(uuid.uuid4().hex[:8])
+    refused = talos(vault_env, fake, 'talos_secrets', vault_path=path, vault_token='not-a-token')
+    assert refused.rc != 0 and 'refused the token' in refused.result['msg']
+    assert 'not-a-token' not in refused.stdout
+    vault(vault_env).secrets.kv.v2.create_or_update_secret(path=path, secret={'other': 'x'}, mount_point='kv')
+    foreign = talos(vault_env, fake, 'talos_secrets', vault_path=path)
+    assert foreign.rc != 0 and 'holds no secrets.yaml key' in foreign.result['msg']
+    assert not [c for c in fake.calls if c[:2] == ['gen', 'secrets']]
+
+
+@pytest.mark.lab
+def test_kubeconfig_is_kept_in_vault_once(vault_env, fake):
+    bundle = bundle_for_tests(fake, vault_env)
+    talos(vault_env, fake, 'talos_apply', config=render(vault_env, fake, bundle).result['config'], nodes=[CP])
+    path = 'castle/it-{0}/kubeconfig'.format(uuid.uuid4().hex[:8])
+    kept = talos(vault_env, fake, 'talos_kubeconfig', nodes=[CP], vault_path=path)
+    assert kept.rc == 0 and kept.changed and kept.result['written'] == ['vault:kv/' + path]
+    stored = vault(vault_env).secrets.kv.v2.read_secret_version(path=path, mount_point='kv',
+                                                                raise_on_deleted_version=True)
+    assert stored['data']['data']['kubeconfig'] == kept.result['kubeconfig']
+    again = talos(vault_env, fake, 'talos_kubeconfig', nodes=[CP], vault_path=path)
+    assert again.rc == 0 and again.changed is False
