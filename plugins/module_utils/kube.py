@@ -11,6 +11,7 @@ their CRDs are established) with exact change detection through dry runs, and wa
 monotonic clock.
 """
 
+import collections
 import copy
 import hashlib
 import json
@@ -38,6 +39,8 @@ CRD_API = 'apiextensions.k8s.io/v1'
 # What the server fills in or keeps moving; never part of a desired-state comparison.
 SERVER_FIELDS = ('resourceVersion', 'managedFields', 'generation', 'uid', 'creationTimestamp', 'selfLink')
 HIDDEN = '<hidden>'
+# From this many objects of one kind in one namespace, one list request reads them all.
+LIST_THRESHOLD = 5
 
 
 def connection_argument_spec():
@@ -277,6 +280,8 @@ class KubeClient:
                       for o in objects if o.get('kind') == 'CustomResourceDefinition')
         pending = set()
         changes = []
+        listed = {}
+        group_sizes = collections.Counter((o['apiVersion'], o['kind'], o['metadata'].get('namespace')) for o in objects)
         for obj in sorted(objects, key=apply_order):
             needs = crd_of.get((obj['apiVersion'].rpartition('/')[0], obj['kind']))
             if needs in pending:
@@ -286,7 +291,13 @@ class KubeClient:
                     continue
                 self.wait_established(sorted(pending), deadline)
                 pending.clear()
-            change = self._apply_one(obj, check_mode)
+            try:
+                before = self._current(obj, group_sizes, listed)
+            except KubeError:
+                if not check_mode:
+                    raise
+                before = None
+            change = self._apply_one(obj, check_mode, before)
             if obj['kind'] == 'CustomResourceDefinition' and change['action'] != 'unchanged':
                 pending.add(obj['metadata']['name'])
             changes.append(change)
@@ -294,15 +305,23 @@ class KubeClient:
             self.wait_established(sorted(pending), deadline)
         return changes
 
-    def _apply_one(self, obj, check_mode):
+    def _current(self, obj, group_sizes, listed):
+        """What the server holds for obj. Kinds with many objects in one namespace in this call are read
+        with one list request; CRDs (large) and the rest one by one."""
         meta = obj['metadata']
-        try:
-            before = self.get(obj['apiVersion'], obj['kind'], meta['name'], meta.get('namespace'))
-        except KubeError:
+        group = (obj['apiVersion'], obj['kind'], meta.get('namespace'))
+        if group_sizes[group] < LIST_THRESHOLD or obj['kind'] == 'CustomResourceDefinition':
+            return self.get(obj['apiVersion'], obj['kind'], meta['name'], meta.get('namespace'))
+        if group not in listed:
+            # List items may leave out apiVersion and kind; the request says what they are.
+            listed[group] = dict((o['metadata']['name'], dict(o, apiVersion=group[0], kind=group[1]))
+                                 for o in self.list(*group))
+        return listed[group].get(meta['name'])
+
+    def _apply_one(self, obj, check_mode, before):
+        if before is None:
             if not check_mode:
-                raise
-            before = None
-        if check_mode and before is None and obj['kind'] != 'CustomResourceDefinition':
+                return self._change(obj, None, self.server_side_apply(obj))
             try:
                 after = self.server_side_apply(obj, dry_run=True)
             except KubeError:
