@@ -328,3 +328,71 @@ def test_kubeconfig_is_kept_in_vault_once(vault_env, fake):
     assert stored['data']['data']['kubeconfig'] == kept.result['kubeconfig']
     again = talos(vault_env, fake, 'talos_kubeconfig', nodes=[CP], vault_path=path)
     assert again.rc == 0 and again.changed is False
+
+
+# ------------------------------------------------------------------- the role
+
+PLAY = """
+- name: Talos cluster
+  hosts: localhost
+  gather_facts: false
+  roles:
+    - role: ephemeral.castle.talos_cluster
+      vars:
+        talos_cluster_name: lab
+        talos_cluster_endpoint: https://10.0.40.10:6443
+        talos_cluster_vip: 10.0.40.10
+        talos_cluster_gateway: 10.0.40.1
+        talos_cluster_binary_path: {binary}
+        talos_cluster_vault_path: {path}/talos
+        talos_cluster_kubeconfig_vault_path: {path}/kubeconfig
+        talos_cluster_kubeconfig_path: {dir}/kubeconfig
+        talos_cluster_talosconfig_path: {dir}/talosconfig
+        talos_cluster_health_timeout: 30
+        talos_cluster_role_patches:
+          worker:
+            - machine:
+                nodeLabels:
+                  role: worker
+        talos_cluster_nodes:
+          - {{hostname: cp-1, address: {cp}, role: controlplane, cidr: 10.0.40.11/24}}
+          - {{hostname: worker-1, address: {worker}, role: worker, cidr: 10.0.40.21/24}}
+"""
+
+
+def play_recap(proc):
+    line = [line for line in proc.stdout.splitlines() if line.startswith('localhost')][-1]
+    return dict(part.split('=') for part in line.split(':', 1)[1].split())
+
+
+@pytest.mark.lab
+def test_the_role_builds_the_cluster_then_changes_nothing(vault_env, fake, tmp_path):
+    path = 'castle/it-{0}'.format(uuid.uuid4().hex[:8])
+    playbook = tmp_path / 'talos.yml'
+    playbook.write_text(PLAY.format(binary=fake.path, path=path, dir=tmp_path, cp=CP, worker=WORKER))
+
+    def play(*extra):
+        return subprocess.run(['ansible-playbook', str(playbook)] + list(extra), env=vault_env, cwd=REPO,
+                              capture_output=True, text=True, timeout=600, check=False)
+
+    predicted = play('--check')
+    assert predicted.returncode == 0, predicted.stdout[-3000:]
+    assert fake.state['nodes'][CP]['config'] is None and not fake.state.get('bootstrapped')
+
+    first = play()
+    assert first.returncode == 0, first.stdout[-3000:]
+    state = fake.state
+    assert state['bootstrapped'] and state['nodes'][CP]['config'] and state['nodes'][WORKER]['config']
+    assert yaml.safe_load(state['nodes'][WORKER]['config'])['machine']['nodeLabels'] == {'role': 'worker'}
+    assert 'vip' not in yaml.safe_load(state['nodes'][WORKER]['config'])['machine']['network']['interfaces'][0]
+    for name in ('kubeconfig', 'talosconfig'):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600
+    bootstraps = [c for c in fake.calls if c[0] == 'bootstrap']
+    assert len(bootstraps) == 1 and bootstraps[0][-1] == CP
+    assert yaml.safe_load(state['nodes'][CP]['config'])['machine']['token'] not in first.stdout
+
+    again = play()
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert play_recap(again)['changed'] == '0', again.stdout[-3000:]
+    assert len([c for c in fake.calls if c[0] == 'bootstrap']) == 1
+    assert leftovers(vault_env) == []
