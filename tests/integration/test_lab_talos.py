@@ -3,34 +3,14 @@ maintenance mode, and the real `talosctl` executable takes them to a bootstrappe
 
 import json
 import subprocess
-import uuid
 
 import pytest
 import yaml
-from kube_helpers import wait_for
-from proxmoxer import ResourceException
+from talos_helpers import ISO, agent_address, talos_vms, until
 
-from conftest import VENV_BIN, remove_named
+from conftest import VENV_BIN
 
 pytestmark = pytest.mark.lab
-
-ISO = 'local:iso/talos-v1.11.6-metal-amd64.iso,media=cdrom'
-DEADLINE = 30.0
-
-
-def until(check, what):
-    """check()'s first true result within the Talos deadline."""
-    return wait_for(check, what, timeout=DEADLINE)
-
-
-def agent_address(pve, vmid):
-    """The VM's eth0 IPv4 address as its guest agent reports it, or None while it has none."""
-    try:
-        interfaces = pve.nodes('pve1').qemu(vmid).agent('network-get-interfaces').get()['result']
-    except ResourceException:  # the agent is not running (yet)
-        return None
-    return next((ip['ip-address'] for iface in interfaces if iface['name'] == 'eth0'
-                 for ip in iface['ip-addresses'] if ip['ip-address-type'] == 'ipv4'), None)
 
 
 class Talos:
@@ -56,20 +36,9 @@ class Talos:
 
 @pytest.fixture(scope='module')
 def machines(pve):
-    """Two VMs cloned from the Talos template, booting the Talos ISO: {'cp': address, 'worker': address}."""
-    prefix = 'talos-it-{0}'.format(uuid.uuid4().hex[:6])
-    names = {'cp': prefix + '-cp', 'worker': prefix + '-w'}
-    vmids = {}
-    for role, vm_name in names.items():
-        vmid = int(pve.cluster.nextid.get())
-        pve.nodes('pve1').qemu(9000).clone.post(newid=vmid, name=vm_name, full=1)
-        pve.nodes('pve1').qemu(vmid).config.post(ide2=ISO, boot='order=scsi0;ide2')
-        pve.nodes('pve1').qemu(vmid).status.start.post()
-        vmids[role] = vmid
-    addresses = {role: until(lambda v=vmid: agent_address(pve, v), 'the agent of VM {0}'.format(vmid))
-                 for role, vmid in vmids.items()}
-    yield {'addresses': addresses, 'vmids': vmids}
-    remove_named(pve, *names.values())
+    """Two VMs cloned from the Talos template, booting the Talos ISO (control plane and worker)."""
+    with talos_vms(pve, 'talos-it') as vms:
+        yield vms
 
 
 @pytest.fixture(scope='module')
@@ -83,8 +52,9 @@ def stage(talos, address, insecure=False):
     return json.loads(result.stdout)['spec']['stage'] if result.returncode == 0 else None
 
 
-def test_nodes_boot_into_maintenance_at_their_reserved_addresses(lab, talos, machines):
+def test_nodes_boot_into_maintenance_at_their_reserved_addresses(lab, pve, talos, machines):
     addresses = machines['addresses']
+    assert all(pve.nodes('pve1').qemu(vmid).config.get()['ide2'] == ISO for vmid in machines['vmids'].values())
     assert len(set(addresses.values())) == 2
     net = lab.env['CASTLE_LAB_NET']
     for address in addresses.values():
@@ -241,5 +211,7 @@ def test_stopping_the_vm_takes_the_node_away(pve, talos, machines):
     assert unreachable.stderr.strip() == (
         'error getting version: rpc error: code = Unavailable desc = connection error: desc = "transport: Error '
         'while dialing: dial tcp {0}:50000: connect: connection refused"'.format(worker))
+    assert agent_address(pve, vmid) is None
     pve.nodes('pve1').qemu(vmid).status.start.post()
     assert until(lambda: stage(talos, worker, insecure=True), 'the node back') == 'maintenance'
+    assert agent_address(pve, vmid) == worker

@@ -201,7 +201,7 @@ def _version_block(fields, short):
 
 
 def cmd_version(args):
-    print('Client:' if not args.short else 'Client:')
+    print('Client:')
     print('\n'.join(_version_block({'Tag': TALOS_VERSION, 'SHA': SHA, 'Built': '', 'Go version': GO_VERSION,
                                     'OS/Arch': 'linux/amd64'}, args.short)))
     if args.client:
@@ -539,12 +539,9 @@ def main(argv=None):
         args.output_types = list(machineconfig.OUTPUT_TYPES)
     try:
         return args.run(args)
-    except (Failure, ConfigError) as exc:
-        print(str(exc).rstrip('\n') if not str(exc).endswith('\n') else str(exc), file=sys.stderr,
-              end='\n' if not str(exc).endswith('\n') else '')
-        return 1
-    except RpcError as exc:
-        print(str(exc), file=sys.stderr)
+    except (Failure, ConfigError, RpcError) as exc:
+        message = str(exc)
+        sys.stderr.write(message if message.endswith('\n') else message + '\n')
         return 1
 
 

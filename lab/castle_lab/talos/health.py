@@ -2,9 +2,9 @@
 
 import base64
 import json
+import pathlib
 import sys
 import tempfile
-import pathlib
 import time
 
 import requests

@@ -12,7 +12,7 @@ from urllib.parse import urlparse
 import jsonpatch
 import yaml
 
-from . import KUBERNETES_VERSION, TALOS_VERSION, secrets
+from . import KUBERNETES_VERSION, secrets
 
 OUTPUT_TYPES = ('controlplane', 'worker', 'talosconfig')
 DEFAULT_INSTALL_DISK = '/dev/sda'

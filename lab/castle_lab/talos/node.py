@@ -19,11 +19,14 @@ import ssl
 import sys
 import tempfile
 import time
+from urllib.parse import urlparse
 
 import yaml
-from aiohttp import ClientSession, ClientError, TCPConnector, web
+from aiohttp import ClientError, ClientSession, TCPConnector, web
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from ..pki import write_secret
 from . import API_PORT, TALOS_VERSION, secrets
@@ -77,9 +80,7 @@ class Cluster:
         """Start the Kubernetes API on `node`, at the control plane endpoint of its config."""
         cluster = node.document['cluster']
         self.kube_node = node
-        endpoint = cluster['controlPlane']['endpoint']
-        from urllib.parse import urlparse
-        parsed = urlparse(endpoint)
+        parsed = urlparse(cluster['controlPlane']['endpoint'])
         host, port = parsed.hostname, parsed.port or 443
         directory = self.fleet.state / 'clusters' / hashlib.sha256(self.id.encode()).hexdigest()[:12]
         directory.mkdir(parents=True, exist_ok=True)
@@ -190,7 +191,6 @@ class Cluster:
 
 
 def _load_pair(entry):
-    from cryptography import x509
     return (x509.load_pem_x509_certificate(_pem(entry['crt'])),
             serialization.load_pem_private_key(_pem(entry['key']), None))
 
@@ -288,8 +288,6 @@ class Node:
 
     def _maintenance_tls(self):
         key = ec.generate_private_key(ec.SECP256R1())
-        from cryptography import x509
-        from cryptography.x509.oid import NameOID
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, 'maintenance-service')])
         cert, private = secrets.issue(_SelfSigned(name), key, 'maintenance-service', addresses=[self.address],
                                       server=True, key=key)
@@ -443,7 +441,7 @@ class Node:
         cluster = self.document['cluster']
         name = cluster['clusterName']
         ca_cert, ca_key = _load_pair(cluster['ca'])
-        crt, key = secrets.kube_admin(ca_cert, ca_key, name)
+        crt, key = secrets.kube_admin(ca_cert, ca_key)
         user, context = 'admin@{0}'.format(name), 'admin@{0}'.format(name)
         config = {'apiVersion': 'v1', 'kind': 'Config',
                   'clusters': [{'name': name, 'cluster': {'server': cluster['controlPlane']['endpoint'],
@@ -463,8 +461,7 @@ class Node:
         if body.get('id'):
             items = [item for item in items if item['metadata']['id'] == body['id']]
             if not items:
-                namespace, rtype = RESOURCES[kind]
-                raise RpcError('NotFound', 'resource {0}/{1} not found'.format(rtype, body['id']))
+                raise RpcError('NotFound', 'resource {0}/{1} not found'.format(RESOURCES[kind][1], body['id']))
         return {'items': items}
 
     def _metadata(self, kind, rid, version=1):
@@ -572,6 +569,7 @@ class Fleet:
         self.nodes = {}
         self.clusters = {}
         self.power = {}  # key -> a queue of power events, handled in order
+        self.on_shutdown = None  # called with a node that powered itself off
 
     def cluster(self, cluster_id):
         if cluster_id not in self.clusters:
@@ -618,12 +616,12 @@ class Fleet:
         if self.on_shutdown is not None:
             self.on_shutdown(node)
 
-    on_shutdown = None
-
     async def close(self):
         for node in list(self.nodes.values()):
             if node.stage != 'off':
                 await node.power_off()
         for cluster in self.clusters.values():
             await cluster.stop_kube()
+        for node in self.nodes.values():
+            shutil.rmtree(node.scratch, ignore_errors=True)
 

@@ -147,7 +147,7 @@ def admin_client(bundle, days=LEAF_DAYS):
     return _b64(cert), _b64(key)
 
 
-def kube_admin(ca_cert, ca_key, cluster_name):
+def kube_admin(ca_cert, ca_key):
     """(crt, key) base64 PEMs of an admin kubeconfig's client certificate (system:masters)."""
     cert, key = issue(ca_cert, ca_key, 'admin', organizations=('system:masters',), client=True)
     return _b64(cert), _b64(key)
