@@ -184,6 +184,24 @@ def test_staged_config_waits_for_the_vm_reboot(pve, talos, machines):
           'the staged config after the reboot')
 
 
+def test_try_mode_rolls_back_after_its_timeout(talos, machines):
+    worker = machines['addresses']['worker']
+    tried = talos('apply-config', '-n', worker, '-f', 'worker.yaml', '--mode', 'try', '--timeout', '1s',
+                  '--config-patch', 'machine: {nodeLabels: {trial: "yes"}}')
+    assert tried.stdout == 'Applied configuration with a try mode: will roll back in 1s\n'
+    assert worker_labels(talos, worker).get('trial') == 'yes'
+    until(lambda: 'trial' not in worker_labels(talos, worker), 'the roll back')
+
+
+def test_health_discovers_the_nodes_and_etcd_refuses_unknown_members(talos, machines):
+    cp, worker = machines['addresses']['cp'], machines['addresses']['worker']
+    out = talos('health', '--wait-timeout=30s').stdout.splitlines()
+    assert out[0] == 'discovered nodes: ["{0}" "{1}"]'.format(cp, worker)
+    assert out[-1] == 'waiting for all k8s nodes to report schedulable: OK'
+    missing = talos('etcd', 'remove-member', '0123456789abcdef', '-n', cp, expect=1)
+    assert missing.stderr.startswith('error removing member: rpc error: code = ')
+
+
 def test_upgrade_boots_the_new_version(talos, machines):
     worker = machines['addresses']['worker']
     talos('upgrade', '-n', worker, '--image', 'ghcr.io/siderolabs/installer:v1.11.7')
