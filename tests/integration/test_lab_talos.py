@@ -133,6 +133,8 @@ def test_apply_bootstrap_kubeconfig_and_health(talos, machines):
     roles = {n['status']['addresses'][0]['address']: 'node-role.kubernetes.io/control-plane' in n['metadata']['labels']
              for n in nodes}
     assert roles == {cp: True, worker: False}
+    hostname = json.loads(talos('get', 'hostname', '-n', worker, '-o', 'json').stdout)['spec']['hostname']
+    assert hostname in {n['metadata']['name'] for n in nodes}
     assert talos.kubectl('get', 'nodes').stdout.count(' Ready ') == 2
 
     health = talos('health', '--control-plane-nodes', cp, '--worker-nodes', worker, '--wait-timeout', '30s').stdout
@@ -210,7 +212,7 @@ def test_upgrade_boots_the_new_version(talos, machines):
 
 def test_reset_takes_nodes_back_to_maintenance(talos, machines):
     cp, worker = machines['addresses']['cp'], machines['addresses']['worker']
-    talos('reset', '-n', worker, '--graceful=false', '--reboot')
+    talos('reset', '-n', worker, '--graceful=false', '--reboot', '--wipe-mode', 'all')
     until(lambda: stage(talos, worker, insecure=True) == 'maintenance', 'the worker in maintenance')
     names = until(lambda: (lambda out: out if out.count(' Ready ') == 1 else None)(
         talos.kubectl('get', 'nodes').stdout), 'the worker leaving Kubernetes')

@@ -16,10 +16,13 @@ RESOURCES = {
     'machineconfig': ('config', 'MachineConfigs.config.talos.dev'),
     'members': ('cluster', 'Members.cluster.talos.dev'),
     'machinestatus': ('runtime', 'MachineStatuses.runtime.talos.dev'),
+    'hostname': ('network', 'HostnameStatuses.net.talos.dev'),
 }
 ALIASES = {'machineconfig': 'machineconfig', 'machineconfigs': 'machineconfig', 'mc': 'machineconfig',
            'members': 'members', 'member': 'members',
-           'machinestatus': 'machinestatus', 'machinestatuses': 'machinestatus', 'ms': 'machinestatus'}
+           'machinestatus': 'machinestatus', 'machinestatuses': 'machinestatus', 'ms': 'machinestatus',
+           'hostname': 'hostname', 'hostnames': 'hostname', 'hostnamestatus': 'hostname',
+           'hostnamestatuses': 'hostname'}
 
 
 class RpcError(Exception):

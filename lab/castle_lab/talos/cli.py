@@ -112,7 +112,23 @@ def each_node(client, verb, action):
 
 # ------------------------------------------------------------------ gen
 
+TALOS_VERSION_ARG = re.compile(r'^v?(\d+)\.(\d+)(?:\.\d+)?$')
+
+
+def check_talos_version(value):
+    """--talos-version: a Talos version up to this one (configs are generated for it)."""
+    if value is None:
+        return
+    found = TALOS_VERSION_ARG.match(value)
+    current = tuple(int(part) for part in TALOS_VERSION.lstrip('v').split('.')[:2])
+    if not found:
+        raise Failure('invalid talos version {0!r}'.format(value))
+    if (int(found.group(1)), int(found.group(2))) > current:
+        raise Failure('version of Talos {0} is too new to be used for generating the config'.format(value))
+
+
 def cmd_gen_secrets(args):
+    check_talos_version(args.talos_version)
     write_new(args.output_file, secrets.dump(secrets.generate()), args.force)
     return 0
 
@@ -128,6 +144,7 @@ def cmd_gen_config(args):
     endpoint = args.endpoint
     if not re.match(r'^https://[^/]+', endpoint):
         raise Failure('error validating cluster endpoint: {0!r} must be an https:// URL'.format(endpoint))
+    check_talos_version(args.talos_version)
     types = [t for value in args.output_types for t in value.split(',') if t]
     unknown = [t for t in types if t not in machineconfig.OUTPUT_TYPES]
     if unknown:
@@ -146,7 +163,8 @@ def cmd_gen_config(args):
         generated = machineconfig.generate(
             bundle, args.cluster_name, endpoint, _patches(args.config_patch), _patches(args.config_patch_control_plane),
             _patches(args.config_patch_worker), kubernetes_version=args.kubernetes_version.lstrip('v'),
-            install_disk=args.install_disk, install_image=args.install_image, dns_domain=args.dns_domain)
+            install_disk=args.install_disk, install_image=args.install_image, dns_domain=args.dns_domain,
+            additional_sans=[san for value in args.additional_sans or () for san in value.split(',') if san])
     except machineconfig.PatchError as exc:
         raise Failure(str(exc)) from None
     for machine_type in ('controlplane', 'worker'):
@@ -268,7 +286,8 @@ def cmd_reset(args):
     client = Client(args, insecure=args.insecure)
     labels = [label for value in args.system_labels_to_wipe or () for label in value.split(',') if label]
     each_node(client, 'executing reset', lambda node: client.call(
-        'Reset', node, graceful=args.graceful, reboot=args.reboot, system_labels_to_wipe=labels))
+        'Reset', node, graceful=args.graceful, reboot=args.reboot, system_labels_to_wipe=labels,
+        wipe_mode=args.wipe_mode))
     return 0
 
 
@@ -340,7 +359,8 @@ def cmd_kubeconfig(args):
 
 # ------------------------------------------------------------------ get, etcd
 
-SHORT_TYPES = {'MachineConfigs': 'MachineConfig', 'Members': 'Member', 'MachineStatuses': 'MachineStatus'}
+SHORT_TYPES = {'MachineConfigs': 'MachineConfig', 'Members': 'Member', 'MachineStatuses': 'MachineStatus',
+               'HostnameStatuses': 'HostnameStatus'}
 
 
 def _short_type(rtype):
@@ -350,7 +370,8 @@ def _short_type(rtype):
 
 def _table_rows(kind, node, items):
     head = ['NODE', 'NAMESPACE', 'TYPE', 'ID', 'VERSION']
-    extra = {'members': ['HOSTNAME', 'MACHINE TYPE', 'OS', 'ADDRESSES'], 'machinestatus': ['STAGE', 'READY']}
+    extra = {'members': ['HOSTNAME', 'MACHINE TYPE', 'OS', 'ADDRESSES'], 'machinestatus': ['STAGE', 'READY'],
+             'hostname': ['HOSTNAME', 'DOMAINNAME']}
     rows = []
     for item in items:
         meta, spec = item['metadata'], item['spec']
@@ -359,6 +380,8 @@ def _table_rows(kind, node, items):
             row += [spec['hostname'], spec['machineType'], spec['operatingSystem'], json.dumps(spec['addresses'])]
         elif kind == 'machinestatus':
             row += [spec['stage'], str(spec['status']['ready']).lower()]
+        elif kind == 'hostname':
+            row += [spec['hostname'], spec['domainname']]
         rows.append(row)
     return head + extra.get(kind, []), rows
 
@@ -452,6 +475,7 @@ def _parser():
     gen_secrets = _command(gen_commands, 'secrets', 'Generates a secrets bundle file', cmd_gen_secrets,
                            connected=False)
     gen_secrets.add_argument('-o', '--output-file', default='secrets.yaml', help='path of the output file')
+    gen_secrets.add_argument('--talos-version', help='the desired Talos version to generate secrets bundle for')
     bool_flag(gen_secrets, 'force', False, 'will overwrite existing files', short='-f')
     gen_config = _command(gen_commands, 'config', 'Generates a set of configuration files for Talos cluster',
                           cmd_gen_config, connected=False)
@@ -466,6 +490,8 @@ def _parser():
     gen_config.add_argument('--install-disk', default=machineconfig.DEFAULT_INSTALL_DISK)
     gen_config.add_argument('--install-image', default=machineconfig.DEFAULT_INSTALL_IMAGE)
     gen_config.add_argument('--dns-domain', default='cluster.local')
+    gen_config.add_argument('--additional-sans', action='append')
+    gen_config.add_argument('--talos-version', help='the desired Talos version to generate config for')
     bool_flag(gen_config, 'force', False, 'will overwrite existing files', short='-f')
 
     validate_cmd = _command(commands, 'validate', 'Validate config', cmd_validate, connected=False)
@@ -523,6 +549,7 @@ def _parser():
     bool_flag(reset, 'insecure', False, 'reset using the insecure maintenance service')
     bool_flag(reset, 'wait', True, 'wait for the operation to complete')
     reset.add_argument('--system-labels-to-wipe', action='append')
+    reset.add_argument('--wipe-mode', default='all', choices=('all', 'system-disk', 'user-disks'))
     reset.add_argument('--timeout', type=go_duration, default=1800.0)
 
     upgrade = _command(commands, 'upgrade', 'Upgrade Talos on the target node', cmd_upgrade)

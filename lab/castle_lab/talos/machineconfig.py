@@ -44,21 +44,72 @@ def read_patch(argument):
     return ('merge', documents)
 
 
-def strategic_merge(base, patch):
-    """base with patch merged in (Talos's machine config merge); neither argument is changed."""
-    if not isinstance(base, dict) or not isinstance(patch, dict):
-        return copy.deepcopy(patch)
+# Lists Talos merges item by item, matched on the first of these keys an item has; '*' is any item.
+MERGE_KEYS = {
+    ('machine', 'network', 'interfaces'): ('interface', 'deviceSelector'),
+    ('machine', 'network', 'interfaces', '*', 'vlans'): ('vlanId',),
+    ('cluster', 'apiServer', 'admissionControl'): ('name',),
+}
+# Fields a patch replaces whole instead of merging.
+REPLACED_WHOLE = frozenset((
+    ('machine', 'network', 'nameservers'), ('cluster', 'network', 'podSubnets'),
+    ('cluster', 'network', 'serviceSubnets'), ('cluster', 'apiServer', 'auditPolicy'),
+))
+
+
+def _without_markers(value):
+    """A patch value as it lands in the config: without `$patch` keys or deleted items."""
+    if isinstance(value, dict):
+        return {k: _without_markers(v) for k, v in value.items() if k != '$patch' and v != DELETE}
+    if isinstance(value, list):
+        return [_without_markers(v) for v in value if v != DELETE]
+    return copy.deepcopy(value)
+
+
+def _matching_item(items, item, keys):
+    """Index of the item of `items` with the same merge key as `item`, or None."""
+    key = next((k for k in keys if isinstance(item, dict) and k in item), None)
+    if key is None:
+        return None
+    return next((i for i, have in enumerate(items) if isinstance(have, dict) and have.get(key) == item[key]), None)
+
+
+def _merge_list(base, patch, path):
+    keys = MERGE_KEYS.get(path)
+    if not keys:
+        return copy.deepcopy(base) + _without_markers(patch)
     out = copy.deepcopy(base)
-    for key, value in patch.items():
-        if value == DELETE:
-            out.pop(key, None)
-        elif isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = strategic_merge(out[key], value)
-        elif isinstance(value, list) and isinstance(out.get(key), list):
-            out[key] = out[key] + copy.deepcopy(value)
+    for item in patch:
+        index = _matching_item(out, item, keys)
+        if index is None:
+            out.append(_without_markers(item))
+        elif isinstance(item, dict) and item.get('$patch') == 'delete':
+            del out[index]
         else:
-            out[key] = copy.deepcopy(value)
+            out[index] = strategic_merge(out[index], item, path + ('*',))
     return out
+
+
+def strategic_merge(base, patch, path=()):
+    """base with patch merged in, as Talos merges machine config; neither argument is changed.
+
+    Mappings merge key by key (`$patch: delete` removes a key or a keyed list item), lists append
+    except the keyed ones (MERGE_KEYS), REPLACED_WHOLE fields and scalars are replaced."""
+    if path in REPLACED_WHOLE:
+        return _without_markers(patch)
+    if isinstance(patch, dict) and isinstance(base, dict):
+        out = copy.deepcopy(base)
+        for key, value in patch.items():
+            if key == '$patch':
+                continue
+            if value == DELETE:
+                out.pop(key, None)
+            else:
+                out[key] = strategic_merge(out.get(key), value, path + (key,))
+        return out
+    if isinstance(patch, list) and isinstance(base, list):
+        return _merge_list(base, patch, path)
+    return _without_markers(patch)
 
 
 def _kind_key(document):
@@ -97,7 +148,8 @@ def _images(version):
 
 
 def machine_config(bundle, machine_type, cluster_name, endpoint, kubernetes_version=KUBERNETES_VERSION,
-                   install_disk=DEFAULT_INSTALL_DISK, install_image=DEFAULT_INSTALL_IMAGE, dns_domain='cluster.local'):
+                   install_disk=DEFAULT_INSTALL_DISK, install_image=DEFAULT_INSTALL_IMAGE, dns_domain='cluster.local',
+                   additional_sans=()):
     """The v1alpha1 document of a controlplane or worker node, Talos v1.11 defaults."""
     certs = bundle['certs']
     control_plane = machine_type == 'controlplane'
@@ -106,7 +158,8 @@ def machine_config(bundle, machine_type, cluster_name, endpoint, kubernetes_vers
         return {'crt': certs[name]['crt'], 'key': certs[name]['key'] if with_key else ''}
     images = _images(kubernetes_version)
     machine = {
-        'type': machine_type, 'token': bundle['trustdinfo']['token'], 'ca': ca('os'), 'certSANs': [],
+        'type': machine_type, 'token': bundle['trustdinfo']['token'], 'ca': ca('os'),
+        'certSANs': list(additional_sans),
         'kubelet': {'image': 'ghcr.io/siderolabs/kubelet:v{0}'.format(kubernetes_version),
                     'defaultRuntimeSeccompProfileEnabled': True, 'disableManifestsDirectory': True},
         'network': {},
@@ -128,7 +181,8 @@ def machine_config(bundle, machine_type, cluster_name, endpoint, kubernetes_vers
         cluster.update({
             'secretboxEncryptionSecret': bundle['secrets']['secretboxencryptionsecret'],
             'aggregatorCA': ca('k8saggregator'), 'serviceAccount': {'key': certs['k8sserviceaccount']['key']},
-            'apiServer': {'image': images['kube-apiserver'], 'certSANs': [urlparse(endpoint).hostname or endpoint],
+            'apiServer': {'image': images['kube-apiserver'],
+                          'certSANs': [endpoint_host(endpoint)] + [s for s in additional_sans if s != endpoint_host(endpoint)],
                           'disablePodSecurityPolicy': True},
             'controllerManager': {'image': images['kube-controller-manager']},
             'proxy': {'image': images['kube-proxy']}, 'scheduler': {'image': images['kube-scheduler']},

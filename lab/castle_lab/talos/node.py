@@ -455,7 +455,7 @@ class Node:
         kind = ALIASES.get(str(body.get('type', '')).lower())
         if kind is None:
             raise RpcError('NotFound', 'resource type {0!r} is not registered'.format(body.get('type')))
-        if not self.configured and kind != 'machinestatus':
+        if not self.configured and kind not in ('machinestatus', 'hostname'):
             raise RpcError('PermissionDenied', 'not authorized')
         items = getattr(self, '_resources_' + kind)()
         if body.get('id'):
@@ -478,6 +478,10 @@ class Node:
                           'machineType': node.machine_type, 'operatingSystem': 'Talos ({0})'.format(node.version)}}
                 for node in sorted(self.cluster.nodes(), key=lambda n: ipaddress.ip_address(n.address))
                 if node.stage == 'running']
+
+    def _resources_hostname(self):
+        return [{'metadata': self._metadata('hostname', 'hostname'),
+                 'spec': {'hostname': self.hostname, 'domainname': ''}}]
 
     def _resources_machinestatus(self):
         ready = self.stage == 'running' and (self.cluster.bootstrapped or self.machine_type == 'worker')
@@ -510,7 +514,10 @@ class Node:
         if unknown:
             raise RpcError('InvalidArgument', 'failed to reset: unknown system partition label(s) {0}'.format(
                 ', '.join(unknown)))
-        wipe_state = not labels or 'STATE' in labels
+        if body.get('wipe_mode', 'all') not in ('all', 'system-disk', 'user-disks'):
+            raise RpcError('InvalidArgument', 'unknown wipe mode {0!r}'.format(body.get('wipe_mode')))
+        # The config lives in STATE on the system disk: user disks alone, or labels without STATE, keep it.
+        wipe_state = (not labels or 'STATE' in labels) and body.get('wipe_mode', 'all') != 'user-disks'
         if self.configured:
             cluster = self.cluster
             if body.get('graceful', True) and self.machine_type == 'controlplane' and \

@@ -57,6 +57,19 @@ def test_strategic_merge_merges_maps_appends_lists_and_deletes():
     assert base['machine']['certSANs'] == ['a']
 
 
+def test_keyed_lists_merge_by_key_and_some_fields_are_replaced():
+    base = {'machine': {'network': {'nameservers': ['1.1.1.1'], 'interfaces': [
+        {'interface': 'eth0', 'dhcp': True, 'vlans': [{'vlanId': 10, 'mtu': 1500}]}, {'interface': 'eth1'}]}}}
+    patch = {'machine': {'network': {'nameservers': ['9.9.9.9'], 'interfaces': [
+        {'interface': 'eth0', 'mtu': 9000, 'vlans': [{'vlanId': 10, 'mtu': 9000}, {'vlanId': 20}]},
+        {'interface': 'eth1', '$patch': 'delete'}, {'interface': 'eth2'}]}}}
+    network = machineconfig.strategic_merge(base, patch)['machine']['network']
+    assert network['nameservers'] == ['9.9.9.9']
+    assert network['interfaces'] == [
+        {'interface': 'eth0', 'dhcp': True, 'mtu': 9000, 'vlans': [{'vlanId': 10, 'mtu': 9000}, {'vlanId': 20}]},
+        {'interface': 'eth2'}]
+
+
 def test_patches_inline_and_from_files(tmp_path):
     (tmp_path / 'p.yaml').write_text('- op: replace\n  path: /machine/type\n  value: worker\n')
     json_patch = machineconfig.read_patch('@{0}'.format(tmp_path / 'p.yaml'))
