@@ -197,7 +197,7 @@ def read_secrets(params):
 
 def generate(talosctl, params, secrets_file, output_type):
     args = ['gen', 'config', params['cluster_name'], params['cluster_endpoint'], '--with-secrets', secrets_file,
-            '--output-types', output_type, '--output', '-', '--with-docs=false', '--with-examples=false']
+            '--output-types', output_type, '--output', '-']
     for flag, key in (('--kubernetes-version', 'kubernetes_version'), ('--talos-version', 'talos_version')):
         if params[key]:
             args += [flag, params[key]]

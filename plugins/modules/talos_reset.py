@@ -40,7 +40,7 @@ options:
     type: bool
     default: true
   wipe_mode:
-    description: Which disks to wipe (C(--wipe-mode)).
+    description: Which disks to wipe (C(--wipe-mode), left out for V(all), talosctl's default).
     type: str
     choices: [all, system-disk, user-disks]
     default: all
@@ -85,7 +85,12 @@ from ansible_collections.ephemeral.castle.plugins.module_utils.talos import (
 
 
 def hostname_of(talosctl, node):
+    """The hostname the node's config sets, else the one the node reports (from DHCP, say)."""
     try:
+        for doc in talosctl.running_config(node):
+            found = ((doc.get('machine') or {}).get('network') or {}).get('hostname')
+            if found:
+                return found
         found = talosctl.run_json(['get', 'hostname'], nodes=[node], retry=False)
     except TalosError:
         return None
@@ -107,25 +112,27 @@ def reset(module, talosctl):
         raise TalosError('resetting {0} wipes it: set confirm to its name (or the gate token) to go ahead; '
                          'nothing was changed'.format(node))
     state, dummy, detail = talosctl.machine_status(node)
-    hostname = hostname_of(talosctl, node) if state == 'configured' else None
+    result = dict(changed=False, node=node, node_state=state)
+    if state == 'maintenance':
+        return result  # nothing on it to wipe; its name cannot be read either
+    if state == 'unreachable':
+        raise TalosError('node {0} cannot be reached to reset it: {1}'.format(node, detail))
+    hostname = hostname_of(talosctl, node)
     if not confirmed(params, node, hostname):
         raise TalosError('confirm does not name node {0}{1} and is not the gate token; nothing was changed'.format(
             node, ' ({0})'.format(hostname) if hostname else ''))
-    result = dict(changed=False, node=node, node_state=state)
     if hostname:
         result['hostname'] = hostname
-    if state == 'maintenance':
-        return result
-    if state == 'unreachable':
-        raise TalosError('node {0} cannot be reached to reset it: {1}'.format(node, detail))
     result['changed'] = True
     if module._diff:
         result['diff'] = dict(before=dict(node=node, state='configured'), after=dict(node=node, state='maintenance'))
     if module.check_mode:
         return result
-    talosctl.run(['reset', '--graceful={0}'.format(str(params['graceful']).lower()),
-                  '--reboot={0}'.format(str(params['reboot']).lower()), '--wipe-mode', params['wipe_mode']],
-                 nodes=[node], retry=False)
+    args = ['reset', '--graceful={0}'.format(str(params['graceful']).lower()),
+            '--reboot={0}'.format(str(params['reboot']).lower())]
+    if params['wipe_mode'] != 'all':
+        args += ['--wipe-mode', params['wipe_mode']]
+    talosctl.run(args, nodes=[node], retry=False)
     return result
 
 

@@ -252,7 +252,7 @@ def test_reset_needs_the_nodes_name_or_the_gate_token(talos_env, fake):
     assert predicted.rc == 0 and predicted.changed and not [c for c in fake.calls if c[0] == 'reset']
     done = talos(talos_env, fake, 'talos_reset', nodes=[CP], confirm='gate-7f3a', gate_token='gate-7f3a')
     assert done.rc == 0 and done.changed and done.result['hostname'] == 'cp-1'
-    assert fake.calls[-1] == ['reset', '--graceful=true', '--reboot=true', '--wipe-mode', 'all', '--nodes', CP]
+    assert fake.calls[-1] == ['reset', '--graceful=true', '--reboot=true', '--nodes', CP]
     assert fake.state['nodes'][CP]['config'] is None
     again = talos(talos_env, fake, 'talos_reset', nodes=[CP], confirm=CP)
     assert again.rc == 0 and again.changed is False and again.result['node_state'] == 'maintenance'
