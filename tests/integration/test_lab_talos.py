@@ -168,6 +168,12 @@ def test_a_kubeconfig_from_the_same_secrets_still_works(talos, machines, tmp_pat
     assert result.returncode == 0, result.stderr
     printed = talos('kubeconfig', '-n', cp, '--merge=false', '-').stdout
     assert yaml.safe_load(printed)['current-context'] == 'admin@lab'
+    # Merged into ~/.kube/config by default; a second merge keeps the first context and renames the new one.
+    talos('kubeconfig', '-n', cp)
+    talos('kubeconfig', '-n', cp)
+    merged = yaml.safe_load((talos.workdir / '.kube' / 'config').read_text())
+    assert [c['name'] for c in merged['contexts']] == ['admin@lab', 'admin@lab-1']
+    assert merged['current-context'] == 'admin@lab-1'
 
 
 def worker_labels(talos, worker):
