@@ -4,14 +4,15 @@ bootstrapped, healthy cluster, read, and reset; the secrets bundle and kubeconfi
 
 import os
 import stat
+import subprocess
 import uuid
 
 import pytest
 import yaml
 from talos_helpers import talos_vms, until
-from test_talos_modules import run_module
+from test_talos_modules import play_recap, run_module
 
-from conftest import VENV_BIN
+from conftest import REPO, VENV_BIN
 
 pytestmark = pytest.mark.lab
 
@@ -27,8 +28,10 @@ def nodes(pve):
 def talos_env(env, tmp_path_factory):
     home = tmp_path_factory.mktemp('talos-home')
     (home / 'tmp').mkdir()
-    # HOME without a ~/.talos/config: every call names its talosconfig.
-    return dict(env, HOME=str(home), TMPDIR=str(home / 'tmp'), PATH='{0}:{1}'.format(VENV_BIN, env['PATH']))
+    # HOME without a ~/.talos/config: every call names its talosconfig. Async jobs are looked up where they
+    # are written, whatever HOME says.
+    return dict(env, HOME=str(home), TMPDIR=str(home / 'tmp'), ANSIBLE_ASYNC_DIR=str(home / 'async'),
+                PATH='{0}:{1}'.format(VENV_BIN, env['PATH']))
 
 
 def test_the_lab_cluster_from_maintenance_to_healthy_and_back(talos_env, nodes, tmp_path):
@@ -117,3 +120,32 @@ def test_the_lab_cluster_from_maintenance_to_healthy_and_back(talos_env, nodes, 
     partial = mod('talos_health', control_plane_nodes=[cp], worker_nodes=[worker], wait_timeout=30, **connect)
     assert partial.result['not_configured'] == [worker]
     assert [p for p in os.listdir(talos_env['TMPDIR']) if p.startswith('castle-talos-')] == []
+
+
+def test_the_role_builds_a_lab_cluster_then_changes_nothing(talos_env, pve, tmp_path):
+    with talos_vms(pve, 'talos-role') as machines:
+        cp, worker = machines['addresses']['cp'], machines['addresses']['worker']
+        role_vars = dict(
+            talos_cluster_name='rolelab', talos_cluster_endpoint='https://{0}:6443'.format(cp),
+            talos_cluster_vault_path='castle/it-{0}/talos'.format(uuid.uuid4().hex[:8]),
+            talos_cluster_kubeconfig_vault_path='', talos_cluster_kubeconfig_path=str(tmp_path / 'kubeconfig'),
+            talos_cluster_talosconfig_path=str(tmp_path / 'talosconfig'), talos_cluster_health_timeout=60,
+            talos_cluster_bootstrap_retries=6,
+            talos_cluster_nodes=[dict(hostname='cp-1', address=cp, role='controlplane'),
+                                 dict(hostname='worker-1', address=worker, role='worker')])
+        playbook = tmp_path / 'talos.yml'
+        playbook.write_text(yaml.safe_dump([dict(name='Talos cluster', hosts='localhost', gather_facts=False, roles=[
+            dict(role='ephemeral.castle.talos_cluster', vars=role_vars)])]))
+
+        def play():
+            return subprocess.run(['ansible-playbook', str(playbook)], env=talos_env, cwd=REPO, capture_output=True,
+                                  text=True, timeout=600, check=False)
+
+        first = play()
+        assert first.returncode == 0, first.stdout[-4000:]
+        assert 'BEGIN' not in first.stdout and 'token:' not in first.stdout
+        kubeconfig = yaml.safe_load((tmp_path / 'kubeconfig').read_text())
+        assert kubeconfig['clusters'][0]['cluster']['server'] == 'https://{0}:6443'.format(cp)
+        again = play()
+        assert again.returncode == 0, again.stdout[-4000:]
+        assert play_recap(again)['changed'] == '0', again.stdout[-4000:]
