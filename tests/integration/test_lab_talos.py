@@ -216,6 +216,21 @@ def test_upgrade_boots_the_new_version(talos, machines):
     until(lambda: '\tTag:         v1.11.7' in talos('version', '-n', worker, expect=None).stdout, 'the new version')
 
 
+def ready_status(talos, node_name):
+    result = talos.kubectl('get', 'node', node_name, '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].status}')
+    return result.stdout if result.returncode == 0 else None
+
+
+def test_a_powered_off_node_turns_not_ready(pve, talos, machines):
+    worker, vmid = machines['addresses']['worker'], machines['vmids']['worker']
+    hostname = json.loads(talos('get', 'hostname', '-n', worker, '-o', 'json').stdout)['spec']['hostname']
+    pve.nodes('pve1').qemu(vmid).status.stop.post()
+    until(lambda: ready_status(talos, hostname) == 'Unknown', 'the worker Ready Unknown')
+    assert ' NotReady ' in talos.kubectl('get', 'nodes').stdout
+    pve.nodes('pve1').qemu(vmid).status.start.post()
+    until(lambda: ready_status(talos, hostname) == 'True', 'the worker Ready again')
+
+
 def test_reset_takes_nodes_back_to_maintenance(talos, machines):
     cp, worker = machines['addresses']['cp'], machines['addresses']['worker']
     talos('reset', '-n', worker, '--graceful=false', '--reboot', '--wipe-mode', 'all')

@@ -609,6 +609,13 @@ def _ports(obj):
     return ','.join(ports) or '<none>'
 
 
+def _node_status(node):
+    """kubectl's node STATUS: Ready or NotReady by the Ready condition, SchedulingDisabled when cordoned."""
+    ready = any(c.get('type') == 'Ready' and c.get('status') == 'True' for c in _status(node, 'conditions', []))
+    cordoned = ',SchedulingDisabled' if (node.get('spec') or {}).get('unschedulable') else ''
+    return ('Ready' if ready else 'NotReady') + cordoned
+
+
 # Columns `kubectl get` shows for built-ins, after the name: (name, type, priority, cell of an object).
 BUILTIN_COLUMNS = {
     'Namespace': [('Status', 'string', 0, lambda o: _status(o, 'phase', ''))],
@@ -631,7 +638,7 @@ BUILTIN_COLUMNS = {
     'ReplicaSet': [('Desired', 'integer', 0, lambda o: o['spec'].get('replicas', 1)),
                    ('Current', 'integer', 0, lambda o: _status(o, 'replicas')),
                    ('Ready', 'integer', 0, lambda o: _status(o, 'readyReplicas'))],
-    'Node': [('Status', 'string', 0, lambda o: 'Ready'),
+    'Node': [('Status', 'string', 0, _node_status),
              ('Roles', 'string', 0, lambda o: ','.join(sorted(k.split('/', 1)[1] for k in o['metadata'].get(
                  'labels', {}) if k.startswith('node-role.kubernetes.io/'))) or '<none>'),
              ('Version', 'string', 0, lambda o: _status(o, 'nodeInfo', {}).get('kubeletVersion', ''))],

@@ -180,6 +180,17 @@ class Cluster:
                          'kernelVersion': '6.12.62-talos', 'kubeProxyVersion': version, 'machineID': node.machine_id,
                          'systemUUID': node.machine_id, 'bootID': node.machine_id}}})
 
+    async def node_lost(self, node):
+        """A powered-off node's kubelet stops posting status: its Node turns Ready Unknown."""
+        now = time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())
+        try:
+            await self.kube_call('PATCH', '/api/v1/nodes/{0}/status'.format(node.hostname), {'status': {'conditions': [
+                {'type': 'Ready', 'status': 'Unknown', 'reason': 'NodeStatusUnknown',
+                 'message': 'Kubelet stopped posting node status.', 'lastHeartbeatTime': now,
+                 'lastTransitionTime': now}]}})
+        except (ClientError, OSError, ValueError) as exc:
+            LOG.warning('marking Kubernetes node %s lost failed: %s', node.hostname, exc)
+
     async def forget(self, node):
         """A node leaves: its etcd membership and its Kubernetes Node go."""
         self.etcd.pop(node.address, None)
@@ -257,6 +268,8 @@ class Node:
         for cluster in self.fleet.clusters.values():
             if cluster.kube_node is self:
                 await cluster.stop_kube()
+        if self.configured and self.cluster.kube_running():
+            await self.cluster.node_lost(self)
 
     async def reboot(self):
         await self.power_off()
