@@ -1,6 +1,7 @@
 """The lab's Talos nodes and talosctl: VMs booting the Talos ISO through the lab's Proxmox API come up in
 maintenance mode, and the real `talosctl` executable takes them to a bootstrapped cluster and back."""
 
+import base64
 import json
 import subprocess
 
@@ -8,6 +9,7 @@ import pytest
 import yaml
 from talos_helpers import ISO, agent_address, talos_vms, until
 
+from castle_lab.talos import secrets
 from conftest import VENV_BIN
 
 pytestmark = pytest.mark.lab
@@ -147,6 +149,18 @@ def test_apply_bootstrap_kubeconfig_and_health(talos, machines):
     assert sorted(m['spec']['machineType'] for m in found) == ['controlplane', 'worker']
     machine_config = yaml.safe_load(talos('get', 'mc', '-n', worker, '-o', 'yaml').stdout)
     assert yaml.safe_load(machine_config['spec'])['machine']['type'] == 'worker'
+
+
+def test_a_reader_certificate_reads_but_does_not_act(talos, machines):
+    cp = machines['addresses']['cp']
+    bundle = secrets.load((talos.workdir / 'secrets.yaml').read_text())
+    cert, key = secrets.issue(*secrets.ca_pair(bundle, 'os'), 'ops', organizations=('os:reader',), client=True)
+    config = yaml.safe_load((talos.workdir / 'talosconfig').read_text())
+    config['contexts']['lab'].update(crt=base64.b64encode(cert).decode(), key=base64.b64encode(key).decode())
+    (talos.workdir / 'reader').write_text(yaml.safe_dump(config))
+    assert 'Server:' in talos('version', '--talosconfig', 'reader', '-n', cp).stdout
+    refused = talos('bootstrap', '--talosconfig', 'reader', '-n', cp, expect=1)
+    assert refused.stderr.strip() == 'error executing bootstrap: rpc error: code = PermissionDenied desc = not authorized'
 
 
 def test_dry_run_shows_the_diff_and_changes_nothing(talos, machines):

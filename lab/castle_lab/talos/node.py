@@ -35,6 +35,9 @@ from .schema import ConfigInvalid, machine_document, validate
 
 LOG = logging.getLogger('castle_lab.talos')
 APPLY_MODES = ('auto', 'no-reboot', 'reboot', 'staged', 'try')
+# What a client certificate without the os:admin role (O) may call.
+READER_METHODS = ('Version', 'Get', 'EtcdMemberList')
+ADMIN_ROLE = secrets.ADMIN_ROLE
 KUBE_READY_TIMEOUT = 30.0
 
 
@@ -201,6 +204,12 @@ class Cluster:
                 LOG.warning('deleting Kubernetes node %s failed: %s', node.hostname, exc)
 
 
+def _roles(peercert):
+    """The Talos roles (organizations) of a verified client certificate as ssl's getpeercert() gives it."""
+    return [value for rdn in (peercert or {}).get('subject', ()) for attr, value in rdn
+            if attr == 'organizationName']
+
+
 def _load_pair(entry):
     return (x509.load_pem_x509_certificate(_pem(entry['crt'])),
             serialization.load_pem_private_key(_pem(entry['key']), None))
@@ -346,6 +355,8 @@ class Node:
                                'tls: failed to verify certificate: x509: certificate signed by unknown authority"')
             if not peer and self.configured:
                 raise RpcError('Unauthenticated', 'client certificate required')
+            if self.configured and method not in READER_METHODS and ADMIN_ROLE not in _roles(peer):
+                raise RpcError('PermissionDenied', 'not authorized')
             if not self.configured and method not in MAINTENANCE_METHODS:
                 raise RpcError('Unimplemented', 'API is not implemented in maintenance mode')
             handler = getattr(target, 'rpc_' + method, None)

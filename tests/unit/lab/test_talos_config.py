@@ -117,6 +117,12 @@ def test_kubeconfig_merge_renames_a_clashing_context():
     assert [c['name'] for c in forced['contexts']] == ['admin@lab']
 
 
+def test_roles_come_from_the_certificate_organizations():
+    from castle_lab.talos.node import _roles
+    peer = {'subject': ((('organizationName', 'os:reader'),), (('commonName', 'ops'),))}
+    assert _roles(peer) == ['os:reader'] and _roles(None) == []
+
+
 class Vm:
     def __init__(self, config):
         self.config = config
