@@ -675,6 +675,7 @@ def talos_module(argument_spec, **kwargs):
 def run_module(module, action, errors=()):
     """exit_json with what action(talosctl) returns; fail_json naming the error (with rc, stdout, stderr
     and the command when talosctl failed). The private directory is gone either way."""
+    result = {}
     try:
         with Talosctl(module) as talosctl:
             result = action(talosctl)

@@ -109,7 +109,7 @@ def fetch(module, talosctl):
             if not module.check_mode:
                 kv.write(params['vault_path'], {'kubeconfig': text})
     result = dict(changed=bool(written), kubeconfig=text, written=written,
-                  servers=[server for dummy, server, ca in wanted['clusters']])
+                  servers=[cluster[1] for cluster in wanted['clusters']])
     if module._diff and written:
         result['diff'] = dict(before=before, after=after)
     return result

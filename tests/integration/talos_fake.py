@@ -228,4 +228,3 @@ class FakeTalosctl(object):
     def calls(self):
         log = pathlib.Path(str(self.state_path) + '.log')
         return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
-

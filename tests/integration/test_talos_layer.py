@@ -95,8 +95,9 @@ def test_the_lab_cluster_from_maintenance_to_healthy_and_back(talos_env, nodes, 
     assert info['nodes'][cp]['version'] == 'v1.11.6' and info['nodes'][cp]['stage'] == 'running'
     assert len(info['members']) == 2 and info['etcd_members']
 
-    changed = mod('talos_machine_config', role='worker', hostname='worker-1', **dict(
-        cluster, role_patches={'worker': [{'machine': {'nodeLabels': {'role': 'storage'}}}]})).result['config']
+    storage = dict(cluster)
+    storage['role_patches'] = {'worker': [{'machine': {'nodeLabels': {'role': 'storage'}}}]}
+    changed = mod('talos_machine_config', role='worker', hostname='worker-1', **storage).result['config']
     shown = mod('talos_apply', check=True, diff=True, config=changed, nodes=[worker], mode='no-reboot', **connect)
     assert shown.changed and shown.result['dry_run']
     assert [line for line in shown.stdout.splitlines() if line.startswith('+') and 'role: storage' in line]
