@@ -83,6 +83,10 @@ class ProxmoxControl:
     def vms(self):
         return self._call('GET', '/vms')
 
+    def talos_nodes(self):
+        """[{'vmid', 'address', 'mac', 'hostname', 'stage', 'machine_type'}] of the VMs' Talos nodes."""
+        return self._call('GET', '/talos-nodes')
+
     def reset(self, wait=None):
         return self._call('POST', '/reset', {} if wait is None else {'wait': wait})
 

@@ -101,8 +101,9 @@ def vm_view(vm):
 class ControlApi:
     """The aiohttp application over one LabPve."""
 
-    def __init__(self, pve):
+    def __init__(self, pve, talos=None):
         self.pve = pve
+        self.talos = talos
 
     def app(self):
         app = web.Application(middlewares=[loopback_only, self._errors])
@@ -117,6 +118,7 @@ class ControlApi:
         app.router.add_post('/quorum', self.quorum)
         app.router.add_post('/network', self.network)
         app.router.add_get('/vms', self.vms)
+        app.router.add_get('/talos-nodes', self.talos_nodes)
         app.router.add_post('/reset', self.reset)
         return app
 
@@ -229,6 +231,13 @@ class ControlApi:
     async def vms(self, request):
         return web.json_response([vm_view(vm) for vm in sorted(self.pve.vms, key=lambda vm: vm.vmid)])
 
+    async def talos_nodes(self, request):
+        """The Talos nodes of the VMs: address, MAC, hostname, stage, machine type."""
+        nodes = self.talos.fleet.nodes.items() if self.talos is not None else ()
+        return web.json_response([{'vmid': vmid, 'address': node.address, 'mac': node.mac, 'hostname': node.hostname,
+                                   'stage': node.stage, 'machine_type': node.machine_type}
+                                  for vmid, node in sorted(nodes)])
+
     async def reset(self, request):
         body = await read_body(request, ('wait',))
         wait = number(body, 'wait', required=False)
@@ -239,9 +248,9 @@ class ControlApi:
         return web.json_response({'vms': [vm.vmid for vm in self.pve.vms]})
 
 
-async def serve(pve, host, port):
-    """Start the control API on host:port; returns the runner to clean up."""
-    runner = web.AppRunner(ControlApi(pve).app(), access_log=None)
+async def serve(pve, host, port, talos=None):
+    """Start the control API on host:port (with the Talos machines, if any); returns the runner to clean up."""
+    runner = web.AppRunner(ControlApi(pve, talos).app(), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     return runner

@@ -43,7 +43,7 @@ async def serve(args):
         machines = TalosMachines(args.talos_state, args.lab_net)
         machines.install(pve)
     await pve.start(args.cert, args.key)
-    control = await serve_control(pve, args.host, args.control_port)
+    control = await serve_control(pve, args.host, args.control_port, machines)
     stopping = stop_event()
     print('proxmox: listening on {0}, control API on http://{1}:{2}'.format(pve.url, args.host, args.control_port),
           flush=True)

@@ -9,6 +9,7 @@ import pytest
 import yaml
 from talos_helpers import ISO, agent_address, talos_vms, until
 
+from castle_lab.control import ProxmoxControl
 from castle_lab.talos import secrets
 from conftest import VENV_BIN
 
@@ -54,7 +55,7 @@ def stage(talos, address, insecure=False):
     return json.loads(result.stdout)['spec']['stage'] if result.returncode == 0 else None
 
 
-def test_nodes_boot_into_maintenance_at_their_reserved_addresses(lab, pve, talos, machines):
+def test_nodes_boot_into_maintenance_at_their_reserved_addresses(lab, env, pve, talos, machines):
     addresses = machines['addresses']
     assert all(pve.nodes('pve1').qemu(vmid).config.get()['ide2'] == ISO for vmid in machines['vmids'].values())
     assert len(set(addresses.values())) == 2
@@ -66,6 +67,9 @@ def test_nodes_boot_into_maintenance_at_their_reserved_addresses(lab, pve, talos
         assert '\tTag:         v1.11.6' in out and '\tNODE:        {0}'.format(address) in out
     leases = json.loads((lab.dir / 'talos' / 'leases.json').read_text())
     assert sorted(leases.values()) == sorted(addresses.values())
+    listed = {n['vmid']: n for n in ProxmoxControl(env['CASTLE_LAB_PROXMOX_CONTROL']).talos_nodes()}
+    for role, vmid in machines['vmids'].items():
+        assert listed[vmid]['address'] == addresses[role] and listed[vmid]['stage'] == 'maintenance'
 
 
 def test_gen_config_with_patches_validates(talos, machines):

@@ -65,9 +65,11 @@ class ProxmoxService(Service):
             nodes = self.api().nodes.get()
         except (OSError, requests.RequestException, ResourceException) as exc:
             raise LabError(str(exc) or type(exc).__name__) from exc
-        vms = ProxmoxControl(self.control_url, timeout=5).vms()
-        return 'nodes {0}, {1} VM(s), control API at {2}'.format(
-            ', '.join(sorted(n['node'] for n in nodes)), len(vms), self.control_url)
+        control = ProxmoxControl(self.control_url, timeout=5)
+        vms, talos = control.vms(), control.talos_nodes()
+        running = sum(1 for node in talos if node['stage'] != 'off')
+        return 'nodes {0}, {1} VM(s), {2} Talos node(s) up, control API at {3}'.format(
+            ', '.join(sorted(n['node'] for n in nodes)), len(vms), running, self.control_url)
 
     def env(self):
         return {'PROXMOX_URL': 'https://{0}:{1}/api2/json'.format(self.address, self.port),
