@@ -149,6 +149,8 @@ def cmd_gen_config(args):
     unknown = [t for t in types if t not in machineconfig.OUTPUT_TYPES]
     if unknown:
         raise Failure('invalid output type: {0!r}'.format(unknown[0]))
+    if len(types) > 1 and args.output == '-':
+        raise Failure('the output must be a directory when multiple output types are specified')
     if args.with_secrets:
         try:
             bundle = secrets.load(pathlib.Path(args.with_secrets).read_text())

@@ -123,6 +123,20 @@ def test_roles_come_from_the_certificate_organizations():
     assert _roles(peer) == ['os:reader'] and _roles(None) == []
 
 
+def test_gen_and_validate_from_the_command_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(['gen', 'secrets']) == 0 and (tmp_path / 'secrets.yaml').exists()
+    assert cli.main(['gen', 'config', 'lab', 'https://10.0.0.1:6443', '--with-secrets', 'secrets.yaml',
+                     '-t', 'worker', '-o', 'w.yaml', '--config-patch', 'machine: {install: {disk: /dev/vdb}}']) == 0
+    assert yaml.safe_load((tmp_path / 'w.yaml').read_text())['machine']['install']['disk'] == '/dev/vdb'
+    assert cli.main(['validate', '--mode', 'metal', '--config', 'w.yaml']) == 0
+    assert capsys.readouterr().out == 'w.yaml is valid for metal mode\n'
+    assert cli.main(['gen', 'config', 'lab', 'https://10.0.0.1:6443', '-o', '-']) == 1
+    assert capsys.readouterr().err == 'the output must be a directory when multiple output types are specified\n'
+    assert cli.main(['gen', 'config', 'lab', '10.0.0.1:6443']) == 1
+    assert 'must be an https:// URL' in capsys.readouterr().err
+
+
 class Vm:
     def __init__(self, config):
         self.config = config
