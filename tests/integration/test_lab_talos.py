@@ -253,9 +253,8 @@ def test_reset_takes_nodes_back_to_maintenance(talos, machines):
     cp, worker = machines['addresses']['cp'], machines['addresses']['worker']
     talos('reset', '-n', worker, '--graceful=false', '--reboot', '--wipe-mode', 'all')
     until(lambda: stage(talos, worker, insecure=True) == 'maintenance', 'the worker in maintenance')
-    names = until(lambda: (lambda out: out if out.count(' Ready ') == 1 else None)(
-        talos.kubectl('get', 'nodes').stdout), 'the worker leaving Kubernetes')
-    assert 'control-plane' in names
+    until(lambda: talos.kubectl('get', 'nodes').stdout.count(' Ready ') == 1, 'the worker leaving Kubernetes')
+    assert 'control-plane' in talos.kubectl('get', 'nodes').stdout
     refused = talos('reset', '-n', cp, '--reboot', expect=1)
     assert 'code = FailedPrecondition' in refused.stderr
     talos('reset', '-n', cp, '--graceful=false', '--reboot', '--system-labels-to-wipe', 'STATE,EPHEMERAL')
@@ -265,8 +264,8 @@ def test_reset_takes_nodes_back_to_maintenance(talos, machines):
 def test_stopping_the_vm_takes_the_node_away(pve, talos, machines):
     worker, vmid = machines['addresses']['worker'], machines['vmids']['worker']
     pve.nodes('pve1').qemu(vmid).status.stop.post()
-    unreachable = until(lambda: (lambda r: r if r.returncode == 1 else None)(
-        talos('version', '-i', '-n', worker, expect=None)), 'the node to go away')
+    until(lambda: talos('version', '-i', '-n', worker, expect=None).returncode == 1, 'the node to go away')
+    unreachable = talos('version', '-i', '-n', worker, expect=1)
     assert unreachable.stderr.strip() == (
         'error getting version: rpc error: code = Unavailable desc = connection error: desc = "transport: Error '
         'while dialing: dial tcp {0}:50000: connect: connection refused"'.format(worker))
