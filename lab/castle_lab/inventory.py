@@ -40,6 +40,8 @@ def render(cfg, services):
         lab_vars.update(castle_lab_kubeconfig=str(kube.kubeconfig), castle_lab_kube_control=kube.control_url)
     if gitsvc and kube:
         lab_vars.update(_cluster_inputs(cfg))
+    if pve and vault:
+        lab_vars.update(_talos_inputs(cfg))
     claw = services.get('openclaw')
     if claw:
         groups['openclaw'] = {'hosts': {'openclaw-node': {
@@ -63,6 +65,23 @@ def _cluster_inputs(cfg):
                             'token': '{{ castle_lab_gitops_token }}', 'ca_path': '{{ castle_lab_gitops_ca }}',
                             'version': '{{ castle_lab_flux_version }}',
                             'manifest_path': '{{ castle_lab_flux_manifest }}'}}
+
+
+def _talos_inputs(cfg):
+    """What playbooks/talos.yml takes, filled in for the lab's Proxmox and Vault: 3 control-plane and 3 workers."""
+    nodes = [{'name': 'talos-cp-{0}'.format(i), 'role': 'controlplane'} for i in (1, 2, 3)]
+    nodes += [{'name': 'talos-w-{0}'.format(i), 'role': 'worker'} for i in (1, 2, 3)]
+    return {'castle_proxmox': {'api_host': '{{ castle_lab_proxmox_host }}', 'api_port': '{{ castle_lab_proxmox_port }}',
+                               'api_token_id': '{{ castle_lab_proxmox_token_id }}',
+                               'api_token_secret': '{{ castle_lab_proxmox_token_secret }}',
+                               'ca_path': '{{ castle_lab_proxmox_ca }}'},
+            'castle_vault': {'addr': '{{ castle_lab_vault_addr }}', 'token': '{{ castle_lab_vault_token }}',
+                             'cacert': '{{ castle_lab_vault_cacert }}'},
+            'castle_talos': {'name': 'castle', 'node': 'pve1', 'template': 'talos-template',
+                             'iso': 'local:iso/talos-v1.11.6-metal-amd64.iso',
+                             'kubeconfig_path': str(cfg.state / 'talos' / 'castle' / 'kubeconfig'),
+                             'talosconfig_path': str(cfg.state / 'talos' / 'castle' / 'talosconfig'),
+                             'nodes': nodes}}
 
 
 def write(cfg, services):

@@ -340,12 +340,15 @@ class VmReconciler(object):
 
 
 def agent_ipv4(answer):
-    """IPv4 addresses other than loopback from the agent's network-get-interfaces answer."""
+    """IPv4 addresses of the guest's interfaces but its loopback one (`lo`, 127.0.0.1), from the agent's
+    network-get-interfaces answer."""
     interfaces = answer.get('result', answer) if isinstance(answer, dict) else answer
     found = []
     for iface in interfaces or []:
+        if iface.get('name') == 'lo':
+            continue
         for addr in iface.get('ip-addresses', []):
             ip = addr.get('ip-address', '')
-            if addr.get('ip-address-type') == 'ipv4' and not ip.startswith('127.'):
+            if addr.get('ip-address-type') == 'ipv4' and ip != '127.0.0.1':
                 found.append(ip)
     return found

@@ -222,7 +222,7 @@ class Node:
         self.fleet = fleet
         self.address = address
         self.mac = mac
-        self.hostname = stable_hostname(mac)
+        self.default_hostname = stable_hostname(mac)
         self.machine_id = hashlib.sha256(('machine' + mac).encode()).hexdigest()[:32]
         self.config_text = None  # the applied config (the STATE partition)
         self.staged_text = None
@@ -238,6 +238,15 @@ class Node:
     @property
     def configured(self):
         return self.config_text is not None
+
+    @property
+    def hostname(self):
+        """machine.network.hostname of the applied config, else the name Talos derives from the MAC."""
+        if self.configured:
+            network = (self.document.get('machine') or {}).get('network') or {}
+            if network.get('hostname'):
+                return network['hostname']
+        return self.default_hostname
 
     @property
     def serving(self):
@@ -601,6 +610,7 @@ class Fleet:
         self.clusters = {}
         self.power = {}  # key -> a queue of power events, handled in order
         self.on_shutdown = None  # called with a node that powered itself off
+        self.exists = None  # key -> whether the machine (its VM) still exists; set by the Proxmox hook
 
     def cluster(self, cluster_id):
         if cluster_id not in self.clusters:
@@ -631,6 +641,7 @@ class Fleet:
             key, on, address, mac = await queue.get()
             try:
                 if on:
+                    await self._forget_vanished(key, mac)
                     node = self.node(key, address, mac)
                     if node.stage == 'off':
                         await node.boot()
@@ -638,6 +649,22 @@ class Fleet:
                     await self.nodes[key].power_off()
             except (OSError, RpcError, ValueError) as exc:
                 LOG.error('talos node %s: power %s failed: %s', key, 'on' if on else 'off', exc)
+
+    async def _forget_vanished(self, key, mac):
+        """Machines whose VM was destroyed, or made again with a new MAC, lost their disks: their etcd
+        membership goes, and a cluster left without members needs a new bootstrap."""
+        for other, node in list(self.nodes.items()):
+            replaced = other == key and node.mac != mac
+            if replaced or (self.exists is not None and not self.exists(other)):
+                del self.nodes[other]
+                await self._drop(node)
+
+    async def _drop(self, node):
+        for cluster in self.clusters.values():
+            if cluster.etcd.pop(node.address, None) is not None and not cluster.etcd:
+                await cluster.stop_kube()
+                cluster.kube_node = None
+                cluster.bootstrapped = False
 
     async def reboot(self, node):
         await node.reboot()

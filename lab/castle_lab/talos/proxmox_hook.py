@@ -98,6 +98,7 @@ class TalosMachines:
         machines = self
         if pve is not None:
             pve.on_guests_replaced.append(lambda: self.guests_replaced(pve.vms))
+            self.fleet.exists = lambda vmid: any(vm.vmid == vmid for vm in pve.vms)
 
         def watched_setattr(vm, name, value):
             old = vm.__dict__.get(name, _MISSING) if name in WATCHED else None

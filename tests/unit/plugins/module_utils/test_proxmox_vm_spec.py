@@ -133,3 +133,13 @@ def test_impossible_options_are_refused_before_any_request(bad, message):
 def test_macs_of_every_network_device():
     assert spec.macs(dict(TEMPLATE, net1='e1000=bc:24:11:00:00:02,bridge=vmbr1')) == {
         'net0': 'BC:24:11:00:90:01', 'net1': 'BC:24:11:00:00:02'}
+
+
+def test_agent_addresses_leave_out_the_loopback_interface_only():
+    from ansible_collections.ephemeral.castle.plugins.module_utils.proxmox_vm_reconcile import agent_ipv4
+    answer = {'result': [
+        {'name': 'lo', 'ip-addresses': [{'ip-address': '127.0.0.1', 'ip-address-type': 'ipv4'}]},
+        {'name': 'eth0', 'ip-addresses': [{'ip-address': '127.0.50.101', 'ip-address-type': 'ipv4'},
+                                         {'ip-address': 'fe80::1', 'ip-address-type': 'ipv6'}]},
+        {'name': 'eth1', 'ip-addresses': [{'ip-address': '10.0.40.7', 'ip-address-type': 'ipv4'}]}]}
+    assert agent_ipv4(answer) == ['127.0.50.101', '10.0.40.7']
