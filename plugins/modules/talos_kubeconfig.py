@@ -64,7 +64,6 @@ written:
   sample: [/home/ops/.kube/lab, vault:kv/castle/lab/kubeconfig]
 """
 
-import os
 
 from ansible_collections.ephemeral.castle.plugins.module_utils.talos import (
     TalosError, kubeconfig_identity, run_module, talos_module, target_node, write_private)
@@ -87,7 +86,7 @@ def fetch(module, talosctl):
         raise TalosError('talosctl kubeconfig printed no kubeconfig')
     before, after, written = {}, {}, []
     if params['dest']:
-        dest = os.path.expanduser(params['dest'])
+        dest = params['dest']
         try:
             with open(dest) as handle:
                 kept = handle.read()

@@ -137,9 +137,10 @@ def test_macs_of_every_network_device():
 
 def test_agent_addresses_leave_out_the_loopback_interface_only():
     from ansible_collections.ephemeral.castle.plugins.module_utils.proxmox_vm_reconcile import agent_ipv4
+    eth0 = [{'ip-address': '127.0.50.101', 'ip-address-type': 'ipv4'},
+            {'ip-address': 'fe80::1', 'ip-address-type': 'ipv6'}]
     answer = {'result': [
         {'name': 'lo', 'ip-addresses': [{'ip-address': '127.0.0.1', 'ip-address-type': 'ipv4'}]},
-        {'name': 'eth0', 'ip-addresses': [{'ip-address': '127.0.50.101', 'ip-address-type': 'ipv4'},
-                                         {'ip-address': 'fe80::1', 'ip-address-type': 'ipv6'}]},
+        {'name': 'eth0', 'ip-addresses': eth0},
         {'name': 'eth1', 'ip-addresses': [{'ip-address': '10.0.40.7', 'ip-address-type': 'ipv4'}]}]}
     assert agent_ipv4(answer) == ['127.0.50.101', '10.0.40.7']
