@@ -2,7 +2,6 @@
 Git host, then the cluster's state read back with kubectl and the kubernetes client."""
 
 import json
-import re
 import time
 import uuid
 
@@ -11,6 +10,7 @@ import yaml
 
 from gitops import git
 from kube_helpers import wait_for
+from vm_helpers import play_recap
 
 pytestmark = pytest.mark.lab
 
@@ -21,13 +21,6 @@ CHARTS = ('external-secrets', 'metallb', 'longhorn')
 def playbook(lab, env, *args, check=False):
     argv = ['ansible-playbook', '-i', str(lab.inventory / 'hosts.yml'), 'playbooks/flux.yml', *args]
     return lab.run(*argv + (['--check', '--diff'] if check else []), env=env, check=False, timeout=900)
-
-
-def recap_changed(result):
-    """The `changed=` count of the controller's PLAY RECAP line."""
-    found = re.search(r'localhost\s+:.*?changed=(\d+)', result.stdout)
-    assert found, result.stdout[-3000:]
-    return int(found.group(1))
 
 
 def kubectl_json(lab, env, *args):
@@ -63,7 +56,7 @@ def bootstrapped(lab, env):
 
 def test_a_check_run_on_an_empty_cluster_changes_nothing(bootstrapped):
     assert bootstrapped['check_empty'].returncode == 0, bootstrapped['check_empty'].stdout[-3000:]
-    assert recap_changed(bootstrapped['check_empty']) > 0
+    assert int(play_recap(bootstrapped['check_empty'])['changed']) > 0
     assert 'flux-system' not in bootstrapped['namespaces_after_check']
     assert 'metallb-system' not in bootstrapped['namespaces_after_check']
 
@@ -102,7 +95,7 @@ def test_the_source_is_fetched_with_the_token_kept_in_the_cluster(lab, env, boot
 
 def test_a_second_run_reports_no_change(bootstrapped):
     assert bootstrapped['second'].returncode == 0, bootstrapped['second'].stdout[-3000:]
-    assert recap_changed(bootstrapped['second']) == 0, bootstrapped['second'].stdout[-3000:]
+    assert play_recap(bootstrapped['second'])['changed'] == '0', bootstrapped['second'].stdout[-3000:]
 
 
 def env_of(deployment, container, name):

@@ -3,11 +3,11 @@
 (the secrets bundle is read back from Vault), so the old kubeconfig still authenticates."""
 
 import json
-import re
 
 import hvac
 import pytest
 import yaml
+from vm_helpers import play_recap
 
 from conftest import remove_named
 
@@ -19,12 +19,6 @@ NODES = ['talos-cp-1', 'talos-cp-2', 'talos-cp-3', 'talos-w-1', 'talos-w-2', 'ta
 def playbook(lab, env):
     return lab.run('ansible-playbook', '-i', str(lab.inventory / 'hosts.yml'), 'playbooks/talos.yml', env=env,
                    check=False, timeout=900)
-
-
-def changed(result):
-    found = re.search(r'localhost\s+:.*?changed=(\d+)', result.stdout)
-    assert found, result.stdout[-3000:]
-    return int(found.group(1))
 
 
 def ready_nodes(lab, env, kubeconfig, *extra):
@@ -51,7 +45,7 @@ def test_a_cluster_of_six_nodes_from_nothing(lab, env, cluster):
 
 def test_a_second_run_changes_nothing(cluster):
     assert cluster['second'].returncode == 0, cluster['second'].stdout[-4000:]
-    assert changed(cluster['second']) == 0, cluster['second'].stdout[-4000:]
+    assert play_recap(cluster['second'])['changed'] == '0', cluster['second'].stdout[-4000:]
 
 
 def test_a_rebuild_of_every_vm_keeps_the_pki(lab, env, pve, cluster):

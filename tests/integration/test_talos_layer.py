@@ -10,7 +10,8 @@ import uuid
 import pytest
 import yaml
 from talos_helpers import talos_vms, until
-from test_talos_modules import play_recap, run_module
+from test_talos_modules import run_module
+from vm_helpers import play_recap
 
 from conftest import REPO, VENV_BIN
 

@@ -16,6 +16,7 @@ import hvac
 import pytest
 import yaml
 from talos_fake import FakeTalosctl
+from vm_helpers import play_recap
 
 from conftest import REPO
 
@@ -358,11 +359,6 @@ PLAY = """
           - {{hostname: cp-1, address: {cp}, role: controlplane, cidr: 10.0.40.11/24}}
           - {{hostname: worker-1, address: {worker}, role: worker, cidr: 10.0.40.21/24}}
 """
-
-
-def play_recap(proc):
-    line = [line for line in proc.stdout.splitlines() if line.startswith('localhost')][-1]
-    return dict(part.split('=') for part in line.split(':', 1)[1].split())
 
 
 @pytest.mark.lab

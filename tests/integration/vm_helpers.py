@@ -24,6 +24,12 @@ class Outcome(object):
         return self.result.get('changed')
 
 
+def play_recap(proc):
+    """The controller's PLAY RECAP counters, as strings: {'ok': '13', 'changed': '0', ...}."""
+    line = [line for line in proc.stdout.splitlines() if line.startswith('localhost')][-1]
+    return dict(part.split('=') for part in line.split(':', 1)[1].split())
+
+
 def module(lab, env, name_, check=False, diff=False, module_name='proxmox_vm', **args):
     """Run a module ad hoc on the controller, as `ansible localhost -m` would."""
     if name_ is not None:
