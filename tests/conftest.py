@@ -3,6 +3,7 @@
 import os
 import pathlib
 import shlex
+import secrets
 import shutil
 import subprocess
 import sys
@@ -21,7 +22,9 @@ def lab_environ(name, net, user):
     """Environment of a lab separate from the developer's own (.lab/ on 127.0.10.x)."""
     env = dict(os.environ)
     env.update(CASTLE_LAB_DIR=str(REPO / '.lab' / name), CASTLE_LAB_NET=net, CASTLE_LAB_OPENCLAW_USER=user,
-               ANSIBLE_CONFIG=str(REPO / 'ansible.cfg'), PATH='{0}:{1}'.format(VENV_BIN, env['PATH']))
+               ANSIBLE_CONFIG=str(REPO / 'ansible.cfg'), PATH='{0}:{1}'.format(VENV_BIN, env['PATH']),
+               # Every Ansible run against the lab leaves its output here, for the secret scan.
+               ANSIBLE_LOG_PATH=str(REPO / '.lab' / name / 'ansible.log'))
     env.pop('CASTLE_LAB_INVENTORY', None)
     return env
 
@@ -70,7 +73,31 @@ def lab():
     instance.wipe()
     instance.castle_lab('up')
     yield instance
+    leaked = leaked_secrets(instance.dir)
     instance.castle_lab('down')
+    assert not leaked, 'secret values found in logs: {0}'.format(leaked)
+
+
+# Secret values the tests seed; none may ever show up in an Ansible output or a service log.
+SECRET_MARKERS = []
+
+
+def secret_value(label='secret'):
+    """A recognisable random secret value; the session fails if a log of its lab ever contains it."""
+    value = 'castle-secret-{0}-{1}'.format(label, secrets.token_hex(8))
+    SECRET_MARKERS.append(value)
+    return value
+
+
+def leaked_secrets(directory):
+    """{log file: [markers]} for every log under the lab directory that holds a seeded secret value."""
+    found = {}
+    for log in sorted(pathlib.Path(directory).rglob('*.log')):
+        text = log.read_text(errors='replace')
+        hits = [marker for marker in SECRET_MARKERS if marker in text]
+        if hits:
+            found[str(log)] = hits
+    return found
 
 
 @pytest.fixture(scope='module')
