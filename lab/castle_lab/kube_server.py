@@ -1,5 +1,5 @@
 """The lab's Kubernetes API: castle_lab.kube served over HTTPS with client-certificate and token auth,
-its controllers on the same event loop, and the fault control API beside it."""
+its controllers on the same event loop, and the control API (faults, External Secrets' Vault requests) beside it."""
 
 import argparse
 import asyncio
@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from .kube.api import KubeApi
 from .kube.auth import TokenSigner
 from .kube.controllers import Manager
+from .kube.eso import VaultRequests
 from .kube.faults import Faults
 from .kube.reconcilers import all_controllers
 from .kube.server import KubeServer
@@ -36,13 +37,16 @@ async def serve(args):
     if args.artifact_dir:
         # Artifacts belong to objects held in memory: a new server starts without either.
         shutil.rmtree(args.artifact_dir, ignore_errors=True)
-    controllers = Manager(api.store, all_controllers(api, args.artifact_dir, args.kubectl))
+    vault_requests = VaultRequests()
+    controllers = Manager(api.store, all_controllers(api, args.artifact_dir, args.kubectl, vault_requests))
     controllers.start()
     runner = web.AppRunner(KubeServer(api, args.host, args.port, faults).app(), access_log=None,
                            shutdown_timeout=1)
     await runner.setup()
     await web.TCPSite(runner, args.host, args.port, ssl_context=tls_context(args)).start()
-    control = web.AppRunner(faults.app(), access_log=None)
+    control_app = faults.app()
+    vault_requests.routes(control_app)
+    control = web.AppRunner(control_app, access_log=None)
     await control.setup()
     await web.TCPSite(control, args.host, args.control_port).start()
     stopping = stop_event()

@@ -17,6 +17,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from ..pki import write_secret
 
 ISSUER = 'https://kubernetes.default.svc.cluster.local'
+# The issuer of the long-lived tokens the token controller writes into ServiceAccount token Secrets.
+LEGACY_ISSUER = 'kubernetes/serviceaccount'
+LEGACY_PREFIX = 'kubernetes.io/serviceaccount/'
 TOKEN_SECONDS = 3600
 
 
@@ -143,12 +146,22 @@ class TokenSigner:
         claims = {'iss': ISSUER, 'sub': 'system:serviceaccount:{0}:{1}'.format(namespace, name),
                   'aud': list(audiences or [ISSUER]), 'iat': now, 'nbf': now, 'exp': now + int(seconds),
                   'kubernetes.io': {'namespace': namespace, 'serviceaccount': {'name': name, 'uid': uid}}}
+        return self._sign(claims), claims
+
+    def issue_legacy(self, namespace, name, uid, secret_name):
+        """A long-lived token for a ServiceAccount token Secret: no expiry, valid while the Secret holds it."""
+        claims = {'iss': LEGACY_ISSUER, 'sub': 'system:serviceaccount:{0}:{1}'.format(namespace, name),
+                  LEGACY_PREFIX + 'namespace': namespace, LEGACY_PREFIX + 'secret.name': secret_name,
+                  LEGACY_PREFIX + 'service-account.name': name, LEGACY_PREFIX + 'service-account.uid': uid}
+        return self._sign(claims)
+
+    def _sign(self, claims):
         header = {'alg': 'ES256', 'kid': self.kid, 'typ': 'JWT'}
         compact = {'separators': (',', ':')}
         signing_input = '{0}.{1}'.format(_b64(json.dumps(header, **compact).encode()),
                                          _b64(json.dumps(claims, **compact).encode()))
         r, s = decode_dss_signature(self.key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256())))
-        return signing_input + '.' + _b64(r.to_bytes(32, 'big') + s.to_bytes(32, 'big')), claims
+        return signing_input + '.' + _b64(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))
 
     def verify(self, token):
         """The token's claims if its signature and times are valid, else None."""
@@ -162,6 +175,10 @@ class TokenSigner:
                                          '{0}.{1}'.format(head, body).encode(), ec.ECDSA(hashes.SHA256()))
         except (ValueError, InvalidSignature, TypeError):
             return None
+        if not isinstance(claims, dict):
+            return None
+        if claims.get('iss') == LEGACY_ISSUER and 'exp' not in claims:
+            return claims
         now = time.time()
         if claims.get('iss') != ISSUER or not claims.get('nbf', 0) - 60 <= now < claims.get('exp', 0):
             return None

@@ -4,7 +4,8 @@ from .errors import ApiError
 
 RBAC = 'rbac.authorization.k8s.io'
 SUPERUSERS = 'system:masters'
-# What a fresh cluster has: cluster-admin for system:masters, self-reviews for everyone, the read-only `view`.
+# What a fresh cluster has: cluster-admin for system:masters, self-reviews for everyone, the read-only `view`,
+# system:auth-delegator for delegated authentication.
 DEFAULT_CLUSTER_ROLES = {
     'cluster-admin': [{'apiGroups': ['*'], 'resources': ['*'], 'verbs': ['*']}, {'nonResourceURLs': ['*'],
                                                                                   'verbs': ['*']}],
@@ -13,6 +14,11 @@ DEFAULT_CLUSTER_ROLES = {
                            'resources': ['selfsubjectaccessreviews', 'selfsubjectrulesreviews']},
                           {'apiGroups': ['authentication.k8s.io'], 'verbs': ['create'],
                            'resources': ['selfsubjectreviews']}],
+    # What token reviewers (OpenBao's Kubernetes auth) are bound to: review tokens and access.
+    'system:auth-delegator': [{'apiGroups': ['authentication.k8s.io'], 'resources': ['tokenreviews'],
+                               'verbs': ['create']},
+                              {'apiGroups': ['authorization.k8s.io'], 'resources': ['subjectaccessreviews'],
+                               'verbs': ['create']}],
 }
 DEFAULT_BINDINGS = {
     'cluster-admin': {'roleRef': {'apiGroup': RBAC, 'kind': 'ClusterRole', 'name': 'cluster-admin'},

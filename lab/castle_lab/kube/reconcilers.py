@@ -1,12 +1,13 @@
 """The controllers the server runs: CRD establishment and clean-up, namespace deletion, workloads and their
-pods, garbage collection of dependents."""
+pods, garbage collection of dependents, ServiceAccount token Secrets."""
 
+import base64
 import copy
 import hashlib
 import json
 import uuid
 
-from . import flux, helm, storage
+from . import eso, flux, helm, storage
 from .api import CRD_FINALIZER, NODE, now
 from .controllers import Controller
 from .registry import crd_types
@@ -317,7 +318,71 @@ class GarbageCollector(Controller):
         return None
 
 
-def all_controllers(api, artifact_dir=None, kubectl='kubectl'):
-    """The built-in controllers; Flux's source and kustomize controllers when there is an artifact directory."""
+SECRETS = ('', 'secrets')
+SERVICE_ACCOUNTS = ('', 'serviceaccounts')
+TOKEN_TYPE = 'kubernetes.io/service-account-token'
+SA_NAME = 'kubernetes.io/service-account.name'
+SA_UID = 'kubernetes.io/service-account.uid'
+
+
+class TokenController(Controller):
+    """kube-controller-manager's token controller: fills a ServiceAccount token Secret with a long-lived token, the
+    cluster CA and the namespace; deletes such Secrets with their ServiceAccount."""
+
+    name = 'serviceaccount-tokens'
+    watches = (SECRETS, SERVICE_ACCOUNTS)
+
+    def notify(self, key, event, obj):
+        if key == SECRETS and obj.get('type') == TOKEN_TYPE and event != 'DELETED':
+            self.enqueue(key, obj['metadata']['namespace'], obj['metadata']['name'])
+        elif key == SERVICE_ACCOUNTS and event == 'DELETED':
+            self.enqueue(key, obj['metadata']['namespace'], obj['metadata']['name'])
+        elif key == SERVICE_ACCOUNTS and event == 'ADDED':
+            # A token Secret written before its ServiceAccount gets its token now.
+            for secret in self.api.store.list(SECRETS, obj['metadata']['namespace']):
+                if self._account_of(secret) == obj['metadata']['name']:
+                    self.enqueue(SECRETS, obj['metadata']['namespace'], secret['metadata']['name'])
+
+    @staticmethod
+    def _account_of(secret):
+        if secret.get('type') != TOKEN_TYPE:
+            return None
+        return (secret['metadata'].get('annotations') or {}).get(SA_NAME)
+
+    def reconcile(self, key, namespace, name):
+        if key == SERVICE_ACCOUNTS:
+            if self.api.store.get(SERVICE_ACCOUNTS, namespace, name) is None:
+                for secret in self.api.store.list(SECRETS, namespace):
+                    if self._account_of(secret) == name:
+                        self.api.store.delete(SECRETS, namespace, secret['metadata']['name'])
+            return None
+        secret = self.api.store.get(SECRETS, namespace, name)
+        account_name = self._account_of(secret) if secret else None
+        account = self.api.store.get(SERVICE_ACCOUNTS, namespace, account_name) if account_name else None
+        if account is None or self.api.signer is None or secret['metadata'].get('deletionTimestamp'):
+            return None
+        uid = account['metadata']['uid']
+        annotations = secret['metadata'].get('annotations') or {}
+        if annotations.get(SA_UID, uid) != uid:
+            return None  # written for an earlier account of this name
+        data = dict(secret.get('data') or {})
+        wanted = {'namespace': namespace, 'ca.crt': self.api.ca_pem}
+        if not data.get('token'):
+            wanted['token'] = self.api.signer.issue_legacy(namespace, account_name, uid, name)
+        missing = {k: base64.b64encode(v.encode()).decode() for k, v in wanted.items() if v and not data.get(k)}
+        if not missing and SA_UID in annotations:
+            return None
+        rtype = self.api.registry.get('', 'v1', 'secrets')
+        body = self.api.served_as(rtype, secret)
+        body['data'] = {**data, **missing}
+        body['metadata'].setdefault('annotations', {})[SA_UID] = uid
+        self.api.replace(rtype, namespace, name, body, MANAGER)
+        return None
+
+
+def all_controllers(api, artifact_dir=None, kubectl='kubectl', vault_requests=None):
+    """The built-in controllers; Flux's source and kustomize controllers when there is an artifact directory;
+    External Secrets' controllers counting their Vault requests in `vault_requests` (an eso.VaultRequests)."""
     return [CrdController(api), NamespaceController(api), WorkloadController(api), GarbageCollector(api),
-            *helm.controllers(api), *storage.controllers(api), *flux.controllers(api, artifact_dir, kubectl)]
+            TokenController(api), *helm.controllers(api), *storage.controllers(api),
+            *flux.controllers(api, artifact_dir, kubectl), *eso.controllers(api, vault_requests)]

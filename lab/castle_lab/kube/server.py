@@ -136,12 +136,24 @@ class KubeServer:
         return (user[0], user[1] + ['system:authenticated']) if user else None
 
     def token_user(self, token):
-        """(user, groups) of a valid ServiceAccount token whose account still exists, else None."""
+        """(user, groups) of a valid ServiceAccount token whose account still exists, else None.
+
+        A long-lived token (from a token Secret) is valid only while its Secret exists and still holds it."""
         claims = self.api.signer.verify(token) if self.api.signer else None
         if not claims:
             return None
-        info = claims.get('kubernetes.io', {})
-        namespace, account = info.get('namespace'), info.get('serviceaccount', {})
+        if claims.get('iss') == auth.LEGACY_ISSUER:
+            prefix = auth.LEGACY_PREFIX
+            namespace = claims.get(prefix + 'namespace')
+            account = {'name': claims.get(prefix + 'service-account.name'),
+                       'uid': claims.get(prefix + 'service-account.uid')}
+            secret = self.api.store.get(('', 'secrets'), namespace, claims.get(prefix + 'secret.name'))
+            stored = ((secret or {}).get('data') or {}).get('token', '')
+            if secret is None or base64.b64decode(stored).decode(errors='replace') != token:
+                return None
+        else:
+            info = claims.get('kubernetes.io', {})
+            namespace, account = info.get('namespace'), info.get('serviceaccount', {})
         current = self.api.store.get(('', 'serviceaccounts'), namespace, account.get('name'))
         if current is None or current['metadata']['uid'] != account.get('uid'):
             return None
@@ -465,17 +477,30 @@ class KubeServer:
                 body['kind'], rtype.plural))
 
     def _token_review(self, body):
-        token = (body.get('spec') or {}).get('token', '')
+        """Authenticates spec.token for spec.audiences (the API server's own audience when none are given)."""
+        spec = body.get('spec') or {}
+        token = spec.get('token', '')
         user = self.token_user(token)
         status = {'authenticated': False, 'user': {}}
+        wanted = spec.get('audiences') or [auth.ISSUER]
         if user:
             claims = self.api.signer.verify(token)
-            status = {'authenticated': True, 'audiences': claims.get('aud', []), 'user': {
-                'username': user[0], 'uid': claims['kubernetes.io']['serviceaccount']['uid'], 'groups': user[1]}}
+            # Long-lived tokens carry no audience: they are good for the API server's own.
+            audiences = claims.get('aud', []) if 'aud' in claims else [auth.ISSUER]
+            audiences = [audiences] if isinstance(audiences, str) else audiences
+            matched = [a for a in wanted if a in audiences]
+            if matched:
+                uid = claims['kubernetes.io']['serviceaccount']['uid'] if 'kubernetes.io' in claims else \
+                    claims[auth.LEGACY_PREFIX + 'service-account.uid']
+                status = {'authenticated': True, 'audiences': matched, 'user': {
+                    'username': user[0], 'uid': uid, 'groups': user[1]}}
+            else:
+                status['error'] = '[invalid bearer token, token audiences {0} is invalid for the target audiences ' \
+                                  '{1}]'.format(json.dumps(audiences), json.dumps(wanted))
         else:
             status['error'] = 'invalid bearer token'
         return {'kind': 'TokenReview', 'apiVersion': 'authentication.k8s.io/v1',
-                'metadata': {'creationTimestamp': None}, 'spec': body.get('spec') or {}, 'status': status}
+                'metadata': {'creationTimestamp': None}, 'spec': spec, 'status': status}
 
     @staticmethod
     def _review(rtype, body, status):
