@@ -173,10 +173,21 @@ def validate(data, source='fleet'):
     fleet = _walk(SCHEMA, data, 'fleet', errors)
     if not isinstance(fleet, dict):
         raise FleetError(source, errors)
-    machines, workloads = fleet.get('machines') or [], fleet.get('workloads') or []
-    tunnels, clusters = fleet.get('tunnels') or [], fleet.get('clusters') or []
+    try:
+        _references(fleet, errors)
+    except (TypeError, KeyError, AttributeError):
+        # Rows of the wrong shape, already reported by the schema; their references cannot be followed.
+        if not errors:
+            raise
     if errors:
         raise FleetError(source, errors)
+    return fleet
+
+
+def _references(fleet, errors):
+    """Unique names, and every name a row refers to defined in the fleet."""
+    machines, workloads = fleet.get('machines') or [], fleet.get('workloads') or []
+    tunnels, clusters = fleet.get('tunnels') or [], fleet.get('clusters') or []
     hosts = _unique(machines, 'fleet.machines', 'machine', errors)
     for c, cluster in enumerate(clusters):
         _unique(cluster['nodes'], 'fleet.clusters[{0}].nodes'.format(c), 'host', errors, hosts)
@@ -187,14 +198,16 @@ def validate(data, source='fleet'):
     machine_names = [m['name'] for m in machines]
     known = 'a machine, cluster or cluster node of the fleet'
     for i, m in enumerate(machines):
-        if m.get('successor') is not None and m['successor'] not in machine_names:
+        if isinstance(m.get('successor'), str) and m['successor'] not in machine_names:
             errors.append('fleet.machines[{0}].successor: expected a machine of the fleet, got {1!r}'.format(
                 i, m['successor']))
     for i, w in enumerate(workloads):
         for key in ('current_host', 'target_host', 'previous_host'):
-            if w.get(key) is not None and w[key] not in places:
+            if isinstance(w.get(key), str) and w[key] not in places:
                 errors.append('fleet.workloads[{0}].{1}: expected {2}, got unknown {3!r}'.format(i, key, known, w[key]))
         for j, dep in enumerate(w['depends_on']):
+            if not isinstance(dep, str):
+                continue
             if dep not in names:
                 errors.append('fleet.workloads[{0}].depends_on[{1}]: expected a workload of the fleet, got unknown '
                               '{2!r}'.format(i, j, dep))
@@ -202,17 +215,14 @@ def validate(data, source='fleet'):
                 errors.append('fleet.workloads[{0}].depends_on[{1}]: a workload cannot depend on itself'.format(i, j))
     for i, t in enumerate(tunnels):
         for key in ('from', 'to'):
-            if t[key] not in places:
+            if isinstance(t[key], str) and t[key] not in places:
                 errors.append('fleet.tunnels[{0}].{1}: expected {2}, got unknown {3!r}'.format(i, key, known, t[key]))
     for i, c in enumerate(clusters):
-        if c.get('openclaw') is not None and c['openclaw'] not in machine_names:
+        if isinstance(c.get('openclaw'), str) and c['openclaw'] not in machine_names:
             errors.append('fleet.clusters[{0}].openclaw: expected a machine of the fleet, got unknown {1!r}'.format(
                 i, c['openclaw']))
         if not any(n['role'] == 'controlplane' for n in c['nodes']):
             errors.append('fleet.clusters[{0}].nodes: expected at least one node with role controlplane'.format(i))
-    if errors:
-        raise FleetError(source, errors)
-    return fleet
 
 
 def load(text, source):

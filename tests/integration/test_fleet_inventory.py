@@ -1,0 +1,307 @@
+"""The fleet inventory plugin and the fleet_* modules, through ansible-inventory, ansible and the session lab.
+
+Without the lab: groups and host variables of fleet files, constructable options, validation errors, the lab's
+inventory directory with and without the hosts.yml `castle-lab up` writes. With the lab: the live source reads
+the VMs of the lab's Proxmox VE in one request (counted by the control API's request log) and a cached run in
+none; `ansible -m ping` reaches the lab's OpenClaw node over SSH through a fleet file; the modules run ad hoc.
+"""
+
+import json
+import os
+import subprocess
+import urllib.request
+
+import pytest
+import yaml
+from kube_helpers import wait_for
+
+from conftest import REPO, find
+
+FIXTURES = REPO / 'tests' / 'fixtures' / 'fleet'
+LAB_FLEET = REPO / 'inventories' / 'lab' / 'lab.fleet.yml'
+
+
+def run(*argv, env=None, check=True):
+    proc = subprocess.run(list(argv), cwd=REPO, capture_output=True, text=True, timeout=300, check=False,
+                          env=env or dict(os.environ, ANSIBLE_CONFIG=str(REPO / 'ansible.cfg')))
+    if check and proc.returncode != 0:
+        pytest.fail('{0} exited {1}\n{2}\n{3}'.format(' '.join(argv), proc.returncode, proc.stdout, proc.stderr))
+    return proc
+
+
+def plain(value):
+    """ansible-inventory's JSON with the unsafe markers of API-sourced strings taken off."""
+    if isinstance(value, dict):
+        if set(value) == {'__ansible_unsafe'}:
+            return value['__ansible_unsafe']
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
+def inventory_list(source, env=None):
+    return plain(json.loads(run('ansible-inventory', '-i', str(source), '--list', env=env).stdout))
+
+
+def members(listing, group):
+    return sorted(listing.get(group, {}).get('hosts', []))
+
+
+def write_fleet(path, fleet, **options):
+    path.write_text(yaml.safe_dump({'plugin': 'ephemeral.castle.fleet', **options, 'fleet': fleet}, sort_keys=False))
+    return path
+
+
+def test_groups_and_host_vars_of_the_lab_fleet(tmp_path):
+    # The fleet file alone in a directory (no hosts.yml), live source off so nothing is asked of any lab.
+    data = yaml.safe_load(LAB_FLEET.read_text())
+    (tmp_path / 'lab').mkdir()
+    path = write_fleet(tmp_path / 'lab' / 'lab.fleet.yml', data['fleet'], live=False)
+    graph = run('ansible-inventory', '-i', str(tmp_path / 'lab'), '--graph').stdout
+    for group in ('@role_production', '@role_frozen', '@role_workstation', '@state_active', '@state_draining',
+                  '@state_planned', '@cluster_castle', '@cluster_castle_controlplane', '@cluster_castle_worker',
+                  '@openclaw'):
+        assert group + ':' in graph
+    listing = inventory_list(path)
+    assert members(listing, 'cluster_castle_controlplane') == ['talos-cp-1', 'talos-cp-2', 'talos-cp-3']
+    assert members(listing, 'cluster_castle_worker') == ['talos-w-1', 'talos-w-2', 'talos-w-3']
+    assert members(listing, 'openclaw') == ['openclaw-node']
+    assert members(listing, 'role_frozen') == ['pve-old'] and members(listing, 'state_draining') == ['pve-old']
+    hostvars = listing['_meta']['hostvars']
+    old = hostvars['pve-old']
+    assert old['ansible_host'] == '127.0.10.40' and old['fleet_machine']['successor'] == 'castle-2'
+    assert sorted(w['name'] for w in old['fleet_workloads_now']) == ['blog', 'identity', 'kaze', 'mcp', 'openbao']
+    assert old['fleet_workloads_next'] == []
+    node = hostvars['talos-w-2']
+    assert node['ansible_host'] == '127.0.10.104' and node['fleet_cluster_name'] == 'castle'
+    assert node['fleet_node']['vmid'] == 104
+    assert len(node['fleet_workloads_next']) == 5 and [t['name'] for t in node['fleet_tunnels']] == ['openclaw-runtime']
+    claw = hostvars['openclaw-node']
+    assert claw['ansible_port'] == 2222 and [w['name'] for w in claw['fleet_workloads_now']] == ['openclaw-gateway']
+    assert sorted(t['name'] for t in claw['fleet_tunnels']) == ['openclaw-runtime', 'operator-shell']
+    everyone = listing['all']['vars'] if 'vars' in listing['all'] else hostvars['workstation']
+    assert [c['name'] for c in everyone['fleet']['clusters']] == ['castle']
+
+
+def test_the_repository_lab_inventory_shows_the_fleet_groups():
+    # Whether or not `castle-lab up` wrote hosts.yml beside the fleet file, the fleet groups are there.
+    graph = run('ansible-inventory', '-i', 'inventories/lab', '--graph').stdout
+    for group in ('@role_production', '@cluster_castle_controlplane', '@cluster_castle_worker', '@openclaw'):
+        assert group + ':' in graph
+
+
+def test_constructable_options(tmp_path):
+    fleet = yaml.safe_load((FIXTURES / 'fixed.fleet.yml').read_text())['fleet']
+    fleet['machines'][0]['labels'] = {'site': 'north'}
+    fleet['machines'][1]['labels'] = {'site': 'south'}
+    path = write_fleet(tmp_path / 'site.fleet.yml', fleet,
+                       compose={'fleet_hosting': 'fleet_workloads_now | length'},
+                       groups={'hosts_stateful': "fleet_workloads_now | selectattr('stateful') | list | length > 0"},
+                       keyed_groups=[{'key': "fleet_machine.labels.site | default('none')", 'prefix': 'site'}])
+    listing = inventory_list(path)
+    assert members(listing, 'site_north') == ['gw-1'] and members(listing, 'site_south') == ['pve-2']
+    assert members(listing, 'site_none') == ['laptop']
+    assert members(listing, 'hosts_stateful') == ['pve-2']
+    assert listing['_meta']['hostvars']['gw-1']['fleet_hosting'] == 1
+    # strict: an expression that fails to evaluate is an error, not a skipped group.
+    write_fleet(path, fleet, strict=True, groups={'broken': 'fleet_nothing_like_this.attr'})
+    proc = run('ansible-inventory', '-i', str(path), '--list', check=False)
+    assert 'fleet_nothing_like_this' in proc.stderr
+    assert 'broken' not in json.loads(proc.stdout or '{}')
+
+
+def test_a_bad_fleet_file_names_file_key_path_and_expectation(tmp_path):
+    fleet = yaml.safe_load((FIXTURES / 'fixed.fleet.yml').read_text())['fleet']
+    fleet['workloads'][1]['target_host'] = 'gw-9'
+    fleet['tunnels'][0]['direction'] = 'up'
+    path = write_fleet(tmp_path / 'bad.fleet.yml', fleet)
+    proc = run('ansible-inventory', '-i', str(path), '--list', env=dict(
+        os.environ, ANSIBLE_CONFIG=str(REPO / 'ansible.cfg'), ANSIBLE_INVENTORY_UNPARSED_FAILED='true'), check=False)
+    assert proc.returncode != 0
+    text = ' '.join(proc.stderr.split())
+    assert str(path) in text
+    assert ("fleet.workloads[1].target_host: expected a machine, cluster or cluster node of the fleet, got unknown "
+            "'gw-9'") in text
+    assert "fleet.tunnels[0].direction: expected one of forward, reverse, got 'up'" in text
+
+
+# Against the session lab.
+
+def control(env, path, body=None):
+    request = urllib.request.Request(env['CASTLE_LAB_PROXMOX_CONTROL'] + path, method='GET' if body is None else 'POST',
+                                     data=None if body is None else json.dumps(body).encode(),
+                                     headers={'Content-Type': 'application/json'})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def lab_cluster(env, nodes, **proxmox):
+    return {'name': 'live', 'nodes': nodes, 'proxmox': {
+        'api_host': env['PROXMOX_HOST'], 'api_port': 8006, 'api_token_id': env['PROXMOX_TOKEN_ID'],
+        'api_token_secret': "{{ lookup('ansible.builtin.env', 'PROXMOX_TOKEN_SECRET') }}",
+        'ca_path': env['PROXMOX_CA'], **proxmox}}
+
+
+@pytest.fixture
+def lab_vms(pve, name):
+    """Three VMs in the lab: <name>-a running, <name>-b stopped, <name>-c running; {suffix: vmid}."""
+    vmids = {}
+    for suffix in ('a', 'b', 'c'):
+        vmid = int(pve.cluster.nextid.get())
+        pve.nodes('pve1').qemu.post(vmid=vmid, name='{0}-{1}'.format(name, suffix), memory=512)
+        wait_for(lambda n='{0}-{1}'.format(name, suffix): find(pve, n), 'VM {0}'.format(vmid), timeout=30)
+        vmids[suffix] = vmid
+    for suffix in ('a', 'c'):
+        pve.nodes('pve1').qemu(vmids[suffix]).status.start.post()
+        wait_for(lambda v=vmids[suffix]: pve.nodes('pve1').qemu(v).status.current.get()['status'] == 'running',
+                 'VM {0} running'.format(vmids[suffix]), timeout=30)
+    return vmids
+
+
+def test_live_state_in_one_request_and_cached(env, lab_vms, name, tmp_path):
+    nodes = [{'name': name + '-a', 'role': 'controlplane', 'address': '10.9.0.1'},
+             {'name': name + '-b', 'role': 'worker', 'vmid': lab_vms['b']},
+             {'name': name + '-gone', 'role': 'worker'}]
+    cache = tmp_path / 'cache'
+    path = write_fleet(tmp_path / 'live.fleet.yml', {'machines': [{'name': 'gw', 'role': 'production'}],
+                                                     'clusters': [lab_cluster(env, nodes)]},
+                       cache=True, cache_plugin='ansible.builtin.jsonfile', cache_connection=str(cache))
+    control(env, '/requests/reset', {})
+    listing = inventory_list(path, env=env)
+    seen = control(env, '/requests')['requests']
+    assert seen == [['GET', '/cluster/resources']]
+    hostvars = listing['_meta']['hostvars']
+    running, stopped = hostvars[name + '-a'], hostvars[name + '-b']
+    assert running['fleet_power'] == 'running' and running['fleet_vm']['vmid'] == lab_vms['a']
+    assert running['ansible_host'] == '10.9.0.1'
+    assert stopped['fleet_power'] == 'stopped' and stopped['fleet_vm']['name'] == name + '-b'
+    assert hostvars[name + '-gone']['fleet_power'] == 'absent' and hostvars[name + '-gone']['fleet_vm'] is None
+    # A second run reads the cache: no request at all, the same state.
+    control(env, '/requests/reset', {})
+    again = inventory_list(path, env=env)
+    assert control(env, '/requests')['count'] == 0
+    assert again['_meta']['hostvars'][name + '-b']['fleet_power'] == 'stopped'
+    # --flush-cache asks the API again, once.
+    run('ansible-inventory', '-i', str(path), '--list', '--flush-cache', env=env)
+    assert control(env, '/requests')['requests'] == [['GET', '/cluster/resources']]
+
+
+def test_live_agent_addresses_for_nodes_without_one(env, lab_vms, name, tmp_path):
+    interfaces = [{'name': 'lo', 'hardware-address': '00:00:00:00:00:00',
+                   'ip-addresses': [{'ip-address-type': 'ipv4', 'ip-address': '127.0.0.1', 'prefix': 8}]},
+                  {'name': 'eth0', 'hardware-address': 'bc:24:11:00:00:0c',
+                   'ip-addresses': [{'ip-address-type': 'ipv4', 'ip-address': '10.9.0.12', 'prefix': 24}]}]
+    control(env, '/agent', {'vmid': lab_vms['c'], 'interfaces': interfaces})
+    nodes = [{'name': name + '-c', 'role': 'controlplane'}, {'name': name + '-a', 'role': 'worker',
+                                                             'address': '10.9.0.1'}]
+    path = write_fleet(tmp_path / 'agent.fleet.yml', {'machines': [], 'clusters': [lab_cluster(env, nodes)]},
+                       live_agent_addresses=True)
+    control(env, '/requests/reset', {})
+    hostvars = inventory_list(path, env=env)['_meta']['hostvars']
+    assert hostvars[name + '-c']['ansible_host'] == '10.9.0.12'
+    assert hostvars[name + '-a']['ansible_host'] == '10.9.0.1'
+    # One listing, and one agent question for the one node without a declared address.
+    assert control(env, '/requests')['requests'] == [
+        ['GET', '/cluster/resources'],
+        ['GET', '/nodes/pve1/qemu/{0}/agent/network-get-interfaces'.format(lab_vms['c'])]]
+
+
+def test_an_unreachable_api_leaves_the_declared_data(env, tmp_path):
+    nodes = [{'name': 'cp-x', 'role': 'controlplane', 'address': '10.9.0.5'}]
+    path = write_fleet(tmp_path / 'down.fleet.yml', {'machines': [], 'clusters': [
+        lab_cluster(env, nodes, api_port=1)]}, live_timeout=5)
+    proc = run('ansible-inventory', '-i', str(path), '--list', env=env)
+    assert 'live state of cluster(s) live not read from https://{0}:1'.format(env['PROXMOX_HOST']) in \
+        ' '.join(proc.stderr.split())
+    hostvars = json.loads(proc.stdout)['_meta']['hostvars']
+    assert hostvars['cp-x']['ansible_host'] == '10.9.0.5' and 'fleet_power' not in hostvars['cp-x']
+
+
+def test_ping_the_openclaw_node_through_a_fleet_file(lab, env, tmp_path):
+    node = {'name': 'claw', 'address': env['CASTLE_OPENCLAW_HOST'], 'role': 'production', 'connection': {
+        'ansible_port': int(env['CASTLE_OPENCLAW_PORT']), 'ansible_user': env['CASTLE_OPENCLAW_USER'],
+        'ansible_ssh_private_key_file': env['CASTLE_OPENCLAW_KEY'],
+        'ansible_ssh_common_args': '-o UserKnownHostsFile={0} -o StrictHostKeyChecking=yes'.format(
+            env['CASTLE_OPENCLAW_KNOWN_HOSTS']),
+        'ansible_python_interpreter': '/usr/bin/python3'}}
+    fleet = {'machines': [node, {'name': 'desk', 'role': 'workstation'}],
+             'clusters': [{'name': 'edge', 'openclaw': 'claw', 'nodes': [{'name': 'edge-cp', 'role': 'controlplane'}]}]}
+    path = write_fleet(tmp_path / 'claw.fleet.yml', fleet)
+    proc = run('ansible', '-i', str(path), 'openclaw', '-m', 'ansible.builtin.ping', env=env)
+    assert 'claw | SUCCESS' in proc.stdout and '"ping": "pong"' in proc.stdout
+    proc = run('ansible', '-i', str(path), 'role_production', '-m', 'ansible.builtin.command', '-a', 'id -un',
+               env=env)
+    assert env['CASTLE_OPENCLAW_USER'] in proc.stdout
+
+
+# The modules, ad hoc on the controller (the session lab's inventory gives localhost its Python).
+
+def module(lab, env, name, check=False, **args):
+    argv = ['ansible', '-i', str(lab.inventory), 'localhost', '-m', 'ephemeral.castle.' + name, '-a', json.dumps(args)]
+    proc = run(*argv + (['--check'] if check else []), env=env, check=False)
+    start = proc.stdout.find('=> ')
+    assert start >= 0, proc.stdout + proc.stderr
+    return proc.returncode, json.loads(proc.stdout[start + 3:])
+
+
+def test_fleet_check_reports_each_critical_tunnel_on_the_workstation(lab, env):
+    rc, result = module(lab, env, 'fleet_check', src=str(FIXTURES / 'workstation-tunnels.fleet.yml'))
+    assert rc != 0 and not result['changed']
+    assert [(v['code'], v['rows'][0]['tunnel']) for v in result['violations']] == [
+        ('critical-tunnel-on-workstation', 'vault-reverse'), ('critical-tunnel-on-workstation', 'gateway-runtime')]
+    assert 'vault-reverse' in result['msg'] and 'gateway-runtime' in result['msg']
+    assert result['counts']['critical-tunnel-on-workstation'] == 2
+    rc, result = module(lab, env, 'fleet_check', check=True, src=str(FIXTURES / 'fixed.fleet.yml'))
+    assert rc == 0 and result['passed'] and result['violations'] == [] and not result['changed']
+
+
+def test_fleet_check_takes_the_fleet_as_data_and_reports_every_code(lab, env):
+    fleet = yaml.safe_load((FIXTURES / 'fixed.fleet.yml').read_text())['fleet']
+    fleet['workloads'] += [
+        {'name': 'orphan', 'current_host': 'gw-1', 'wave': 5},
+        {'name': 'frozen-bound', 'current_host': 'gw-1', 'target_host': 'old', 'owner': 'x', 'wave': 6,
+         'depends_on': ['ring-a']},
+        {'name': 'ring-a', 'target_host': 'gw-1', 'owner': 'x', 'wave': 7, 'depends_on': ['ring-b']},
+        {'name': 'ring-b', 'target_host': 'gw-1', 'owner': 'x', 'wave': 8, 'depends_on': ['ring-a']}]
+    fleet['machines'].append({'name': 'old', 'role': 'frozen'})
+    fleet['tunnels'][1]['critical'] = True
+    fleet['workloads'][0]['wave'] = 1
+    rc, result = module(lab, env, 'fleet_check', fleet=fleet, fail_on_violation=False)
+    assert rc == 0 and not result['passed']
+    assert sorted(code for code, n in result['counts'].items() if n) == [
+        'critical-tunnel-on-workstation', 'dependency-cycle', 'wave-before-dependent', 'workload-no-owner',
+        'workload-no-target', 'workload-targets-frozen']
+
+
+def test_fleet_check_fails_naming_the_bad_key(lab, env):
+    rc, result = module(lab, env, 'fleet_check', fleet={'machines': [{'name': 'a', 'role': 'boss'}]})
+    assert rc != 0
+    assert result['errors'] == ["fleet.machines[0].role: expected one of production, frozen, workstation, "
+                                "experimental, got 'boss'"]
+
+
+def test_drain_plan_and_gates_of_the_lab_fleet(lab, env, tmp_path):
+    rc, plan = module(lab, env, 'fleet_drain_plan', src=str(LAB_FLEET), machine='pve-old')
+    assert rc == 0 and not plan['changed']
+    assert [(w['wave'], w['workloads']) for w in plan['waves']] == [
+        (1, ['blog', 'kaze']), (2, ['mcp']), (3, ['identity']), (4, ['openbao'])]
+    assert plan['ready'] == 1 and [b['waits_for'] for b in plan['waves'][1]['blocked_by']] == ['blog']
+    rc, gate = module(lab, env, 'fleet_gate', src=str(LAB_FLEET), machine='pve-old')
+    assert rc == 0 and not gate['passed'] and gate['target'] == 'machine/pve-old'
+    assert [r['code'] for r in gate['reasons']].count('not-drained') == 5
+    rc, gate = module(lab, env, 'fleet_gate', src=str(LAB_FLEET), machine='pve-old', fail_on_refusal=True)
+    assert rc != 0 and 'workload openbao still runs on pve-old' in gate['msg']
+    overlay = tmp_path / 'apps' / 'lab' / 'blog'
+    overlay.mkdir(parents=True)
+    rc, gate = module(lab, env, 'fleet_gate', src=str(LAB_FLEET), workload='blog', base_dir=str(tmp_path))
+    assert rc == 0 and 'app-toml-missing' in [r['code'] for r in gate['reasons']]
+    assert 'overlay-missing' not in [r['code'] for r in gate['reasons']]
+    rc, gate = module(lab, env, 'fleet_gate', src=str(LAB_FLEET), workload='blog', machine='pve-old')
+    assert rc != 0 and gate['msg'] == 'give exactly one of workload and machine'
+
+
+def test_missing_fleet_file_fails_clearly(lab, env, tmp_path):
+    rc, result = module(lab, env, 'fleet_check', src=str(tmp_path / 'none.fleet.yml'))
+    assert rc != 0 and 'cannot read the fleet file' in result['msg'] and str(tmp_path) in result['msg']
+
