@@ -16,6 +16,7 @@ from kubernetes import client, config, dynamic
 from kubernetes.client.rest import ApiException
 
 from castle_lab import kube_crds
+from conftest import secret_value
 from kube_helpers import holds, kubectl, wait_for
 
 pytestmark = pytest.mark.lab
@@ -269,9 +270,9 @@ def test_openbao_kubernetes_login_through_the_emulators_token_review(core, vault
 
 def test_external_secret_follows_openbao_and_leaves_it_alone_when_deleted(lab, kenv, core, dyn, vault, eso, wiring):
     namespace, prefix = wiring['namespace'], wiring['prefix']
-    marker = uuid.uuid4().hex
-    kv_write(vault, prefix + '/db', password='first-' + marker, user='app')
-    kv_write(vault, prefix + '/api', token='api-' + marker, url='https://example.org')
+    first, second, api_token = secret_value('eso-first'), secret_value('eso-second'), secret_value('eso-api')
+    kv_write(vault, prefix + '/db', password=first, user='app')
+    kv_write(vault, prefix + '/api', token=api_token, url='https://example.org')
     apply(lab, kenv, vault_store('openbao', namespace, wiring), external_secret('app', namespace, 'openbao', prefix))
     store = wait_condition(dyn, 'SecretStore', namespace, 'openbao', 'True', 'Valid')
     assert ready(store)['message'] == 'store validated' and store['status']['capabilities'] == 'ReadWrite'
@@ -280,21 +281,23 @@ def test_external_secret_follows_openbao_and_leaves_it_alone_when_deleted(lab, k
     assert es['status']['binding'] == {'name': 'app-secret'} and es['status']['refreshTime']
     assert es['status']['syncedResourceVersion'].startswith('1-')
     assert secret_values(core, namespace, 'app-secret') == {
-        'password': 'first-' + marker, 'token': 'api-' + marker, 'url': 'https://example.org'}
+        'password': first, 'token': api_token, 'url': 'https://example.org'}
     owner = core.read_namespaced_secret('app-secret', namespace).metadata.owner_references[0]
     assert (owner.kind, owner.name, owner.controller) == ('ExternalSecret', 'app', True)
     counted = vault_requests(kenv)['externalSecrets']['{0}/app'.format(namespace)]
     assert counted['requests'] >= 5  # login, lookup-self, two reads, revoke-self
 
-    kv_write(vault, prefix + '/db', password='second-' + marker, user='app')
+    kv_write(vault, prefix + '/db', password=second, user='app')
     rotated = time.monotonic()
-    wait_for(lambda: (secret_values(core, namespace, 'app-secret') or {}).get('password') == 'second-' + marker,
+    wait_for(lambda: (secret_values(core, namespace, 'app-secret') or {}).get('password') == second,
              'rotated value in the Secret', timeout=2 * REFRESH + 1.0)
     assert time.monotonic() - rotated <= 2 * REFRESH + 1.0
     wait_for(lambda: vault_requests(kenv)['externalSecrets']['{0}/app'.format(namespace)]['requests']
              >= counted['requests'] + 10, 'two more cycles counted', timeout=3 * REFRESH + 2.0)
     later = vault_requests(kenv)['externalSecrets']['{0}/app'.format(namespace)]
     assert later['seconds'] > counted['seconds'] and later['perMinute'] > 0 and later['lastMinute'] >= 15
+    print('Vault requests of ExternalSecret {0}/app (refreshInterval {1}s, two items): {2} in {3} s, {4} per '
+          'minute'.format(namespace, REFRESH, later['requests'], later['seconds'], later['perMinute']))
 
     # A Secret deleted by hand comes back; the ExternalSecret deleted takes its Secret along, and nothing in Vault.
     core.delete_namespaced_secret('app-secret', namespace)
@@ -303,9 +306,9 @@ def test_external_secret_follows_openbao_and_leaves_it_alone_when_deleted(lab, k
     kubectl(lab, kenv, 'delete', '-n', namespace, 'externalsecret/app', '--timeout=20s')
     wait_for(lambda: secret_values(core, namespace, 'app-secret') is None, 'owned Secret garbage-collected')
     after = kv_read(vault, prefix + '/db')
-    assert after['data'] == {'password': 'second-' + marker, 'user': 'app'}
+    assert after['data'] == {'password': second, 'user': 'app'}
     assert after['metadata']['version'] == before['metadata']['version'] == 2
-    assert kv_read(vault, prefix + '/api')['data'] == {'token': 'api-' + marker, 'url': 'https://example.org'}
+    assert kv_read(vault, prefix + '/api')['data'] == {'token': api_token, 'url': 'https://example.org'}
     settled = vault_requests(kenv)['externalSecrets']['{0}/app'.format(namespace)]['requests']
     holds(lambda: vault_requests(kenv)['externalSecrets']['{0}/app'.format(namespace)]['requests'] == settled,
           'no Vault requests for a deleted ExternalSecret', seconds=REFRESH + 0.5)
@@ -355,3 +358,30 @@ def test_store_with_bad_ca_bad_server_or_other_provider_is_not_ready(lab, kenv, 
              'could not get secret data from provider: SecretStore "bad-ca" is not ready',
              'ExternalSecret of a store that is not ready')
     assert ready(get(dyn, 'ExternalSecret', namespace, 'via-bad-ca'))['reason'] == 'SecretSyncedError'
+
+
+def test_nothing_syncs_until_the_eso_controller_is_available(lab, kenv, core, dyn, vault, eso, wiring):
+    namespace, prefix = wiring['namespace'], wiring['prefix']
+    value = secret_value('eso-gated')
+    kv_write(vault, prefix + '/gated', password=value)
+    kubectl(lab, kenv, 'delete', '-n', 'external-secrets', 'deployment/external-secrets', '--wait=true')
+    try:
+        es = external_secret('gated', namespace, 'gated-store', prefix, refresh='0')
+        es['spec'].pop('dataFrom')
+        es['spec']['data'][0]['remoteRef']['key'] = prefix + '/gated'
+        apply(lab, kenv, vault_store('gated-store', namespace, wiring), es)
+        holds(lambda: not (get(dyn, 'SecretStore', namespace, 'gated-store').get('status')
+                           or get(dyn, 'ExternalSecret', namespace, 'gated').get('status')),
+              'nothing reconciles External Secrets objects before ESO runs')
+    finally:
+        apply(lab, kenv, controller_deployment())
+    wait_condition(dyn, 'SecretStore', namespace, 'gated-store', 'True', 'Valid')
+    wait_condition(dyn, 'ExternalSecret', namespace, 'gated', 'True', 'SecretSynced')
+    assert secret_values(core, namespace, 'gated-secret') == {'password': value}
+    # refreshInterval 0: synced once per change; a force-sync annotation is a change.
+    rotated = secret_value('eso-gated')
+    kv_write(vault, prefix + '/gated', password=rotated)
+    holds(lambda: secret_values(core, namespace, 'gated-secret') == {'password': value},
+          'no refresh with refreshInterval 0', seconds=1.0)
+    kubectl(lab, kenv, 'annotate', '-n', namespace, 'externalsecret/gated', 'force-sync=' + str(time.time()))
+    wait_for(lambda: secret_values(core, namespace, 'gated-secret') == {'password': rotated}, 'force-sync')
