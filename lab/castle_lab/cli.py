@@ -164,6 +164,23 @@ def cmd_requests(cfg, args):
     return 0
 
 
+def cmd_vault_requests(cfg, args):
+    """The Vault requests of each ExternalSecret (and store) the Kubernetes emulator's ESO sent, per minute."""
+    from .control import KubeControl
+    control = KubeControl(cfg)
+    seen = control.vault_requests()
+    rows = [('ExternalSecret', key, entry) for key, entry in seen['externalSecrets'].items()]
+    rows += [('store', key, entry) for key, entry in seen['stores'].items()]
+    print('{0:<15} {1:<50} {2:>8} {3:>9} {4:>10} {5:>11}'.format('KIND', 'NAME', 'REQUESTS', 'SECONDS', 'PER MINUTE',
+                                                                'LAST MINUTE'))
+    for kind, key, entry in rows:
+        print('{0:<15} {1:<50} {2:>8} {3:>9.1f} {4:>10.1f} {5:>11}'.format(
+            kind, key, entry['requests'], entry['seconds'], entry['perMinute'], entry['lastMinute']))
+    if args.reset:
+        control.reset_vault_requests()
+    return 0
+
+
 def _parser():
     parser = OneLineParser(prog='castle-lab', description=__doc__)
     commands = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
@@ -206,6 +223,9 @@ def _parser():
     requests.add_argument('service', metavar='SERVICE')
     requests.add_argument('--list', action='store_true', help='print each request as METHOD PATH instead')
     requests.add_argument('--reset', action='store_true', help='then forget them')
+    vault_requests = commands.add_parser('vault-requests', help='print the Vault requests per minute of each '
+                                         'ExternalSecret (and store) in the Kubernetes emulator')
+    vault_requests.add_argument('--reset', action='store_true', help='then forget them')
     return parser
 
 
@@ -223,7 +243,8 @@ def main(argv=None):
         cfg = config.load()
         if args.command in COMMANDS:
             return COMMANDS[args.command](cfg, args.services)
-        return {'fault': cmd_fault, 'requests': cmd_requests}[args.command](cfg, args)
+        return {'fault': cmd_fault, 'requests': cmd_requests, 'vault-requests': cmd_vault_requests}[args.command](
+            cfg, args)
     except UsageError as exc:
         print('castle-lab: {0}'.format(exc), file=sys.stderr)
         return 2

@@ -1,10 +1,12 @@
-"""Client of the Proxmox VE fake's control API (see castle_lab.pve_control), on the standard library only."""
+"""Clients of the control APIs of the Proxmox VE fake (see castle_lab.pve_control) and of the Kubernetes emulator,
+on the standard library only."""
 
 import json
 import urllib.error
 import urllib.request
 
 from .process import LabError
+from .services.kube import KubeService
 from .services.proxmox import ProxmoxService
 
 
@@ -16,15 +18,12 @@ class ControlError(LabError):
         self.status = status
 
 
-class ProxmoxControl:
-    """Fault injection and server-side state of the lab's Proxmox VE.
+class ControlClient:
+    """JSON over a lab service's control API; `url` and `timeout` are set by the subclass."""
 
-    Takes a LabConfig, or the control URL itself (CASTLE_LAB_PROXMOX_CONTROL from `castle-lab env`).
-    """
-
-    def __init__(self, cfg, timeout=60.0):
-        self.url = (cfg if isinstance(cfg, str) else ProxmoxService.control_url_of(cfg)).rstrip('/')
-        self.timeout = timeout
+    service = ''
+    url = ''
+    timeout = 60.0
 
     def _call(self, method, path, body=None):
         data = None if body is None else json.dumps(body).encode()
@@ -37,8 +36,21 @@ class ProxmoxControl:
             raise ControlError('{0} {1}: {2}'.format(method, path, _reason(exc)), exc.code) from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, 'reason', exc)
-            raise ControlError('control API at {0} does not answer ({1}); is `castle-lab up proxmox` running?'.format(
-                self.url, reason)) from None
+            raise ControlError('control API at {0} does not answer ({1}); is `castle-lab up {2}` running?'.format(
+                self.url, reason, self.service)) from None
+
+
+class ProxmoxControl(ControlClient):
+    """Fault injection and server-side state of the lab's Proxmox VE.
+
+    Takes a LabConfig, or the control URL itself (CASTLE_LAB_PROXMOX_CONTROL from `castle-lab env`).
+    """
+
+    service = 'proxmox'
+
+    def __init__(self, cfg, timeout=60.0):
+        self.url = (cfg if isinstance(cfg, str) else ProxmoxService.control_url_of(cfg)).rstrip('/')
+        self.timeout = timeout
 
     def requests(self):
         """{'count': N, 'requests': [[METHOD, PATH], ...]}, paths without the /api2/json prefix."""
@@ -83,6 +95,13 @@ class ProxmoxControl:
     def vms(self):
         return self._call('GET', '/vms')
 
+    def create_vms(self, count, prefix=None, nodes=None, running=False, first_vmid=None):
+        """Add `count` VMs named <prefix>-1.. straight into the fake, round robin over `nodes`."""
+        body = {'count': count, 'running': running}
+        body.update((k, v) for k, v in (('prefix', prefix), ('nodes', nodes), ('first_vmid', first_vmid))
+                    if v is not None)
+        return self._call('POST', '/vms', body)
+
     def talos_nodes(self):
         """[{'vmid', 'address', 'mac', 'hostname', 'stage', 'machine_type'}] of the VMs' Talos nodes."""
         return self._call('GET', '/talos-nodes')
@@ -96,3 +115,22 @@ def _reason(exc):
         return json.loads(exc.read())['error']
     except (ValueError, KeyError, TypeError, OSError):
         return '{0} {1}'.format(exc.code, exc.reason)
+
+
+class KubeControl(ControlClient):
+    """The Kubernetes emulator's control API: what its External Secrets controllers sent to Vault.
+
+    Takes a LabConfig, or the control URL itself (CASTLE_LAB_KUBE_CONTROL from `castle-lab env`)."""
+
+    service = 'kube'
+
+    def __init__(self, cfg, timeout=60.0):
+        self.url = (cfg if isinstance(cfg, str) else KubeService(cfg).control_url).rstrip('/')
+        self.timeout = timeout
+
+    def vault_requests(self):
+        """{'externalSecrets': {'<ns>/<name>': {requests, seconds, perMinute, lastMinute}}, 'stores': {...}}."""
+        return self._call('GET', '/eso/vault-requests')
+
+    def reset_vault_requests(self):
+        return self._call('POST', '/eso/vault-requests/reset')

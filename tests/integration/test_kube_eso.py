@@ -298,6 +298,11 @@ def test_external_secret_follows_openbao_and_leaves_it_alone_when_deleted(lab, k
     assert later['seconds'] > counted['seconds'] and later['perMinute'] > 0 and later['lastMinute'] >= 15
     print('Vault requests of ExternalSecret {0}/app (refreshInterval {1}s, two items): {2} in {3} s, {4} per '
           'minute'.format(namespace, REFRESH, later['requests'], later['seconds'], later['perMinute']))
+    table = lab.castle_lab('vault-requests').stdout.splitlines()
+    assert table[0].split() == ['KIND', 'NAME', 'REQUESTS', 'SECONDS', 'PER', 'MINUTE', 'LAST', 'MINUTE']
+    row = next(line.split() for line in table if '{0}/app '.format(namespace) in line)
+    assert row[0] == 'ExternalSecret' and int(row[2]) >= later['requests']
+    assert any(line.split()[:2] == ['store', 'SecretStore/{0}/openbao'.format(namespace)] for line in table)
 
     # A Secret deleted by hand comes back; the ExternalSecret deleted takes its Secret along, and nothing in Vault.
     core.delete_namespaced_secret('app-secret', namespace)
