@@ -268,6 +268,23 @@ def test_openbao_kubernetes_login_through_the_emulators_token_review(core, vault
     assert 'namespace not authorized' in str(denied.value)
 
 
+def test_openbao_role_audience_is_checked_by_the_token_review(core, vault, wiring):
+    namespace, mount = wiring['namespace'], wiring['mount']
+    vault.write_data('auth/{0}/role/audience'.format(mount), data={
+        'bound_service_account_names': ['app'], 'bound_service_account_namespaces': [namespace],
+        'audience': 'openbao', 'token_policies': ['default']})
+
+    def token(*audiences):
+        spec = {'expirationSeconds': 600}
+        if audiences:
+            spec['audiences'] = list(audiences)
+        return core.create_namespaced_service_account_token('app', namespace, {'spec': spec}).status.token
+    login = vault.auth.kubernetes.login('audience', token('openbao'), mount_point=mount, use_token=False)
+    assert login['auth']['metadata']['role'] == 'audience'
+    with pytest.raises(hvac.exceptions.Forbidden):
+        vault.auth.kubernetes.login('audience', token(), mount_point=mount, use_token=False)
+
+
 def test_external_secret_follows_openbao_and_leaves_it_alone_when_deleted(lab, kenv, core, dyn, vault, eso, wiring):
     namespace, prefix = wiring['namespace'], wiring['prefix']
     first, second, api_token = secret_value('eso-first'), secret_value('eso-second'), secret_value('eso-api')
@@ -339,6 +356,13 @@ def test_account_in_the_wrong_namespace_gets_openbaos_403_in_the_condition(lab, 
         assert secret_values(core, other, 'denied-secret') is None
         wait_condition(dyn, 'ExternalSecret', namespace, 'allowed', 'True', 'SecretSynced')
         assert secret_values(core, namespace, 'allowed-secret')['password'] == 'shared'
+        # Logged in, but the policy does not cover the path: OpenBao's 403 on the read.
+        apply(lab, kenv, external_secret('unreadable', namespace, store_name, 'elsewhere-' + prefix,
+                                         kind='ClusterSecretStore'))
+        message = ready(wait_condition(dyn, 'ExternalSecret', namespace, 'unreadable', 'False',
+                                       'SecretSyncedError'))['message']
+        assert 'URL: GET {0}/v1/kv/data/elsewhere-{1}/'.format(wiring['vault'], prefix) in message
+        assert 'Code: 403.' in message and '* permission denied' in message
     finally:
         kubectl(lab, kenv, 'delete', 'clustersecretstore/' + store_name, '--timeout=20s')
 
