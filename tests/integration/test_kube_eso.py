@@ -22,7 +22,7 @@ from kube_helpers import holds, kubectl, wait_for
 pytestmark = pytest.mark.lab
 
 ESO_CRDS = ('secretstores.external-secrets.io', 'clustersecretstores.external-secrets.io',
-            'externalsecrets.external-secrets.io')
+            'externalsecrets.external-secrets.io', 'clusterexternalsecrets.external-secrets.io')
 ESO_API = 'external-secrets.io/v1'
 REFRESH = 2.0
 
@@ -365,6 +365,51 @@ def test_account_in_the_wrong_namespace_gets_openbaos_403_in_the_condition(lab, 
         assert 'Code: 403.' in message and '* permission denied' in message
     finally:
         kubectl(lab, kenv, 'delete', 'clustersecretstore/' + store_name, '--timeout=20s')
+
+
+def test_cluster_external_secret_provisions_the_namespaces_it_selects(lab, kenv, core, dyn, vault, eso, wiring):
+    namespace, other, prefix = wiring['namespace'], wiring['other'], wiring['prefix']
+    tag = wiring['mount'][-8:]
+    value = secret_value('eso-cluster')
+    kv_write(vault, prefix + '/shared', password=value)
+    store_name, ces_name = 'openbao-ces-' + tag, 'shared-' + tag
+    template = external_secret('unused', namespace, store_name, prefix, kind='ClusterSecretStore')['spec']
+    template.pop('dataFrom')
+    template['data'][0]['remoteRef']['key'] = prefix + '/shared'
+    template['target'] = {'name': 'shared-secret'}
+    for name in (namespace, other):
+        core.patch_namespace(name, {'metadata': {'labels': {'castle-eso-test': tag}}})
+    ces = {'apiVersion': ESO_API, 'kind': 'ClusterExternalSecret', 'metadata': {'name': ces_name},
+           'spec': {'externalSecretName': 'shared', 'externalSecretMetadata': {'labels': {'team': 'castle'}},
+                    'namespaceSelectors': [{'matchLabels': {'castle-eso-test': tag}}], 'refreshTime': '1s',
+                    'externalSecretSpec': template}}
+    apply(lab, kenv, vault_store(store_name, None, wiring, kind='ClusterSecretStore'), ces)
+    try:
+        def provisioned():
+            status = (get(dyn, 'ClusterExternalSecret', None, ces_name) or {}).get('status') or {}
+            return status if status.get('provisionedNamespaces') == sorted([namespace, other]) else None
+        status = wait_for(provisioned, 'ClusterExternalSecret provisioned in both namespaces')
+        assert status['externalSecretName'] == 'shared' and status['conditions'] == [{'type': 'Ready',
+                                                                                      'status': 'True'}]
+        for name in (namespace, other):
+            es = get(dyn, 'ExternalSecret', name, 'shared')
+            assert es['spec']['data'] == template['data'] and es['metadata']['labels'] == {'team': 'castle'}
+            assert es['metadata']['ownerReferences'][0]['kind'] == 'ClusterExternalSecret'
+        # Each namespace's `app` ServiceAccount logs in: the role binds only the first namespace's.
+        wait_condition(dyn, 'ExternalSecret', namespace, 'shared', 'True', 'SecretSynced')
+        assert secret_values(core, namespace, 'shared-secret') == {'password': value}
+        wait_condition(dyn, 'ExternalSecret', other, 'shared', 'False', 'SecretSyncedError')
+        core.patch_namespace(other, {'metadata': {'labels': {'castle-eso-test': None}}})
+        wait_for(lambda: get(dyn, 'ExternalSecret', other, 'shared') is None, 'ExternalSecret of an unselected '
+                 'namespace removed')
+        kubectl(lab, kenv, 'delete', 'clusterexternalsecret/' + ces_name, '--timeout=20s')
+        wait_for(lambda: get(dyn, 'ExternalSecret', namespace, 'shared') is None,
+                 'ExternalSecrets removed with their ClusterExternalSecret')
+        wait_for(lambda: secret_values(core, namespace, 'shared-secret') is None, 'and their Secrets')
+        assert kv_read(vault, prefix + '/shared')['data'] == {'password': value}
+    finally:
+        kubectl(lab, kenv, 'delete', '--ignore-not-found', 'clusterexternalsecret/' + ces_name,
+                'clustersecretstore/' + store_name, '--timeout=20s')
 
 
 def test_store_with_bad_ca_bad_server_or_other_provider_is_not_ready(lab, kenv, dyn, eso, wiring):

@@ -27,6 +27,7 @@ from .controllers import Controller
 from .errors import ApiError
 from .flux import DEPLOYMENTS, merged_conditions
 from .flux_objects import parse_duration
+from .selectors import labels_match
 
 log = logging.getLogger(__name__)
 
@@ -34,15 +35,18 @@ GROUP = 'external-secrets.io'
 STORES = (GROUP, 'secretstores')
 CLUSTER_STORES = (GROUP, 'clustersecretstores')
 EXTERNAL_SECRETS = (GROUP, 'externalsecrets')
+CLUSTER_EXTERNAL_SECRETS = (GROUP, 'clusterexternalsecrets')
+NAMESPACES = ('', 'namespaces')
 STORE_KEYS = {'SecretStore': STORES, 'ClusterSecretStore': CLUSTER_STORES}
 SECRETS = ('', 'secrets')
 CONFIG_MAPS = ('', 'configmaps')
 SERVICE_ACCOUNTS = ('', 'serviceaccounts')
 DEPLOYMENT = 'external-secrets'
 MANAGER = 'external-secrets'
-# ESO's --store-requeue-interval and its ExternalSecret refreshInterval default.
+# ESO's --store-requeue-interval, its ExternalSecret refreshInterval and ClusterExternalSecret refreshTime defaults.
 STORE_REQUEUE = 300.0
 DEFAULT_REFRESH = '1h0m0s'
+DEFAULT_NAMESPACE_REFRESH = '1m'
 # ESO asks for ten-minute ServiceAccount tokens.
 TOKEN_SECONDS = 600
 VAULT_TIMEOUT = 10.0
@@ -739,10 +743,139 @@ def _as_bytes(value):
     return json.dumps(value, separators=(',', ':')).encode()
 
 
+SELECTOR_OPERATORS = {'In': 'in', 'NotIn': 'notin', 'Exists': 'exists', 'DoesNotExist': '!exists'}
+
+
+def selector_matches(selector, labels):
+    """Whether a LabelSelector (matchLabels, matchExpressions) selects these labels."""
+    requirements = [(key, 'in', [value]) for key, value in (selector.get('matchLabels') or {}).items()]
+    for expression in selector.get('matchExpressions') or []:
+        requirements.append((expression.get('key'), SELECTOR_OPERATORS.get(expression.get('operator'), 'in'),
+                             expression.get('values') or []))
+    return labels_match(requirements, labels)
+
+
+class ClusterExternalSecretController(EsoController):
+    """ClusterExternalSecrets: an ExternalSecret of their spec in every namespace they select, removed from the
+    namespaces they stop selecting and with them; status provisionedNamespaces, failedNamespaces and Ready."""
+
+    name = 'eso-clusterexternalsecrets'
+    kinds = (CLUSTER_EXTERNAL_SECRETS,)
+
+    def __init__(self, api, requests):
+        super().__init__(api, requests)
+        self.uids = {}
+
+    def related(self, key, event, obj):
+        if key == NAMESPACES:
+            for ces in self.api.store.list(CLUSTER_EXTERNAL_SECRETS):
+                self.enqueue(CLUSTER_EXTERNAL_SECRETS, '', ces['metadata']['name'])
+        elif key == EXTERNAL_SECRETS and event == 'DELETED':
+            for ref in obj['metadata'].get('ownerReferences') or []:
+                if ref.get('kind') == 'ClusterExternalSecret' and ref.get('controller'):
+                    self.enqueue(CLUSTER_EXTERNAL_SECRETS, '', ref['name'])
+
+    def _owned(self, es, name, uid=None):
+        return any(ref.get('kind') == 'ClusterExternalSecret' and ref.get('controller') and ref.get('name') == name
+                   and (uid is None or ref.get('uid') == uid) for ref in es['metadata'].get('ownerReferences') or [])
+
+    def _delete(self, namespace, es_name, name, uid=None):
+        es = self.api.store.get(EXTERNAL_SECRETS, namespace, es_name)
+        if es is not None and self._owned(es, name, uid):
+            self.api.delete(self.api.registry.get(GROUP, 'v1', 'externalsecrets'), namespace, es_name)
+
+    def _targets(self, spec):
+        selectors = list(spec.get('namespaceSelectors') or [])
+        if spec.get('namespaceSelector'):
+            selectors.append(spec['namespaceSelector'])
+        selectors += [{'matchLabels': {'kubernetes.io/metadata.name': n}} for n in spec.get('namespaces') or []]
+        return sorted(ns['metadata']['name'] for ns in self.api.store.list(NAMESPACES)
+                      if not ns['metadata'].get('deletionTimestamp')
+                      and any(selector_matches(s, ns['metadata'].get('labels')) for s in selectors))
+
+    async def reconcile(self, key, namespace, name):
+        ces = self.api.store.get(CLUSTER_EXTERNAL_SECRETS, None, name)
+        if ces is None:
+            uid = self.uids.pop(name, None)
+            # Its ExternalSecrets go with it (cluster-scoped owner, namespaced dependents).
+            for es in self.api.store.list(EXTERNAL_SECRETS):
+                if uid and self._owned(es, name, uid):
+                    self._delete(es['metadata']['namespace'], es['metadata']['name'], name, uid)
+            return None
+        if not eso_available(self.api) or ces['metadata'].get('deletionTimestamp'):
+            return None
+        uid = ces['metadata']['uid']
+        self.uids[name] = uid
+        spec = ces.get('spec') or {}
+        status = copy.deepcopy(ces.get('status') or {})
+        es_name = spec.get('externalSecretName') or name
+        provisioned = status.get('provisionedNamespaces') or []
+        if status.get('externalSecretName') and status['externalSecretName'] != es_name:
+            for target in provisioned:
+                self._delete(target, status['externalSecretName'], name, uid)
+        targets = self._targets(spec)
+        for target in provisioned:
+            if target not in targets:
+                self._delete(target, es_name, name, uid)
+        failed, done = {}, []
+        for target in targets:
+            try:
+                self._provision(ces, target, es_name)
+            except (ApiError, _SyncFailed) as exc:
+                failed[target] = exc.message if isinstance(exc, _SyncFailed) else \
+                    'could not create or update ExternalSecret: {0}'.format(exc.status().get('message'))
+                continue
+            done.append(target)
+        condition = {'type': 'Ready', 'status': 'True'} if not failed else \
+            {'type': 'Ready', 'status': 'False', 'message': 'one or more namespaces failed'}
+        status.update(externalSecretName=es_name, provisionedNamespaces=done, conditions=[condition],
+                      failedNamespaces=[{'namespace': n, 'reason': r} for n, r in sorted(failed.items())])
+        if not failed:
+            status.pop('failedNamespaces')
+        if status != (ces.get('status') or {}):
+            rtype = self.api.registry.get(GROUP, 'v1', 'clusterexternalsecrets')
+            self.api.replace(rtype, None, name, {**self.api.served_as(rtype, ces), 'status': status}, MANAGER,
+                             subresource='status')
+        try:
+            return parse_duration(spec.get('refreshTime') or DEFAULT_NAMESPACE_REFRESH) or None
+        except ValueError:
+            return parse_duration(DEFAULT_NAMESPACE_REFRESH)
+
+    def _provision(self, ces, namespace, es_name):
+        rtype = self.api.registry.get(GROUP, 'v1', 'externalsecrets')
+        spec = ces.get('spec') or {}
+        metadata = spec.get('externalSecretMetadata') or {}
+        existing = self.api.store.get(EXTERNAL_SECRETS, namespace, es_name)
+        if existing is not None and not self._owned(existing, ces['metadata']['name']):
+            raise _SyncFailed('external secret already exists in namespace')
+        owner = {'apiVersion': GROUP + '/v1', 'kind': 'ClusterExternalSecret', 'name': ces['metadata']['name'],
+                 'uid': ces['metadata']['uid'], 'controller': True, 'blockOwnerDeletion': True}
+        if existing is None:
+            meta = {'name': es_name, 'namespace': namespace, 'ownerReferences': [owner]}
+            for field in ('labels', 'annotations'):
+                if metadata.get(field):
+                    meta[field] = dict(metadata[field])
+            self.api.create(rtype, namespace, {'metadata': meta, 'spec': copy.deepcopy(spec.get(
+                'externalSecretSpec') or {})}, MANAGER)
+            return
+        body = self.api.served_as(rtype, existing)
+        body['spec'] = copy.deepcopy(spec.get('externalSecretSpec') or {})
+        for field in ('labels', 'annotations'):
+            if metadata.get(field):
+                body['metadata'][field] = dict(metadata[field])
+            else:
+                body['metadata'].pop(field, None)
+        body['metadata']['ownerReferences'] = [owner]
+        if body != self.api.served_as(rtype, existing):
+            self.api.replace(rtype, namespace, es_name, body, MANAGER)
+
+
 def controllers(api, requests=None):
-    """ESO's SecretStore/ClusterSecretStore and ExternalSecret controllers, counting Vault requests in `requests`."""
+    """ESO's SecretStore/ClusterSecretStore, ExternalSecret and ClusterExternalSecret controllers, counting Vault
+    requests in `requests`."""
     if api.signer is None:
         return []
     requests = requests if requests is not None else VaultRequests()
-    return [SecretStoreController(api, requests), ExternalSecretController(api, requests)]
+    return [SecretStoreController(api, requests), ExternalSecretController(api, requests),
+            ClusterExternalSecretController(api, requests)]
 
