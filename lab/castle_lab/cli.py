@@ -171,8 +171,8 @@ def cmd_vault_requests(cfg, args):
     seen = control.vault_requests()
     rows = [('ExternalSecret', key, entry) for key, entry in seen['externalSecrets'].items()]
     rows += [('store', key, entry) for key, entry in seen['stores'].items()]
-    print('{0:<15} {1:<50} {2:>8} {3:>9} {4:>10} {5:>11}'.format('KIND', 'NAME', 'REQUESTS', 'SECONDS', 'PER MINUTE',
-                                                                'LAST MINUTE'))
+    print('{0:<15} {1:<50} {2:>8} {3:>9} {4:>10} {5:>11}'.format(
+        'KIND', 'NAME', 'REQUESTS', 'SECONDS', 'PER MINUTE', 'LAST MINUTE'))
     for kind, key, entry in rows:
         print('{0:<15} {1:<50} {2:>8} {3:>9.1f} {4:>10.1f} {5:>11}'.format(
             kind, key, entry['requests'], entry['seconds'], entry['perMinute'], entry['lastMinute']))

@@ -196,8 +196,8 @@ def wait_condition(dyn, kind, namespace, name, status, reason, timeout=15.0):
 def vault_store(name, namespace, wiring, ca=None, kind='SecretStore', account=None, server=None):
     account = account or {'name': 'app'}
     ca = ca or wiring['ca']
-    provider = {'vault': {'server': server or wiring['vault'], 'path': 'kv', 'version': 'v2',
-                          'caBundle': base64.b64encode(ca.encode()).decode(),
+    provider = {'vault': {
+        'server': server or wiring['vault'], 'path': 'kv', 'version': 'v2', 'caBundle': base64.b64encode(ca.encode()).decode(),
         'auth': {'kubernetes': {'mountPath': wiring['mount'], 'role': 'app', 'serviceAccountRef': account}}}}
     meta = {'name': name}
     if namespace:

@@ -103,8 +103,8 @@ class VaultRequests:
         self.counts = {}
 
     def record(self, kind, key):
-        entry = self.counts.setdefault((kind, key), {'requests': 0, 'first': time.monotonic(),
-                                                      'recent': collections.deque(maxlen=10000)})
+        entry = self.counts.setdefault((kind, key), {
+            'requests': 0, 'first': time.monotonic(), 'recent': collections.deque(maxlen=10000)})
         entry['requests'] += 1
         entry['recent'].append(time.monotonic())
 
@@ -250,7 +250,7 @@ class VaultSession:
             if key.startswith(path + '/'):
                 key = key[len(path) + 1:]
             return path, key
-        mount, _, rest = key.partition('/')
+        mount, rest = (key.split('/', 1) + [''])[:2]
         return mount, rest
 
     async def check_mount(self):
@@ -280,8 +280,7 @@ def request_token(api, account, audiences):
     if found is None:
         raise ProviderError('cannot create service account token for "{0}": serviceaccounts "{0}" not found'.format(
             name))
-    token, _ = api.signer.issue(namespace, name, found['metadata']['uid'], audiences or None, TOKEN_SECONDS)
-    return token
+    return api.signer.issue(namespace, name, found['metadata']['uid'], audiences or None, TOKEN_SECONDS)[0]
 
 
 def _ref_namespace(store_kind, store_namespace, ref, fallback, field):
@@ -326,8 +325,8 @@ def _ca_bundle(api, store_kind, store_namespace, vault, fallback):
             kind, provider.get('name')))
     value = (found.get('data') or {}).get(provider.get('key') or '')
     if value is None:
-        raise ProviderError('failed to get caProvider {0} "{1}": no key "{2}"'.format(kind, provider.get('name'),
-                                                                                       provider.get('key')))
+        raise ProviderError('failed to get caProvider {0} "{1}": no key "{2}"'.format(
+            kind, provider.get('name'), provider.get('key')))
     return base64.b64decode(value).decode(errors='replace') if key == SECRETS else value
 
 
@@ -878,4 +877,3 @@ def controllers(api, requests=None):
     requests = requests if requests is not None else VaultRequests()
     return [SecretStoreController(api, requests), ExternalSecretController(api, requests),
             ClusterExternalSecretController(api, requests)]
-

@@ -104,8 +104,8 @@ def test_resource_version_follows_generation_labels_and_annotations():
 
 def test_request_counts_per_object():
     requests = VaultRequests()
-    for _ in range(5):
-        requests.record('ExternalSecret', 'team/app')
+    for key in ['team/app'] * 5:
+        requests.record('ExternalSecret', key)
     requests.record('SecretStore', 'SecretStore/team/openbao')
     report = requests.report()
     assert report['externalSecrets']['team/app']['requests'] == 5
