@@ -459,3 +459,30 @@ def test_nothing_syncs_until_the_eso_controller_is_available(lab, kenv, core, dy
           'no refresh with refreshInterval 0', seconds=1.0)
     kubectl(lab, kenv, 'annotate', '-n', namespace, 'externalsecret/gated', 'force-sync=' + str(time.time()))
     wait_for(lambda: secret_values(core, namespace, 'gated-secret') == {'password': rotated}, 'force-sync')
+
+
+def test_creation_policies_merge_and_none_and_the_template_type(lab, kenv, core, dyn, vault, eso, wiring):
+    namespace, prefix = wiring['namespace'], wiring['prefix']
+    value = secret_value('eso-policy')
+    kv_write(vault, prefix + '/policy', password=value, username='app')
+
+    def policy_es(name, policy, **target):
+        es = external_secret(name, namespace, 'policy-store', prefix)
+        es['spec'].pop('data')
+        es['spec']['dataFrom'] = [{'extract': {'key': prefix + '/policy'}}]
+        es['spec']['target'] = {'name': name + '-secret', 'creationPolicy': policy, **target}
+        return es
+    apply(lab, kenv, vault_store('policy-store', namespace, wiring), policy_es('merged', 'Merge'),
+          policy_es('nothing', 'None'), policy_es('typed', 'Owner', template={'type': 'kubernetes.io/basic-auth'}))
+    message = ready(wait_condition(dyn, 'ExternalSecret', namespace, 'merged', 'False', 'SecretSyncedError'))['message']
+    assert message == ('could not update Secret: the desired secret merged-secret was not found. With '
+                       'creationPolicy=Merge the secret won\'t be created')
+    core.create_namespaced_secret(namespace, {'metadata': {'name': 'merged-secret'}, 'stringData': {'kept': 'yes'}})
+    wait_for(lambda: secret_values(core, namespace, 'merged-secret') == {'kept': 'yes', 'password': value,
+                                                                         'username': 'app'},
+             'values merged at the next retry', timeout=20.0)
+    assert not core.read_namespaced_secret('merged-secret', namespace).metadata.owner_references
+    nothing = wait_condition(dyn, 'ExternalSecret', namespace, 'nothing', 'True', 'SecretSynced')
+    assert 'binding' not in nothing['status'] and secret_values(core, namespace, 'nothing-secret') is None
+    wait_condition(dyn, 'ExternalSecret', namespace, 'typed', 'True', 'SecretSynced')
+    assert core.read_namespaced_secret('typed-secret', namespace).type == 'kubernetes.io/basic-auth'
