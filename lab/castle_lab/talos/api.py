@@ -25,6 +25,10 @@ ALIASES = {'machineconfig': 'machineconfig', 'machineconfigs': 'machineconfig', 
            'hostnamestatuses': 'hostname'}
 
 
+class ConfigError(Exception):
+    """A talosconfig that cannot be used."""
+
+
 class RpcError(Exception):
     """A failed call, shown as talosctl shows a gRPC status."""
 

@@ -4,6 +4,7 @@ Flags, outputs, errors and exit codes follow the upstream CLI reference; see doc
 """
 
 import argparse
+import importlib
 import json
 import os
 import pathlib
@@ -12,10 +13,29 @@ import sys
 
 import yaml
 
-from . import KUBERNETES_VERSION, TALOS_VERSION, machineconfig, secrets
-from .api import ALIASES, RpcError
-from .client import Client, ConfigError
-from .schema import ConfigInvalid, validate
+from . import KUBERNETES_VERSION, TALOS_VERSION
+from .api import ALIASES, ConfigError, RpcError
+
+
+class _Later(object):
+    """A module of this package imported on first use: each command loads only what it needs (the PKI and
+    schema code, or the API client), as the real talosctl starts in milliseconds."""
+
+    def __init__(self, name):
+        self._name = name
+
+    def __getattr__(self, attr):
+        return getattr(importlib.import_module('.' + self._name, __package__), attr)
+
+
+machineconfig = _Later('machineconfig')
+secrets = _Later('secrets')
+schema = _Later('schema')
+_client = _Later('client')
+
+
+def Client(args, insecure=False):
+    return _client.Client(args, insecure=insecure)
 
 GO_VERSION = 'go1.24.11'
 SHA = '6dd14300'
@@ -165,14 +185,15 @@ def cmd_gen_config(args):
         generated = machineconfig.generate(
             bundle, args.cluster_name, endpoint, _patches(args.config_patch), _patches(args.config_patch_control_plane),
             _patches(args.config_patch_worker), kubernetes_version=args.kubernetes_version.lstrip('v'),
-            install_disk=args.install_disk, install_image=args.install_image, dns_domain=args.dns_domain,
+            install_disk=args.install_disk or machineconfig.DEFAULT_INSTALL_DISK,
+            install_image=args.install_image or machineconfig.DEFAULT_INSTALL_IMAGE, dns_domain=args.dns_domain,
             additional_sans=[san for value in args.additional_sans or () for san in value.split(',') if san])
     except machineconfig.PatchError as exc:
         raise Failure(str(exc)) from None
     for machine_type in ('controlplane', 'worker'):
         try:
-            validate(generated[machine_type], mode='metal')
-        except ConfigInvalid as exc:
+            schema.validate(generated[machine_type], mode='metal')
+        except schema.ConfigInvalid as exc:
             raise Failure('failed to generate {0} config: {1}'.format(machine_type, exc)) from None
     _write_outputs(args, types, generated)
     return 0
@@ -203,8 +224,8 @@ def cmd_validate(args):
     except OSError as exc:
         raise Failure('open {0}: {1}'.format(args.config, exc.strerror.lower())) from None
     try:
-        _documents, warnings = validate(text, mode=args.mode, strict=args.strict)
-    except ConfigInvalid as exc:
+        _documents, warnings = schema.validate(text, mode=args.mode, strict=args.strict)
+    except schema.ConfigInvalid as exc:
         raise Failure(str(exc).rstrip('\n')) from None
     except ValueError as exc:
         raise Failure(str(exc)) from None
@@ -489,12 +510,15 @@ def _parser():
     gen_config.add_argument('-t', '--output-types', action='append', default=None)
     gen_config.add_argument('-o', '--output')
     gen_config.add_argument('--kubernetes-version', default=KUBERNETES_VERSION)
-    gen_config.add_argument('--install-disk', default=machineconfig.DEFAULT_INSTALL_DISK)
-    gen_config.add_argument('--install-image', default=machineconfig.DEFAULT_INSTALL_IMAGE)
+    gen_config.add_argument('--install-disk')
+    gen_config.add_argument('--install-image')
     gen_config.add_argument('--dns-domain', default='cluster.local')
     gen_config.add_argument('--additional-sans', action='append')
     gen_config.add_argument('--talos-version', help='the desired Talos version to generate config for')
     bool_flag(gen_config, 'force', False, 'will overwrite existing files', short='-f')
+    # Comments only; the lab's configs carry none either way.
+    bool_flag(gen_config, 'with-docs', True, 'renders all machine configs adding the documentation for each field')
+    bool_flag(gen_config, 'with-examples', True, 'renders all machine configs with the commented examples')
 
     validate_cmd = _command(commands, 'validate', 'Validate config', cmd_validate, connected=False)
     validate_cmd.add_argument('-c', '--config', required=True)

@@ -10,13 +10,9 @@ import urllib3
 import yaml
 
 from . import API_PORT
-from .api import RpcError
+from .api import ConfigError, RpcError
 
 TIMEOUT = 30
-
-
-class ConfigError(Exception):
-    """A talosconfig that cannot be used."""
 
 
 def talosconfig_path(explicit=None):

@@ -135,6 +135,13 @@ def test_gen_and_validate_from_the_command_line(tmp_path, monkeypatch, capsys):
     assert capsys.readouterr().err == 'the output must be a directory when multiple output types are specified\n'
     assert cli.main(['gen', 'config', 'lab', '10.0.0.1:6443']) == 1
     assert 'must be an https:// URL' in capsys.readouterr().err
+    # The documentation and example comments can be left out, as upstream; the config is the same.
+    assert cli.main(['gen', 'config', 'lab', 'https://10.0.0.1:6443', '--with-secrets', 'secrets.yaml', '-t', 'worker',
+                     '-o', '-', '--with-docs=false', '--with-examples=false']) == 0
+    assert yaml.safe_load(capsys.readouterr().out)['machine']['type'] == 'worker'
+    with pytest.raises(SystemExit) as refused:
+        cli.main(['gen', 'config', 'lab', 'https://10.0.0.1:6443', '-t', 'worker', '-o', '-', '--with-docs=maybe'])
+    assert refused.value.code == 1
 
 
 class Vm:
