@@ -3,6 +3,7 @@ TokenReview for OpenBao's Kubernetes auth, SecretStores and ExternalSecrets sync
 requests the emulation sends to Vault."""
 
 import base64
+import json
 import pathlib
 import time
 import uuid
@@ -486,3 +487,33 @@ def test_creation_policies_merge_and_none_and_the_template_type(lab, kenv, core,
     assert 'binding' not in nothing['status'] and secret_values(core, namespace, 'nothing-secret') is None
     wait_condition(dyn, 'ExternalSecret', namespace, 'typed', 'True', 'SecretSynced')
     assert core.read_namespaced_secret('typed-secret', namespace).type == 'kubernetes.io/basic-auth'
+
+
+def test_sealed_openbao_is_reported_and_the_secret_kept_until_unsealed(lab, kenv, core, dyn, vault, eso, wiring):
+    namespace, prefix = wiring['namespace'], wiring['prefix']
+    value = secret_value('eso-sealed')
+    kv_write(vault, prefix + '/sealed', password=value)
+    es = external_secret('through-seal', namespace, 'seal-store', prefix)
+    es['spec'].pop('dataFrom')
+    es['spec']['data'][0]['remoteRef']['key'] = prefix + '/sealed'
+    apply(lab, kenv, vault_store('seal-store', namespace, wiring), es)
+    wait_condition(dyn, 'ExternalSecret', namespace, 'through-seal', 'True', 'SecretSynced')
+    keys = json.loads((lab.dir / 'vault' / 'init.json').read_text())['unseal_keys_b64']
+    vault.sys.seal()
+    try:
+        message = ready(wait_condition(dyn, 'ExternalSecret', namespace, 'through-seal', 'False',
+                                       'SecretSyncedError'))['message']
+        assert 'Code: 503.' in message and '* Vault is sealed' in message
+        # deletionPolicy Retain: the Secret keeps its last value while the provider fails.
+        assert secret_values(core, namespace, 'through-seal-secret') == {'password': value}
+    finally:
+        vault.sys.submit_unseal_keys(keys)
+        wait_for(lambda: _leading(vault), 'OpenBao unsealed and leading', timeout=30.0)
+    wait_condition(dyn, 'ExternalSecret', namespace, 'through-seal', 'True', 'SecretSynced', timeout=40.0)
+
+
+def _leading(vault):
+    try:
+        return not vault.sys.is_sealed() and vault.sys.read_leader_status()['is_self']
+    except (hvac.exceptions.VaultError, requests.RequestException):
+        return False
