@@ -269,7 +269,7 @@ def test_openbao_kubernetes_login_through_the_emulators_token_review(core, vault
     assert 'namespace not authorized' in str(denied.value)
 
 
-def test_openbao_role_audience_is_checked_by_the_token_review(core, vault, wiring):
+def test_openbao_role_audience_is_checked_by_the_token_review(lab, kenv, core, vault, wiring):
     namespace, mount = wiring['namespace'], wiring['mount']
     vault.write_data('auth/{0}/role/audience'.format(mount), data={
         'bound_service_account_names': ['app'], 'bound_service_account_namespaces': [namespace],
@@ -284,6 +284,10 @@ def test_openbao_role_audience_is_checked_by_the_token_review(core, vault, wirin
     assert login['auth']['metadata']['role'] == 'audience'
     with pytest.raises(hvac.exceptions.Forbidden):
         vault.auth.kubernetes.login('audience', token(), mount_point=mount, use_token=False)
+    # A token for OpenBao's audience is no credential for the API server.
+    with pytest.raises(ApiException) as refused:
+        review(bearer_client(kenv, lab, token('openbao')), token())
+    assert refused.value.status == 401
 
 
 def test_external_secret_follows_openbao_and_leaves_it_alone_when_deleted(lab, kenv, core, dyn, vault, eso, wiring):

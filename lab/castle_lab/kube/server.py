@@ -130,7 +130,12 @@ class KubeServer:
     def _user(self, request):
         header = request.headers.get('Authorization', '')
         if header.lower().startswith('bearer '):
-            return self.token_user(header[7:].strip())
+            token = header[7:].strip()
+            user = self.token_user(token)
+            # A token for other audiences (e.g. Vault's) is no credential for the API server itself.
+            if user and auth.ISSUER not in self.token_audiences(self.api.signer.verify(token)):
+                return None
+            return user
         ssl_object = request.transport.get_extra_info('ssl_object') if request.transport else None
         user = auth.user_of_peercert(ssl_object.getpeercert() if ssl_object else None)
         return (user[0], user[1] + ['system:authenticated']) if user else None
@@ -159,6 +164,13 @@ class KubeServer:
             return None
         return (claims['sub'], ['system:serviceaccounts', 'system:serviceaccounts:' + namespace,
                                 'system:authenticated'])
+
+    @staticmethod
+    def token_audiences(claims):
+        """A token's audiences; long-lived tokens carry none and are good for the API server's own."""
+        if 'aud' not in claims:
+            return [auth.ISSUER]
+        return [claims['aud']] if isinstance(claims['aud'], str) else list(claims['aud'])
 
     # discovery
 
@@ -485,9 +497,7 @@ class KubeServer:
         wanted = spec.get('audiences') or [auth.ISSUER]
         if user:
             claims = self.api.signer.verify(token)
-            # Long-lived tokens carry no audience: they are good for the API server's own.
-            audiences = claims.get('aud', []) if 'aud' in claims else [auth.ISSUER]
-            audiences = [audiences] if isinstance(audiences, str) else audiences
+            audiences = self.token_audiences(claims)
             matched = [a for a in wanted if a in audiences]
             if matched:
                 uid = claims['kubernetes.io']['serviceaccount']['uid'] if 'kubernetes.io' in claims else \
