@@ -18,6 +18,8 @@ API_PREFIX = '/api2/json'
 METHODS = ('GET', 'POST', 'PUT', 'DELETE')
 NETWORK_RATES = ('drop_rate', 'hang_rate')
 NETWORK_SECONDS = ('latency', 'jitter', 'hang_secs')
+# Most VMs POST /vms adds in one call.
+BULK_LIMIT = 20000
 # Real seconds POST /reset waits for running tasks by default.
 RESET_WAIT = 30.0
 
@@ -118,6 +120,7 @@ class ControlApi:
         app.router.add_post('/quorum', self.quorum)
         app.router.add_post('/network', self.network)
         app.router.add_get('/vms', self.vms)
+        app.router.add_post('/vms', self.create_vms)
         app.router.add_get('/talos-nodes', self.talos_nodes)
         app.router.add_post('/reset', self.reset)
         return app
@@ -230,6 +233,33 @@ class ControlApi:
 
     async def vms(self, request):
         return web.json_response([vm_view(vm) for vm in sorted(self.pve.vms, key=lambda vm: vm.vmid)])
+
+    async def create_vms(self, request):
+        """Add many VMs at once, straight into the model (no tasks, no API requests): for scale tests."""
+        body = await read_body(request, ('count', 'prefix', 'nodes', 'running', 'first_vmid', 'memory', 'cores'))
+        count = integer(body, 'count', 1)
+        if count > BULK_LIMIT:
+            raise bad("'count' must be at most {0}, not {1}".format(BULK_LIMIT, count))
+        prefix = text(body, 'prefix') if 'prefix' in body else 'bulk'
+        nodes = body.get('nodes', sorted(self.pve.nodes))
+        if not isinstance(nodes, list) or not nodes or not all(isinstance(n, str) for n in nodes):
+            raise bad("'nodes' must be a non-empty list of node names, not {0!r}".format(nodes))
+        unknown = [n for n in nodes if n not in self.pve.nodes]
+        if unknown:
+            raise ControlError(404, 'no node {0} (known: {1})'.format(', '.join(map(repr, unknown)),
+                                                                    ', '.join(sorted(self.pve.nodes))))
+        running = flag(body, 'running') if 'running' in body else False
+        memory, cores = integer(body, 'memory', 16, required=False) or 512, integer(body, 'cores', 1, required=False) or 1
+        taken = {vm.vmid for vm in self.pve.vms}
+        first = integer(body, 'first_vmid', 100, required=False) or max([99] + [v for v in taken if v < 9000]) + 1
+        vmids = range(first, first + count)
+        clash = sorted(taken.intersection(vmids))
+        if clash:
+            raise ControlError(409, 'VM id(s) already taken: {0}'.format(', '.join(map(str, clash[:10]))))
+        for i, vmid in enumerate(vmids):
+            self.pve.add_vm(vmid, '{0}-{1}'.format(prefix, i + 1), node=nodes[i % len(nodes)],
+                            status='running' if running else 'stopped', config={'memory': memory, 'cores': cores})
+        return web.json_response({'count': count, 'first_vmid': first, 'last_vmid': first + count - 1})
 
     async def talos_nodes(self, request):
         """The Talos nodes of the VMs: address, MAC, hostname, stage, machine type."""

@@ -19,7 +19,10 @@ description:
     node's row and cluster), C(fleet_role), C(fleet_state), C(fleet_workloads_now) (workloads it hosts now),
     C(fleet_workloads_next) (workloads that will move to it), C(fleet_tunnels) (tunnels that start or end on it),
     and the machine's C(connection) variables, with C(ansible_host) from its address. The group C(all) gets
-    C(fleet) (the whole validated fleet) and C(fleet_file); each C(cluster_<name>) group gets C(fleet_cluster).
+    C(fleet_file) (the path of the fleet file, for the C(src) option of the fleet modules). Each C(cluster_<name>)
+    group gets C(fleet_cluster) (the cluster's row without its nodes, which are the group's hosts) and
+    C(fleet_cluster_workloads_now), C(fleet_cluster_workloads_next) and C(fleet_cluster_tunnels) for the
+    workloads and tunnels that name the cluster itself.
   - When a cluster names a Proxmox VE API (C(proxmox.api_host)) and O(live) is on, the power state of its nodes'
     VMs comes from C(GET /cluster/resources?type=vm), one request per API whatever the number of VMs, and is
     merged into C(fleet_vm) and C(fleet_power). Proxmox VE does not list addresses there; a node without a
@@ -88,14 +91,33 @@ fleet:
 import json
 import os
 
+try:
+    import yaml
+    FastLoader = getattr(yaml, 'CSafeLoader', yaml.SafeLoader)
+    HAS_YAML = True
+except ImportError:
+    HAS_YAML = False
+
 from ansible.errors import AnsibleError, AnsibleParserError
 from ansible.module_utils.common.text.converters import to_native
 from ansible.module_utils.six.moves.urllib.parse import quote, urlencode
 from ansible.module_utils.urls import open_url
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
+from ansible.template import trust_as_template
 from ansible_collections.ephemeral.castle.plugins.module_utils import fleet as fleet_model
 
 SUFFIXES = ('.fleet.yml', '.fleet.yaml')
+
+
+def trusted(value):
+    """The fleet file's own data with its templates trusted, as ansible's loader trusts an inventory file's."""
+    if isinstance(value, dict):
+        return {k: trusted(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [trusted(v) for v in value]
+    if isinstance(value, str):
+        return trust_as_template(value)
+    return value
 
 
 def group_name(*parts):
@@ -111,7 +133,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     def parse(self, inventory, loader, path, cache=True):
         super().parse(inventory, loader, path, cache)
         self._source = path
-        self._read_config_data(path)
+        self._read_fleet_file(path)
         try:
             fleet = fleet_model.validate(self.get_option('fleet'), path)
         except fleet_model.FleetError as exc:
@@ -119,6 +141,27 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         self.requests = 0
         live = self._live(fleet, path, cache) if self.get_option('live') else {}
         self._populate(fleet, path, live)
+
+    def _read_fleet_file(self, path):
+        """Options and fleet from the file. Plain YAML is read with libyaml, many times faster on large fleets than
+        ansible's loader, which tags every value with its origin; a file with tags of ansible's (such as !vault)
+        goes through ansible's loader."""
+        if not HAS_YAML:
+            return self._read_config_data(path)
+        try:
+            with open(path, 'rb') as handle:
+                config = yaml.load(handle, Loader=FastLoader)  # nosec B506: a safe loader (CSafeLoader or SafeLoader)
+        except yaml.constructor.ConstructorError:
+            return self._read_config_data(path)
+        except (OSError, yaml.YAMLError) as exc:
+            raise AnsibleParserError('{0}: {1}'.format(path, to_native(exc)))
+        if not isinstance(config, dict) or config.get('plugin') not in (getattr(self, '_redirected_names', None)
+                                                                        or [self.NAME]):
+            raise AnsibleParserError('{0} is not a fleet file (plugin: {1} expected)'.format(path, self.NAME))
+        self.set_options(direct=trusted(config), var_options=self._vars)
+        if self.get_option('cache'):
+            self.load_cache_plugin()
+        return config
 
     # Live state from Proxmox VE.
 
@@ -220,7 +263,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     def _populate(self, fleet, path, live):
         inv = self.inventory
         self._index(fleet)
-        inv.set_variable('all', 'fleet', fleet)
+        # The path only, not the fleet itself: every host's variables would repeat it.
         inv.set_variable('all', 'fleet_file', path)
         openclaw = {c['openclaw'] for c in fleet['clusters'] if c.get('openclaw')}
         hosts = []
@@ -241,7 +284,9 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         for cluster in fleet['clusters']:
             base = group_name('cluster', cluster['name'])
             inv.add_group(base)
-            inv.set_variable(base, 'fleet_cluster', cluster)
+            # The cluster without its nodes (each node is a host of the group, with its row in fleet_node).
+            inv.set_variable(base, 'fleet_cluster', {k: v for k, v in cluster.items() if k != 'nodes'})
+            self._set_vars(base, [cluster['name']], {}, prefix='fleet_cluster_')
             found = live.get(self._api_key(cluster['proxmox'])) if cluster['proxmox'].get('api_host') else None
             for node in cluster['nodes']:
                 name = node['name']
@@ -259,7 +304,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                         address = found['agent_addresses'].get(str(vm['vmid']))
                 if address:
                     inv.set_variable(name, 'ansible_host', address)
-                self._set_vars(name, [name, cluster['name']], values)
+                self._set_vars(name, [name], values)
                 hosts.append(name)
         strict = self.get_option('strict')
         for name in hosts:
@@ -278,10 +323,10 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             for end in {t['from'], t['to']}:
                 self._tunnels.setdefault(end, []).append(t)
 
-    def _set_vars(self, name, places, values):
-        values['fleet_workloads_now'] = [w for p in places for w in self._now.get(p, ())]
-        values['fleet_workloads_next'] = [w for p in places for w in self._next.get(p, ())
-                                          if w.get('current_host') not in places]
-        values['fleet_tunnels'] = [t for p in places for t in self._tunnels.get(p, ())]
+    def _set_vars(self, name, places, values, prefix='fleet_'):
+        values[prefix + 'workloads_now'] = [w for p in places for w in self._now.get(p, ())]
+        values[prefix + 'workloads_next'] = [w for p in places for w in self._next.get(p, ())
+                                             if w.get('current_host') not in places]
+        values[prefix + 'tunnels'] = [t for p in places for t in self._tunnels.get(p, ())]
         for key, value in values.items():
             self.inventory.set_variable(name, key, value)

@@ -76,12 +76,15 @@ def test_groups_and_host_vars_of_the_lab_fleet(tmp_path):
     node = hostvars['talos-w-2']
     assert node['ansible_host'] == '127.0.10.104' and node['fleet_cluster_name'] == 'castle'
     assert node['fleet_node']['vmid'] == 104
-    assert len(node['fleet_workloads_next']) == 5 and [t['name'] for t in node['fleet_tunnels']] == ['openclaw-runtime']
+    assert node['fleet_workloads_next'] == [] and node['fleet_tunnels'] == []
+    # What names the cluster itself is on the cluster's group, and so in each node's variables.
+    assert len(node['fleet_cluster_workloads_next']) == 5
+    assert [t['name'] for t in node['fleet_cluster_tunnels']] == ['openclaw-runtime']
+    assert node['fleet_cluster']['flux']['path'] == './clusters/lab' and 'nodes' not in node['fleet_cluster']
     claw = hostvars['openclaw-node']
     assert claw['ansible_port'] == 2222 and [w['name'] for w in claw['fleet_workloads_now']] == ['openclaw-gateway']
     assert sorted(t['name'] for t in claw['fleet_tunnels']) == ['openclaw-runtime', 'operator-shell']
-    everyone = listing['all']['vars'] if 'vars' in listing['all'] else hostvars['workstation']
-    assert [c['name'] for c in everyone['fleet']['clusters']] == ['castle']
+    assert hostvars['workstation']['fleet_file'] == str(path)
 
 
 def test_the_repository_lab_inventory_shows_the_fleet_groups():

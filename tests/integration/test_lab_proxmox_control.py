@@ -157,6 +157,22 @@ def test_vms_shows_the_servers_view_of_api_changes(control, api):
     assert [v['vmid'] for v in api.nodes('pve2').qemu.get()] == [160]
 
 
+def test_vms_added_in_bulk_are_served_by_the_api(control, api):
+    made = control.create_vms(300, prefix='bulk', nodes=['pve1', 'pve2'], running=True, first_vmid=2000)
+    assert made == {'count': 300, 'first_vmid': 2000, 'last_vmid': 2299}
+    listed = {vm['vmid']: vm for vm in api.cluster.resources.get(type='vm') if vm['name'].startswith('bulk-')}
+    assert sorted(listed) == list(range(2000, 2300))
+    assert listed[2000]['name'] == 'bulk-1' and listed[2000]['node'] == 'pve1' and listed[2001]['node'] == 'pve2'
+    assert {vm['status'] for vm in listed.values()} == {'running'}
+    assert api.nodes('pve2').qemu(2299).config.get()['memory'] in (512, '512')
+    with pytest.raises(ControlError, match='VM id.s. already taken: 2000'):
+        control.create_vms(1, first_vmid=2000)
+    with pytest.raises(ControlError, match="no node 'pve9'"):
+        control.create_vms(1, nodes=['pve9'])
+    control.reset()
+    assert not [vm for vm in api.cluster.resources.get(type='vm') if vm['name'].startswith('bulk-')]
+
+
 def test_reset_restores_the_initial_state(control, api):
     initial = control.vms()
     clone(api, 170, full=1)
