@@ -589,6 +589,10 @@ class ExternalSecretController(EsoController):
         status = copy.deepcopy(es.get('status') or {})
         try:
             data = await self.fetch(es)
+            current = self.api.store.get(EXTERNAL_SECRETS, namespace, name)
+            if current is None or current['metadata']['uid'] != es['metadata']['uid'] or \
+                    current['metadata'].get('deletionTimestamp'):
+                return None  # deleted while Vault answered: nothing to write, and no owner for a Secret
             self.write_secret(es, secret_name, policy, target, data)
         except _SyncFailed as exc:
             status['conditions'] = [eso_condition('False', 'SecretSyncedError', exc.message)]
