@@ -21,6 +21,8 @@ extends_documentation_fragment:
   - ephemeral.castle.talos
   - ephemeral.castle.talos.ACTION_GROUP
   - ephemeral.castle.vault
+  - ephemeral.castle.vault.AUTH
+  - ephemeral.castle.vault.KV
   - ephemeral.castle.attributes
 options:
   dest:
@@ -115,7 +117,7 @@ def fetch(module, talosctl):
 
 
 def main():
-    spec = vault.connection_argument_spec()
+    spec = vault.connection_argument_spec(kv=True)
     spec.update(dest=dict(type='path'), vault_path=dict(type='str'), force=dict(type='bool', default=False))
     module = talos_module(spec)
     run_module(module, lambda talosctl: fetch(module, talosctl), errors=(vault.VaultError,))

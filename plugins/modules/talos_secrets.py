@@ -21,6 +21,8 @@ extends_documentation_fragment:
   - ephemeral.castle.talos
   - ephemeral.castle.talos.ACTION_GROUP
   - ephemeral.castle.vault
+  - ephemeral.castle.vault.AUTH
+  - ephemeral.castle.vault.KV
   - ephemeral.castle.attributes
 options:
   vault_path:
@@ -138,7 +140,7 @@ def keep(module, talosctl):
 
 
 def main():
-    spec = vault.connection_argument_spec()
+    spec = vault.connection_argument_spec(kv=True)
     spec.update(vault_path=dict(type='str', required=True), rotate=dict(type='bool', default=False),
                 talos_version=dict(type='str'), dest=dict(type='path'))
     module = talos_module(spec)
