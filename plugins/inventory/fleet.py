@@ -150,7 +150,11 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             return self._read_config_data(path)
         try:
             with open(path, 'rb') as handle:
-                config = yaml.load(handle, Loader=FastLoader)  # nosec B506: a safe loader (CSafeLoader or SafeLoader)
+                loader = FastLoader(handle)
+                try:
+                    config = loader.get_single_data()
+                finally:
+                    loader.dispose()
         except yaml.constructor.ConstructorError:
             return self._read_config_data(path)
         except (OSError, yaml.YAMLError) as exc:

@@ -49,7 +49,7 @@ EXAMPLES = r"""
 RETURN = r"""
 passed:
   description: Whether the fleet has no violation.
-  returned: success
+  returned: always
   type: bool
   sample: false
 violations:
