@@ -246,8 +246,8 @@ class ControlApi:
             raise bad("'nodes' must be a non-empty list of node names, not {0!r}".format(nodes))
         unknown = [n for n in nodes if n not in self.pve.nodes]
         if unknown:
-            raise ControlError(404, 'no node {0} (known: {1})'.format(', '.join(map(repr, unknown)),
-                                                                    ', '.join(sorted(self.pve.nodes))))
+            raise ControlError(404, 'no node {0} (known: {1})'.format(
+                ', '.join(map(repr, unknown)), ', '.join(sorted(self.pve.nodes))))
         running = flag(body, 'running') if 'running' in body else False
         memory, cores = integer(body, 'memory', 16, required=False) or 512, integer(body, 'cores', 1, required=False) or 1
         taken = {vm.vmid for vm in self.pve.vms}

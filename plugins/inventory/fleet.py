@@ -90,6 +90,14 @@ fleet:
 
 import json
 import os
+from urllib.parse import quote, urlencode
+
+from ansible.errors import AnsibleError, AnsibleParserError
+from ansible.module_utils.common.text.converters import to_native
+from ansible.module_utils.urls import open_url
+from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
+from ansible.template import trust_as_template
+from ansible_collections.ephemeral.castle.plugins.module_utils import fleet as fleet_model
 
 try:
     import yaml
@@ -97,14 +105,6 @@ try:
     HAS_YAML = True
 except ImportError:
     HAS_YAML = False
-
-from ansible.errors import AnsibleError, AnsibleParserError
-from ansible.module_utils.common.text.converters import to_native
-from ansible.module_utils.six.moves.urllib.parse import quote, urlencode
-from ansible.module_utils.urls import open_url
-from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
-from ansible.template import trust_as_template
-from ansible_collections.ephemeral.castle.plugins.module_utils import fleet as fleet_model
 
 SUFFIXES = ('.fleet.yml', '.fleet.yaml')
 
@@ -283,7 +283,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             for key, value in machine['connection'].items():
                 inv.set_variable(name, key, value)
             self._set_vars(name, [name], {'fleet_machine': machine, 'fleet_role': machine['role'],
-                                                 'fleet_state': machine['state']})
+                                          'fleet_state': machine['state']})
             hosts.append(name)
         for cluster in fleet['clusters']:
             base = group_name('cluster', cluster['name'])

@@ -33,8 +33,8 @@ class FleetError(Exception):
     def __init__(self, source, errors):
         self.source = source
         self.errors = list(errors)
-        super().__init__('{0}: {1} error(s) in the fleet:\n  {2}'.format(source, len(self.errors),
-                                                                           '\n  '.join(self.errors)))
+        lines = '\n  '.join(self.errors)
+        super().__init__('{0}: {1} error(s) in the fleet:\n  {2}'.format(source, len(self.errors), lines))
 
 
 # The schema, as nested specs: ('map', {key: (spec, required, default)}), ('list', spec), ('enum', choices),

@@ -307,4 +307,3 @@ def test_drain_plan_and_gates_of_the_lab_fleet(lab, env, tmp_path):
 def test_missing_fleet_file_fails_clearly(lab, env, tmp_path):
     rc, result = module(lab, env, 'fleet_check', src=str(tmp_path / 'none.fleet.yml'))
     assert rc != 0 and 'cannot read the fleet file' in result['msg'] and str(tmp_path) in result['msg']
-

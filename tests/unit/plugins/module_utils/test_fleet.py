@@ -137,8 +137,8 @@ def test_workload_without_target_or_owner():
     del data['workloads'][0]['target_host']
     data['workloads'][2]['owner'] = ''
     found = fleet.check(fleet.validate(data))
-    assert [(v['code'], v['rows']) for v in found] == [('workload-no-target', [{'workload': 'app'}]),
-                                                        ('workload-no-owner', [{'workload': 'vault'}])]
+    assert [(v['code'], v['rows']) for v in found] == [
+        ('workload-no-target', [{'workload': 'app'}]), ('workload-no-owner', [{'workload': 'vault'}])]
 
 
 def test_workload_targeting_a_frozen_machine():
