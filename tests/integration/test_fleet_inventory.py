@@ -307,3 +307,17 @@ def test_drain_plan_and_gates_of_the_lab_fleet(lab, env, tmp_path):
 def test_missing_fleet_file_fails_clearly(lab, env, tmp_path):
     rc, result = module(lab, env, 'fleet_check', src=str(tmp_path / 'none.fleet.yml'))
     assert rc != 0 and 'cannot read the fleet file' in result['msg'] and str(tmp_path) in result['msg']
+
+
+def test_module_defaults_set_the_fleet_once_for_the_action_group(lab, env, tmp_path):
+    play = [{'name': 'fleet rules', 'hosts': 'localhost', 'gather_facts': False,
+             'module_defaults': {'group/ephemeral.castle.fleet': {'src': str(LAB_FLEET)}},
+             'tasks': [{'name': 'Check', 'ephemeral.castle.fleet_check': {}, 'register': 'rules'},
+                       {'name': 'Plan', 'ephemeral.castle.fleet_drain_plan': {'machine': 'pve-old'}, 'register': 'plan'},
+                       {'name': 'Gate', 'ephemeral.castle.fleet_gate': {'machine': 'pve-old'}, 'register': 'gate'},
+                       {'name': 'Show', 'ansible.builtin.debug': {
+                           'msg': "RESULT {{ rules.passed }} {{ plan.workloads }} {{ gate.passed }}"}}]}]
+    book = tmp_path / 'play.yml'
+    book.write_text(yaml.safe_dump(play))
+    proc = run('ansible-playbook', '-i', str(lab.inventory), str(book), env=env)
+    assert 'RESULT True 5 False' in proc.stdout
