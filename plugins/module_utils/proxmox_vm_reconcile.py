@@ -336,7 +336,20 @@ class VmReconciler(object):
             if status != 'running':
                 raise ProxmoxError('wait_for_ip needs a running VM; VM {0} is {1}'.format(vm['vmid'], status))
             result['ips'] = self.wait_for_ip(vm)
+        elif params['wait_for_ip'] and status == 'running' and vm.get('status') == 'running':
+            # Check mode: what a VM that already runs reports now, without waiting.
+            result['ips'] = self.reported_ips(vm)
         return result
+
+    def reported_ips(self, vm):
+        path = 'nodes/{node}/qemu/{vmid}/agent/network-get-interfaces'.format(**vm)
+        retries, self.client.retries = self.client.retries, 0
+        try:
+            return agent_ipv4(self.client.get(path))
+        except ProxmoxError:
+            return []
+        finally:
+            self.client.retries = retries
 
 
 def agent_ipv4(answer):

@@ -279,7 +279,10 @@ macs:
   type: dict
   sample: {"net0": "BC:24:11:40:00:01"}
 ips:
-  description: IPv4 addresses the guest agent reports (only with O(wait_for_ip=true)).
+  description:
+    - IPv4 addresses the guest agent reports (only with O(wait_for_ip=true)).
+    - In check mode, what the agent of a VM that already runs reports, without waiting; empty for a VM
+      that would be created or started.
   returned: always
   type: list
   elements: str

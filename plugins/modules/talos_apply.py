@@ -6,7 +6,7 @@
 
 DOCUMENTATION = r"""
 module: talos_apply
-short_description: Apply a machine config to a Talos node
+short_description: Apply machine configs to Talos nodes
 version_added: 0.1.0
 description:
   - Applies a machine config to the first of O(nodes) with C(talosctl apply-config).
@@ -16,6 +16,11 @@ description:
   - Does nothing when the node already runs the same config.
   - In check mode, the node is asked what would happen (C(--dry-run)); its answer is returned in
     RV(dry_run).
+  - With O(configs), applies a config to each of several nodes concurrently, in one run; the answer of
+    each node is returned in RV(nodes). A node that fails does not stop the others; the module then fails
+    naming each failed node.
+  - An insecure apply that fails, for example when its connection drops after the node took the
+    config and rebooted, is not an error if the node now runs exactly that config.
 author:
   - ephemeral.castle maintainers (@ephemeral-castle)
 extends_documentation_fragment:
@@ -26,7 +31,7 @@ options:
   config:
     description:
       - The machine config (YAML), as returned by M(ephemeral.castle.talos_machine_config).
-      - One of O(config) and O(config_path) is required.
+      - One of O(config), O(config_path) and O(configs) is required.
     type: str
   config_path:
     description: File holding the machine config.
@@ -42,6 +47,10 @@ options:
     description:
       - V(true) applies over the maintenance API, V(false) over mTLS. Unset, the node's state decides.
     type: bool
+  configs:
+    description:
+      - Machine configs of several nodes, by node address; O(nodes) is not used then.
+    type: dict
 """
 
 EXAMPLES = r"""
@@ -57,22 +66,30 @@ EXAMPLES = r"""
     mode: no-reboot
     talosconfig: ~/.talos/lab
     nodes: [10.0.40.11]
+
+- name: Apply every node's config at once
+  ephemeral.castle.talos_apply:
+    configs:
+      10.0.40.11: "{{ cluster_configs.configs['cp-1'].config }}"
+      10.0.40.21: "{{ cluster_configs.configs['w-1'].config }}"
+    talosconfig: ~/.talos/lab
+    endpoints: [10.0.40.11]
 """
 
 RETURN = r"""
 node:
   description: The node the config was applied to.
-  returned: always
+  returned: without O(configs)
   type: str
   sample: 10.0.40.11
 node_state:
   description: C(maintenance) or C(configured), as found before applying.
-  returned: always
+  returned: without O(configs)
   type: str
   sample: maintenance
 config_sha256:
   description: SHA-256 digest of the config applied.
-  returned: always
+  returned: without O(configs)
   type: str
   sample: 3b1f0c5e8a2d4f6b9c7e1a0d2f4b6c8e0a1c3e5f7b9d1f3a5c7e9b1d3f5a7c9e
 dry_run:
@@ -85,15 +102,31 @@ stdout:
   returned: when the config was applied
   type: str
   sample: "Applied configuration without a reboot\n"
+nodes:
+  description:
+    - With O(configs), what each node that came out right returned (RV(node_state), RV(config_sha256),
+      C(changed), RV(dry_run) or RV(stdout)), by address.
+  returned: with O(configs)
+  type: dict
+  sample: {"10.0.40.11": {"changed": true, "node_state": "maintenance", "config_sha256": "3b1f0c5e",
+           "stdout": "Applied configuration with a reboot\n"}}
+failed_nodes:
+  description: With O(configs), the error of each node that failed, by address.
+  returned: with O(configs)
+  type: dict
+  sample: {"10.0.40.21": "node 10.0.40.21 answers neither over mTLS nor on the maintenance API"}
 """
+
+from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.ephemeral.castle.plugins.module_utils.talos import (
     TalosError, comparable, config_diff, digest, load_config, run_module, talos_module, target_node)
 
+# Most nodes applied to at the same time.
+APPLIERS = 16
 
-def apply(module, talosctl):
-    params = module.params
-    node = target_node(talosctl, 'apply the config to')
+
+def read_config(params):
     text = params['config']
     if text is None:
         try:
@@ -101,12 +134,17 @@ def apply(module, talosctl):
                 text = handle.read()
         except (IOError, OSError) as exc:
             raise TalosError('config_path {0}: {1}'.format(params['config_path'], exc))
+    return text
+
+
+def apply_one(module, talosctl, node, text, label=''):
+    params = module.params
     try:
         desired = load_config(text)
     except TalosError as exc:
-        raise TalosError('config is not a machine config: {0}'.format(exc))
+        raise TalosError('{0}config is not a machine config: {1}'.format(label, exc))
     if not desired:
-        raise TalosError('config is empty')
+        raise TalosError('{0}config is empty'.format(label))
     if params['insecure'] is None:
         state, dummy, detail = talosctl.machine_status(node)
         if state == 'unreachable':
@@ -120,22 +158,85 @@ def apply(module, talosctl):
     result['changed'] = True
     if module._diff:
         result['diff'] = config_diff(running, desired)
-    path = talosctl.secret_file('config.yaml', text)
+    path = talosctl.secret_file('config-{0}.yaml'.format(node.replace(':', '_').replace('/', '_')), text)
     args = ['apply-config', '--file', path, '--mode', params['mode']]
     insecure = state == 'maintenance'
     if module.check_mode:
         result['dry_run'] = talosctl.run(args + ['--dry-run'], nodes=[node], insecure=insecure)
         return result
-    result['stdout'] = talosctl.run(args, nodes=[node], insecure=insecure)
+    try:
+        result['stdout'] = talosctl.run(args, nodes=[node], insecure=insecure)
+    except TalosError:
+        if not insecure or not runs(talosctl, node, desired):
+            raise
+        # A try before this one went through (the node rebooted into the config, the answer was lost), or
+        # someone else applied the same config meanwhile: the node has what was asked for.
+        result['stdout'] = 'The node already runs this config\n'
     return result
+
+
+def runs(talosctl, node, desired):
+    """Whether the node answers over mTLS with exactly this config."""
+    try:
+        return comparable(talosctl.running_config(node)) == comparable(desired)
+    except TalosError:
+        return False
+
+
+def apply_many(module, talosctl):
+    configs = module.params['configs']
+    if not configs:
+        raise TalosError('configs names no node')
+
+    def one(node):
+        try:
+            return node, apply_one(module, talosctl, node, configs[node], '{0}: '.format(node)), None
+        except TalosError as exc:
+            return node, None, str(exc)
+
+    with ThreadPoolExecutor(max_workers=min(APPLIERS, len(configs))) as pool:
+        outcomes = list(pool.map(one, sorted(configs)))
+    done = dict((node, result) for node, result, error in outcomes if error is None)
+    failed = dict((node, error) for node, result, error in outcomes if error is not None)
+    answer = dict(changed=any(r['changed'] for r in done.values()), nodes={}, failed_nodes=failed)
+    diffs = []
+    for node, result in sorted(done.items()):
+        result.pop('node')
+        diff = result.pop('diff', None)
+        if diff:
+            diffs.append(dict(diff, before_header=node, after_header=node))
+        answer['nodes'][node] = result
+    if module._diff:
+        answer['diff'] = diffs
+    if failed:
+        raise BatchFailed('{0} of {1} nodes failed: {2}'.format(
+            len(failed), len(configs), '; '.join('{0}: {1}'.format(k, v) for k, v in sorted(failed.items()))), answer)
+    return answer
+
+
+class BatchFailed(Exception):
+    def __init__(self, message, answer):
+        super(BatchFailed, self).__init__(message)
+        self.answer = answer
+
+
+def apply(module, talosctl):
+    if module.params['configs'] is not None:
+        try:
+            return apply_many(module, talosctl)
+        except BatchFailed as exc:
+            module.fail_json(msg=str(exc), **exc.answer)
+    node = target_node(talosctl, 'apply the config to')
+    return apply_one(module, talosctl, node, read_config(module.params))
 
 
 def main():
     module = talos_module(dict(
         config=dict(type='str', no_log=True), config_path=dict(type='path'),
         mode=dict(type='str', default='auto', choices=['auto', 'no-reboot', 'reboot', 'staged']),
-        insecure=dict(type='bool'),
-    ), required_one_of=[('config', 'config_path')], mutually_exclusive=[('config', 'config_path')])
+        insecure=dict(type='bool'), configs=dict(type='dict', no_log=True),
+    ), required_one_of=[('config', 'config_path', 'configs')],
+        mutually_exclusive=[('config', 'config_path', 'configs')])
     run_module(module, lambda talosctl: apply(module, talosctl))
 
 

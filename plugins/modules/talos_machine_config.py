@@ -6,7 +6,7 @@
 
 DOCUMENTATION = r"""
 module: talos_machine_config
-short_description: Render and validate one Talos node's machine config
+short_description: Render and validate Talos nodes' machine configs
 version_added: 0.1.0
 description:
   - Generates the config of a control-plane or worker node from the cluster's secrets bundle with
@@ -17,6 +17,8 @@ description:
     register it on a task with C(no_log=true).
   - With O(compare_to_node=true), reads the config the node runs (C(talosctl get machineconfig)) and
     reports whether it differs, with the difference (keys and tokens redacted) in diff mode.
+  - With O(machines), renders the configs of many nodes in one run, from one C(talosctl gen config)
+    per role, and validates them concurrently; they are returned in RV(configs).
   - Rendering changes nothing; only writing O(dest) does.
 author:
   - ephemeral.castle maintainers (@ephemeral-castle)
@@ -42,9 +44,10 @@ options:
     type: str
     required: true
   role:
-    description: Role of the node.
+    description:
+      - Role of the node; with O(machines), of each machine that does not name its own.
+      - Required without O(machines).
     type: str
-    required: true
     choices: [controlplane, worker]
   kubernetes_version:
     description: Kubernetes version to run, for example C(1.34.1); talosctl's default when unset.
@@ -121,8 +124,43 @@ options:
     type: bool
     default: false
   dest:
-    description: Also write the config to this file, with mode 0600.
+    description: Also write the config to this file, with mode 0600. Not with O(machines).
     type: path
+  machines:
+    description:
+      - Several nodes at once, each with its own settings; O(role), O(address), O(gateway),
+        O(interface), O(vip), O(install_disk) and O(node_patches) are then defaults for every machine.
+      - Hostnames must be unique. Not with O(compare_to_node) or O(dest).
+    type: list
+    elements: dict
+    suboptions:
+      hostname:
+        description: Hostname of the node; it names the node's config in RV(configs).
+        type: str
+        required: true
+      role:
+        description: Role of the node; O(role) when unset.
+        type: str
+        choices: [controlplane, worker]
+      address:
+        description: Static address of the node with its prefix length.
+        type: str
+      gateway:
+        description: Default gateway of the node's interface.
+        type: str
+      interface:
+        description: Network interface the address, gateway and VIP are set on.
+        type: str
+      vip:
+        description: Shared virtual IP of the control plane (control-plane nodes only).
+        type: str
+      install_disk:
+        description: Disk Talos installs to.
+        type: str
+      node_patches:
+        description: Patches of this node alone, applied last.
+        type: list
+        elements: raw
 """
 
 EXAMPLES = r"""
@@ -150,17 +188,30 @@ EXAMPLES = r"""
     compare_to_node: true
   register: cp1_config
   no_log: true
+
+- name: Configs of a whole cluster in one run
+  ephemeral.castle.talos_machine_config:
+    secrets: "{{ talos_secrets.bundle }}"
+    cluster_name: lab
+    cluster_endpoint: https://10.0.40.10:6443
+    install_disk: /dev/sda
+    machines:
+      - {hostname: cp-1, role: controlplane, vip: 10.0.40.10}
+      - {hostname: w-1, role: worker}
+      - {hostname: w-2, role: worker, node_patches: [{machine: {nodeLabels: {disk: ssd}}}]}
+  register: cluster_configs
+  no_log: true
 """
 
 RETURN = r"""
 config:
   description: The machine config (YAML). It holds the cluster's keys.
-  returned: always
+  returned: without O(machines)
   type: str
   sample: "version: v1alpha1\nmachine:\n  type: controlplane\n"
 config_sha256:
   description: SHA-256 digest of RV(config).
-  returned: always
+  returned: without O(machines)
   type: str
   sample: 3b1f0c5e8a2d4f6b9c7e1a0d2f4b6c8e0a1c3e5f7b9d1f3a5c7e9b1d3f5a7c9e
 differs:
@@ -173,12 +224,19 @@ node_state:
   returned: with O(compare_to_node=true)
   type: str
   sample: configured
+configs:
+  description: With O(machines), each machine's config and its SHA-256 digest, by hostname.
+  returned: with O(machines)
+  type: dict
+  sample: {"cp-1": {"config": "version: v1alpha1\nmachine:\n  type: controlplane\n", "config_sha256": "3b1f0c5e"}}
 talosconfig:
   description: A talosconfig for the cluster. It holds a client key.
   returned: with O(with_talosconfig=true)
   type: str
   sample: "context: lab\ncontexts:\n  lab:\n    endpoints: [10.0.40.10]\n"
 """
+
+from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.ephemeral.castle.plugins.module_utils.talos import (
     TalosError, apply_patches, comparable, config_diff, digest, dump_config, load_config, node_patch,
@@ -197,7 +255,7 @@ def read_secrets(params):
 
 def generate(talosctl, params, secrets_file, output_type):
     args = ['gen', 'config', params['cluster_name'], params['cluster_endpoint'], '--with-secrets', secrets_file,
-            '--output-types', output_type, '--output', '-']
+            '--output-types', output_type, '--output', '-', '--with-docs=false', '--with-examples=false']
     for flag, key in (('--kubernetes-version', 'kubernetes_version'), ('--talos-version', 'talos_version')):
         if params[key]:
             args += [flag, params[key]]
@@ -218,50 +276,110 @@ def talosconfig_for(talosctl, params, secrets_file):
     return dump_config([config])
 
 
+MACHINE_KEYS = ('hostname', 'role', 'address', 'gateway', 'interface', 'vip', 'install_disk', 'node_patches')
+# Concurrent `talosctl validate` runs of one module run.
+VALIDATORS = 4
+
+
+def check_machine(params):
+    if params['vip'] and params['role'] != 'controlplane':
+        raise TalosError('vip is for control-plane nodes; {0} has role {1}'.format(
+            params['hostname'] or 'this node', params['role']))
+    role_patches = params['role_patches'].get(params['role']) or []
+    if not isinstance(role_patches, list):
+        raise TalosError('role_patches.{0} must be a list of patches'.format(params['role']))
+    return role_patches
+
+
+def patched(params, base, role_patches):
+    """The base config of the node's role with the cluster, role and node patches applied, as YAML."""
+    own = node_patch(hostname=params['hostname'], address=params['address'], gateway=params['gateway'],
+                     interface=params['interface'], install_disk=params['install_disk'],
+                     install_image=params['install_image'], vip=params['vip'], nameservers=params['nameservers'])
+    docs = base
+    for name, patches in (('patches', params['patches']), ('role_patches.' + params['role'], role_patches),
+                          ('node settings', [own] if own else []), ('node_patches', params['node_patches'])):
+        try:
+            docs = apply_patches(docs, patches)
+        except TalosError as exc:
+            raise TalosError('{0}{1}: {2}'.format(
+                params['hostname'] + ': ' if params['machines'] else '', name, exc))
+    return docs
+
+
+def validate(talosctl, params, config, name):
+    path = talosctl.secret_file(name, config)
+    try:
+        talosctl.run(['validate', '--config', path, '--mode', params['validate_mode']], connect=False)
+    except TalosError as exc:
+        if params['machines']:
+            exc.args = ('{0}: {1}'.format(params['hostname'], exc),)
+        raise
+
+
+def machine_params(params):
+    """Each machine's parameters: the module's, overridden by what the machine sets."""
+    machines = []
+    for machine in params['machines']:
+        own = {**params, **{k: v for k, v in machine.items() if k in MACHINE_KEYS and v is not None}}
+        if not own['role']:
+            raise TalosError('machine {0} has no role and role is not set'.format(machine['hostname']))
+        machines.append(own)
+    hostnames = [m['hostname'] for m in machines]
+    twice = sorted(set(h for h in hostnames if hostnames.count(h) > 1))
+    if twice:
+        raise TalosError('machines lists {0} more than once'.format(', '.join(twice)))
+    return machines
+
+
 def render(module, talosctl):
     params = module.params
-    if params['vip'] and params['role'] != 'controlplane':
-        raise TalosError('vip is for control-plane nodes; this node has role {0}'.format(params['role']))
     unknown = sorted(set(params['role_patches']) - set(['controlplane', 'worker']))
     if unknown:
         raise TalosError('role_patches has keys {0}; only controlplane and worker are roles'.format(', '.join(unknown)))
+    if params['machines'] is not None:
+        for option in ('compare_to_node', 'dest'):
+            if params[option]:
+                raise TalosError('{0} is for one node; it cannot be used with machines'.format(option))
+        machines = machine_params(params)
+    elif not params['role']:
+        raise TalosError('role is required without machines')
+    else:
+        machines = [params]
+    role_patches = [check_machine(machine) for machine in machines]
     secrets = read_secrets(params)
     try:
         parse_yaml_docs(secrets)
     except TalosError as exc:
         raise TalosError('the secrets bundle is not YAML: {0}'.format(exc))
     secrets_file = talosctl.secret_file('secrets.yaml', secrets)
-    docs = load_config(generate(talosctl, params, secrets_file, params['role']))
-    own = node_patch(hostname=params['hostname'], address=params['address'], gateway=params['gateway'],
-                     interface=params['interface'], install_disk=params['install_disk'],
-                     install_image=params['install_image'], vip=params['vip'], nameservers=params['nameservers'])
-    role_patches = params['role_patches'].get(params['role']) or []
-    if not isinstance(role_patches, list):
-        raise TalosError('role_patches.{0} must be a list of patches'.format(params['role']))
-    for name, patches in (('patches', params['patches']), ('role_patches.' + params['role'], role_patches),
-                          ('node settings', [own] if own else []), ('node_patches', params['node_patches'])):
-        try:
-            docs = apply_patches(docs, patches)
-        except TalosError as exc:
-            raise TalosError('{0}: {1}'.format(name, exc))
-    config = dump_config(docs)
+    # Nodes of one role differ only by their patches: one generation per role.
+    bases = dict((role, load_config(generate(talosctl, params, secrets_file, role)))
+                 for role in sorted(set(m['role'] for m in machines)))
+    docs = [patched(machine, bases[machine['role']], patches) for machine, patches in zip(machines, role_patches)]
+    configs = [dump_config(d) for d in docs]
     if params['validate']:
-        path = talosctl.secret_file('config.yaml', config)
-        talosctl.run(['validate', '--config', path, '--mode', params['validate_mode']], connect=False)
-    result = dict(changed=False, config=config, config_sha256=digest(config))
+        with ThreadPoolExecutor(max_workers=min(VALIDATORS, len(configs))) as pool:
+            list(pool.map(lambda job: validate(talosctl, job[0], job[1], 'config-{0}.yaml'.format(job[2])),
+                          zip(machines, configs, range(len(configs)))))
+    if params['machines'] is not None:
+        result = dict(changed=False, configs=dict(
+            (m['hostname'], dict(config=c, config_sha256=digest(c))) for m, c in zip(machines, configs)))
+    else:
+        result = dict(changed=False, config=configs[0], config_sha256=digest(configs[0]))
     if params['compare_to_node']:
         node = target_node(talosctl, 'compare the config with')
         state, dummy, detail = talosctl.machine_status(node)
         if state == 'unreachable':
             raise TalosError('node {0} cannot be reached to compare configs: {1}'.format(node, detail))
         running = talosctl.running_config(node) if state == 'configured' else None
-        result.update(node_state=state, differs=running is None or comparable(running) != comparable(docs))
+        result.update(node_state=state, differs=running is None or comparable(running) != comparable(docs[0]))
         if module._diff:
-            result['diff'] = config_diff(running, docs)
+            result['diff'] = config_diff(running, docs[0])
     if params['with_talosconfig']:
         result['talosconfig'] = talosconfig_for(talosctl, params, secrets_file)
     if params['dest']:
-        result['changed'] = write_private(params['dest'], config, module.check_mode)
+        result['changed'] = write_private(params['dest'], configs[0], module.check_mode)
     return result
 
 
@@ -269,7 +387,7 @@ def main():
     module = talos_module(dict(
         secrets=dict(type='str', no_log=True), secrets_path=dict(type='path', no_log=False),
         cluster_name=dict(type='str', required=True), cluster_endpoint=dict(type='str', required=True),
-        role=dict(type='str', required=True, choices=['controlplane', 'worker']),
+        role=dict(type='str', choices=['controlplane', 'worker']),
         kubernetes_version=dict(type='str'), talos_version=dict(type='str'),
         additional_sans=dict(type='list', elements='str'),
         hostname=dict(type='str'), address=dict(type='str'), gateway=dict(type='str'),
@@ -282,6 +400,10 @@ def main():
         validate_mode=dict(type='str', default='metal', choices=['metal', 'cloud', 'container']),
         compare_to_node=dict(type='bool', default=False), with_talosconfig=dict(type='bool', default=False),
         dest=dict(type='path'),
+        machines=dict(type='list', elements='dict', options=dict(
+            hostname=dict(type='str', required=True), role=dict(type='str', choices=['controlplane', 'worker']),
+            address=dict(type='str'), gateway=dict(type='str'), interface=dict(type='str'), vip=dict(type='str'),
+            install_disk=dict(type='str'), node_patches=dict(type='list', elements='raw'))),
     ), required_one_of=[('secrets', 'secrets_path')], mutually_exclusive=[('secrets', 'secrets_path')])
     if not module.params['cluster_endpoint'].startswith('https://'):
         module.fail_json(msg='cluster_endpoint {0!r} must be an https:// URL, for example https://10.0.40.10:6443'.format(

@@ -11,9 +11,12 @@ import stat
 import sys
 
 SCRIPT = r'''#!PYTHON
-import base64, json, os, sys, yaml
+import base64, fcntl, json, os, sys, yaml
 
 STATE = os.environ['FAKE_TALOS_STATE']
+# The modules run talosctl for several nodes at once: one call at a time reads and writes the state.
+LOCK = open(STATE + '.lock', 'a')
+fcntl.flock(LOCK, fcntl.LOCK_EX)
 with open(STATE) as handle:
     state = json.load(handle)
 argv = sys.argv[1:]

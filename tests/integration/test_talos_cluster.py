@@ -1,24 +1,84 @@
-"""playbooks/talos.yml end to end against the lab: Talos VMs on the lab's Proxmox VE, a 3 control-plane +
-3 worker cluster from nothing, a re-run that changes nothing, and a rebuild of every VM that keeps the PKI
-(the secrets bundle is read back from Vault), so the old kubeconfig still authenticates."""
+"""playbooks/talos.yml end to end against the lab: check mode on an empty lab, Talos VMs on the lab's Proxmox
+VE, a 3 control-plane + 3 worker cluster from nothing, a re-run that changes nothing, a node patch shown by
+check mode and applied to that node only, reset nodes brought back by a re-run, and a rebuild of every VM that
+keeps the PKI (the secrets bundle is read back from Vault), so the old kubeconfig still authenticates.
 
+The tests share one cluster and run in file order: each leaves it healthy for the next."""
+
+import hashlib
 import json
+import re
 
 import hvac
 import pytest
 import yaml
+from castle_lab.control import ProxmoxControl
+from talos_helpers import until
 from vm_helpers import play_recap
 
-from conftest import remove_named
+from conftest import find, remove_named
 
 pytestmark = pytest.mark.lab
 
 NODES = ['talos-cp-1', 'talos-cp-2', 'talos-cp-3', 'talos-w-1', 'talos-w-2', 'talos-w-3']
 
 
-def playbook(lab, env):
-    return lab.run('ansible-playbook', '-i', str(lab.inventory / 'hosts.yml'), 'playbooks/talos.yml', env=env,
-                   check=False, timeout=900)
+PATCHED = 'talos-w-2'
+LABEL = {'castle.ephemeral/patched': 'yes'}
+
+
+def playbook(lab, env, *extra):
+    return lab.run('ansible-playbook', '-i', str(lab.inventory / 'hosts.yml'), 'playbooks/talos.yml', *extra,
+                   env=env, check=False, timeout=900)
+
+
+def with_patch(cluster):
+    """-e for the lab's cluster with a node patch on one worker."""
+    talos = json.loads(json.dumps(cluster['inventory']['castle_talos']))
+    for node in talos['nodes']:
+        if node['name'] == PATCHED:
+            node['patches'] = [{'machine': {'nodeLabels': LABEL}}]
+    return ('-e', json.dumps({'castle_talos': talos}))
+
+
+def talos_nodes(env):
+    """{hostname: {'address', 'stage', ...}} of the lab's Talos nodes, from the Proxmox control API."""
+    return {n['hostname']: n for n in ProxmoxControl(env['CASTLE_LAB_PROXMOX_CONTROL']).talos_nodes()
+            if n['hostname'] in NODES}
+
+
+def stages(env, addresses):
+    """The stage of the Talos node at each address (a node in maintenance mode has no hostname of ours)."""
+    found = {n['address']: n['stage'] for n in ProxmoxControl(env['CASTLE_LAB_PROXMOX_CONTROL']).talos_nodes()}
+    return [found.get(address) for address in addresses]
+
+
+def running_configs(lab, env, talosconfig):
+    """{hostname: (SHA-256 of the machine config the node runs, the config)} read with talosctl."""
+    found = {}
+    for hostname, node in talos_nodes(env).items():
+        out = lab.run('talosctl', '--talosconfig', str(talosconfig), '--nodes', node['address'],
+                      'get', 'machineconfig', '--output', 'yaml', env=env).stdout
+        spec = yaml.safe_load(out)['spec']
+        text = spec if isinstance(spec, str) else yaml.safe_dump(spec)
+        found[hostname] = (hashlib.sha256(text.encode()).hexdigest(), list(yaml.safe_load_all(text)))
+    return found
+
+
+def machine(docs):
+    return next(d for d in docs if d and d.get('kind') is None and 'machine' in d)['machine']
+
+
+def etcd_hostnames(lab, env, talosconfig, address):
+    out = lab.run('talosctl', '--talosconfig', str(talosconfig), '--nodes', address, 'etcd', 'members',
+                  env=env).stdout.splitlines()
+    column = out[0].split().index('HOSTNAME')
+    return sorted(line.split()[column] for line in out[1:] if line.strip())
+
+
+def diffed_nodes(stdout):
+    """Addresses the diff output names (its '+++ after: <node>' headers)."""
+    return sorted(set(re.findall(r'^\+\+\+ after: (\S+)$', stdout, re.MULTILINE)))
 
 
 def ready_nodes(lab, env, kubeconfig, *extra):
@@ -33,8 +93,17 @@ def cluster(lab, env, pve):
     inventory = yaml.safe_load((lab.inventory / 'hosts.yml').read_text())['all']['vars']
     yield {'first': playbook(lab, env), 'second': playbook(lab, env),
            'kubeconfig': lab.dir / 'talos' / 'castle' / 'kubeconfig', 'vault_path': 'castle/castle/talos',
-           'inventory': inventory}
+           'talosconfig': lab.dir / 'talos' / 'castle' / 'talosconfig', 'inventory': inventory}
     remove_named(pve, *NODES)
+
+
+def test_check_mode_on_an_empty_lab_creates_nothing(lab, env, pve):
+    remove_named(pve, *NODES)
+    predicted = playbook(lab, env, '--check', '--diff')
+    assert predicted.returncode == 0, predicted.stdout[-4000:]
+    assert [n for n in NODES if find(pve, n)] == []
+    assert 'no address yet' in predicted.stdout and 'not checked at all' in predicted.stdout
+    assert not (lab.dir / 'talos' / 'castle' / 'kubeconfig').exists()
 
 
 def test_a_cluster_of_six_nodes_from_nothing(lab, env, cluster):
@@ -46,6 +115,53 @@ def test_a_cluster_of_six_nodes_from_nothing(lab, env, cluster):
 def test_a_second_run_changes_nothing(cluster):
     assert cluster['second'].returncode == 0, cluster['second'].stdout[-4000:]
     assert play_recap(cluster['second'])['changed'] == '0', cluster['second'].stdout[-4000:]
+
+
+def test_check_mode_shows_a_node_patch_and_changes_nothing(lab, env, cluster):
+    before = running_configs(lab, env, cluster['talosconfig'])
+    predicted = playbook(lab, env, '--check', '--diff', *with_patch(cluster))
+    assert predicted.returncode == 0, predicted.stdout[-4000:]
+    nodes = talos_nodes(env)
+    assert diffed_nodes(predicted.stdout) == [nodes[PATCHED]['address']], predicted.stdout[-4000:]
+    assert '+    nodeLabels:' in predicted.stdout or '+  nodeLabels:' in predicted.stdout
+    assert '{0}: would be applied'.format(PATCHED) in predicted.stdout
+    assert running_configs(lab, env, cluster['talosconfig']) == before
+    assert sorted(n['stage'] for n in nodes.values()) == ['running'] * len(NODES)
+
+
+def test_a_node_patch_is_applied_to_that_node_only(lab, env, cluster):
+    before = running_configs(lab, env, cluster['talosconfig'])
+    applied = playbook(lab, env, *with_patch(cluster))
+    assert applied.returncode == 0, applied.stdout[-4000:]
+    assert play_recap(applied)['changed'] == '1', applied.stdout[-4000:]
+    after = running_configs(lab, env, cluster['talosconfig'])
+    assert sorted(h for h in NODES if after[h][0] != before[h][0]) == [PATCHED]
+    assert machine(after[PATCHED][1])['nodeLabels'] == LABEL
+    again = playbook(lab, env, *with_patch(cluster))
+    assert again.returncode == 0, again.stdout[-4000:]
+    assert play_recap(again)['changed'] == '0', again.stdout[-4000:]
+
+
+def test_reset_nodes_are_restored_by_a_rerun(lab, env, cluster):
+    nodes = talos_nodes(env)
+    talosconfig = str(cluster['talosconfig'])
+    for hostname in ('talos-w-3', 'talos-cp-2'):
+        reset = lab.run('ansible', 'localhost', '-m', 'ephemeral.castle.talos_reset', '-a', json.dumps(
+            {'nodes': [nodes[hostname]['address']], 'confirm': hostname, 'talosconfig': talosconfig}),
+            env=env, check=False)
+        assert reset.returncode == 0, reset.stdout[-3000:]
+    reset_addresses = [nodes[h]['address'] for h in ('talos-w-3', 'talos-cp-2')]
+    until(lambda: stages(env, reset_addresses) == ['maintenance', 'maintenance'], 'the reset nodes in maintenance mode')
+    first = nodes['talos-cp-1']['address']
+    assert etcd_hostnames(lab, env, talosconfig, first) == ['talos-cp-1', 'talos-cp-3']
+    restored = playbook(lab, env, *with_patch(cluster))
+    assert restored.returncode == 0, restored.stdout[-4000:]
+    assert 'talos-w-3: applied (maintenance)' in restored.stdout
+    assert 'talos-cp-2: applied (maintenance)' in restored.stdout
+    assert 'talos-w-1: unchanged (configured)' in restored.stdout
+    assert ready_nodes(lab, env, cluster['kubeconfig']) == NODES
+    assert etcd_hostnames(lab, env, talosconfig, first) == ['talos-cp-1', 'talos-cp-2', 'talos-cp-3']
+    assert sorted(n['stage'] for n in talos_nodes(env).values()) == ['running'] * len(NODES)
 
 
 def test_a_rebuild_of_every_vm_keeps_the_pki(lab, env, pve, cluster):

@@ -72,6 +72,14 @@ def test_the_lab_cluster_from_maintenance_to_healthy_and_back(talos_env, nodes, 
 
     same = mod('talos_apply', config=cp_config, nodes=[cp], **connect)
     assert same.changed is False and same.result['node_state'] == 'configured'
+    # An insecure apply tried again after the node took the config (its answer lost): the node runs exactly
+    # that config, so it is done. Another config is refused all the same.
+    retried = mod('talos_apply', config=cp_config, nodes=[cp], insecure=True, **connect)
+    assert retried.result['stdout'] == 'The node already runs this config\n'
+    other = cp_config.replace('hostname: cp-1', 'hostname: cp-9')
+    assert other != cp_config
+    refused_insecure = run_module(talos_env, 'talos_apply', config=other, nodes=[cp], insecure=True, **connect)
+    assert refused_insecure.rc != 0 and 'apply-config failed' in refused_insecure.result['msg']
     compared = mod('talos_machine_config', role='controlplane', hostname='cp-1', nodes=[cp], compare_to_node=True,
                    **dict(cluster, **connect))
     assert compared.result['differs'] is False
