@@ -177,24 +177,24 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         if not apis:
             return {}
         cache_key = self.get_cache_key(path)
-        use_cache = self.get_option('cache') and cache
-        found = None
-        if use_cache:
+        found = {}
+        if self.get_option('cache') and cache:
             try:
-                found = self._cache[cache_key]
+                found = dict(self._cache[cache_key])
             except KeyError:
-                found = None
-        if found is None:
-            found = {}
-            for key, clusters in apis.items():
-                try:
-                    found[key] = self._read_api(clusters[0]['proxmox'], fleet, clusters)
-                except (AnsibleError, OSError, ValueError) as exc:
-                    self.display.warning('fleet {0}: live state of cluster(s) {1} not read from {2}, going on with '
-                                         'the declared data: {3}'.format(path, ', '.join(c['name'] for c in clusters),
-                                                                         key, to_native(exc)))
-            if self.get_option('cache'):
-                self._cache[cache_key] = found
+                found = {}
+        # APIs the cache does not hold (a new cluster, or one that did not answer last time) are asked now.
+        missing = [key for key in apis if key not in found]
+        for key in missing:
+            clusters = apis[key]
+            try:
+                found[key] = self._read_api(clusters[0]['proxmox'], clusters)
+            except (AnsibleError, OSError, ValueError) as exc:
+                self.display.warning('fleet {0}: live state of cluster(s) {1} not read from {2}, going on with '
+                                     'the declared data: {3}'.format(path, ', '.join(c['name'] for c in clusters),
+                                                                     key, to_native(exc)))
+        if missing and self.get_option('cache'):
+            self._cache[cache_key] = found
         return found
 
     @staticmethod
@@ -222,7 +222,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                             timeout=self.get_option('live_timeout'))
         return json.loads(response.read())['data']
 
-    def _read_api(self, proxmox, fleet, clusters):
+    def _read_api(self, proxmox, clusters):
         path_vars = {'inventory_dir': os.path.dirname(self._source), 'inventory_file': self._source}
         resources = self._get(proxmox, path_vars, '/cluster/resources', {'type': 'vm'})
         vms = [{k: vm.get(k) for k in ('vmid', 'name', 'node', 'status', 'uptime', 'tags', 'lock', 'template')}

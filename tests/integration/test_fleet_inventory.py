@@ -188,6 +188,15 @@ def test_live_state_in_one_request_and_cached(env, lab_vms, name, tmp_path):
     # --flush-cache asks the API again, once.
     run('ansible-inventory', '-i', str(path), '--list', '--flush-cache', env=env)
     assert control(env, '/requests')['requests'] == [['GET', '/cluster/resources']]
+    # An API that did not answer is not cached as such: once it answers, it is asked, then cached.
+    fresh = tmp_path / 'cache-2'
+    for port, asked in ((1, []), (8006, [['GET', '/cluster/resources']]), (8006, [])):
+        write_fleet(path, {'machines': [], 'clusters': [lab_cluster(env, nodes, api_port=port)]},
+                    cache=True, cache_plugin='ansible.builtin.jsonfile', cache_connection=str(fresh))
+        control(env, '/requests/reset', {})
+        found = inventory_list(path, env=env)['_meta']['hostvars']
+        assert control(env, '/requests')['requests'] == asked
+        assert found[name + '-b'].get('fleet_power') == (None if port == 1 else 'stopped')
 
 
 def test_live_agent_addresses_for_nodes_without_one(env, lab_vms, name, tmp_path):
