@@ -32,8 +32,8 @@ options:
     default: ~/.openclaw/openclaw.json
   merge:
     description:
-      - Nested object merged into the file, for example
-        C({plugins: {entries: {kaze: {config: {runtimeUrl: "http://kaze:8080"}}}}}).
+      - Nested object merged into the file; nesting C(plugins), C(entries), C(kaze), C(config) and
+        C(runtimeUrl) sets the key C(plugins.entries.kaze.config.runtimeUrl) and nothing else.
       - Values are shown in the diff and the result; keep secrets in the gateway's environment file or in
         SecretRefs, not here.
     type: dict

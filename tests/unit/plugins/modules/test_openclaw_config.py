@@ -19,7 +19,8 @@ KAZE = {'plugins': {'entries': {'kaze': {'config': {'runtimeUrl': 'http://runtim
 
 def run(check=False, diff=True, **args):
     env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / 'ansible.cfg'), ANSIBLE_LOCALHOST_WARNING='false')
-    argv = [str(ANSIBLE), 'localhost', '-i', 'localhost,', '-c', 'local', '-e', 'ansible_python_interpreter=' + sys.executable, '-m', 'ephemeral.castle.openclaw_config', '-a', json.dumps(args)]
+    argv = [str(ANSIBLE), 'localhost', '-i', 'localhost,', '-c', 'local', '-e', 'ansible_python_interpreter=' + sys.executable,
+            '-m', 'ephemeral.castle.openclaw_config', '-a', json.dumps(args)]
     argv += ['--check'] if check else []
     argv += ['--diff'] if diff else []
     proc = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False)
