@@ -138,7 +138,6 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             fleet = fleet_model.validate(self.get_option('fleet'), path)
         except fleet_model.FleetError as exc:
             raise AnsibleParserError(to_native(exc))
-        self.requests = 0
         live = self._live(fleet, path, cache) if self.get_option('live') else {}
         self._populate(fleet, path, live)
 
@@ -215,7 +214,6 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         url = '{0}/api2/json{1}'.format(self._api_key(proxmox), url_path)
         if query:
             url += '?' + urlencode(query)
-        self.requests += 1
         response = open_url(url, headers={'Authorization': 'PVEAPIToken={0}={1}'.format(token_id, secret.strip())},
                             validate_certs=proxmox.get('validate_certs', True),
                             ca_path=self._template(proxmox.get('ca_path'), path_vars),
@@ -227,11 +225,11 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         resources = self._get(proxmox, path_vars, '/cluster/resources', {'type': 'vm'})
         vms = [{k: vm.get(k) for k in ('vmid', 'name', 'node', 'status', 'uptime', 'tags', 'lock', 'template')}
                for vm in resources if vm.get('type') == 'qemu']
-        agents = {}
+        agents, index = {}, self._vm_index(vms)
         if self.get_option('live_agent_addresses'):
             for cluster in clusters:
                 for node in cluster['nodes']:
-                    vm = self._match(node, vms)
+                    vm = self._match(node, index)
                     if node.get('address') or not vm or vm['status'] != 'running':
                         continue
                     agents[str(vm['vmid'])] = self._agent_address(proxmox, path_vars, vm)
@@ -252,15 +250,20 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         return None
 
     @staticmethod
-    def _match(node, vms):
-        """The node's VM: by vmid when the fleet gives one, else by name."""
+    def _vm_index(vms):
+        """The VMs (templates left out) by vmid and by name; with two VMs of one name, the first."""
+        by_vmid, by_name = {}, {}
         for vm in vms:
-            if vm.get('template'):
-                continue
-            if (node.get('vmid') is not None and vm['vmid'] == node['vmid']) or \
-                    (node.get('vmid') is None and vm['name'] == node['name']):
-                return vm
-        return None
+            if not vm.get('template'):
+                by_vmid.setdefault(vm['vmid'], vm)
+                by_name.setdefault(vm['name'], vm)
+        return by_vmid, by_name
+
+    @staticmethod
+    def _match(node, index):
+        """The node's VM: by vmid when the fleet gives one, else by name."""
+        by_vmid, by_name = index
+        return by_vmid.get(node['vmid']) if node.get('vmid') is not None else by_name.get(node['name'])
 
     # Hosts, groups and variables.
 
@@ -292,6 +295,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             inv.set_variable(base, 'fleet_cluster', {k: v for k, v in cluster.items() if k != 'nodes'})
             self._set_vars(base, [cluster['name']], {}, prefix='fleet_cluster_')
             found = live.get(self._api_key(cluster['proxmox'])) if cluster['proxmox'].get('api_host') else None
+            index = self._vm_index(found['vms']) if found is not None else None
             for node in cluster['nodes']:
                 name = node['name']
                 inv.add_host(name)
@@ -301,7 +305,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                           'fleet_state': 'active'}
                 address = node.get('address')
                 if found is not None:
-                    vm = self._match(node, found['vms'])
+                    vm = self._match(node, index)
                     values['fleet_vm'] = vm
                     values['fleet_power'] = vm['status'] if vm else 'absent'
                     if vm and not address:
