@@ -51,22 +51,26 @@ def scratch_namespace(core, prefix):
 
 
 ESO_CRDS = ('secretstores.external-secrets.io', 'clustersecretstores.external-secrets.io',
-            'externalsecrets.external-secrets.io')
+            'externalsecrets.external-secrets.io', 'clusterexternalsecrets.external-secrets.io')
 
 
-def install_eso(lab, kenv):
-    """External Secrets' CRDs and its controller Deployment, as its chart installs them; returns when Available."""
+def eso_controller():
+    """The External Secrets controller Deployment, as its chart names and labels it."""
     labels = {'app.kubernetes.io/name': 'external-secrets', 'app.kubernetes.io/component': 'controller'}
-    controller = {
+    return {
         'apiVersion': 'apps/v1', 'kind': 'Deployment',
         'metadata': {'name': 'external-secrets', 'namespace': 'external-secrets', 'labels': labels},
         'spec': {'replicas': 1, 'selector': {'matchLabels': labels}, 'template': {'metadata': {'labels': labels}, 'spec': {
             'containers': [{'name': 'external-secrets', 'image': 'ghcr.io/external-secrets/external-secrets:v2.9.0'}]}}}}
+
+
+def install_eso(lab, kenv):
+    """External Secrets' CRDs and its controller Deployment, as its chart installs them; returns when Available."""
     objects = [{'apiVersion': 'v1', 'kind': 'Namespace', 'metadata': {'name': 'external-secrets'}}]
     objects += [kube_crds.bundled_crd(name) for name in ESO_CRDS]
     apply = ('apply', '--server-side', '--field-manager=castle-test', '--force-conflicts', '-f', '-')
     kubectl(lab, kenv, *apply, stdin=yaml.safe_dump_all(objects))
     kubectl(lab, kenv, 'wait', '--for=condition=Established', '--timeout=20s', *['crd/' + n for n in ESO_CRDS])
-    kubectl(lab, kenv, *apply, stdin=yaml.safe_dump(controller))
+    kubectl(lab, kenv, *apply, stdin=yaml.safe_dump(eso_controller()))
     kubectl(lab, kenv, 'wait', '--for=condition=Available', '--timeout=20s', '-n', 'external-secrets',
             'deployment/external-secrets')

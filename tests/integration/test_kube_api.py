@@ -202,6 +202,23 @@ def test_invalid_name_is_422(core, namespace):
     assert status['details']['causes'][0]['field'] == 'metadata.name'
 
 
+@pytest.mark.parametrize('spec, field, message', [
+    ({'resources': {'requests': {'storage': '1Gi'}}}, 'spec.accessModes', 'at least 1 access mode is required'),
+    ({'accessModes': ['ReadWriteAlways'], 'resources': {'requests': {'storage': '1Gi'}}}, 'spec.accessModes',
+     'Unsupported value: "ReadWriteAlways"'),
+    ({'accessModes': ['ReadWriteOnce']}, 'spec.resources[storage]', 'Required value'),
+    ({'accessModes': ['ReadWriteOnce'], 'resources': {'requests': {'storage': '0Gi'}}}, 'spec.resources[storage]',
+     'must be greater than zero'),
+])
+def test_claims_without_access_modes_or_storage_are_422(core, namespace, spec, field, message):
+    with pytest.raises(ApiException) as invalid:
+        core.create_namespaced_persistent_volume_claim(namespace, {'metadata': {'name': 'claim'}, 'spec': spec})
+    status = json.loads(invalid.value.body)
+    assert invalid.value.status == 422
+    assert [(c['field'], message in c['message']) for c in status['details']['causes']] == [(field, True)]
+    assert not core.list_namespaced_persistent_volume_claim(namespace).items
+
+
 def test_patches_through_the_dynamic_client(dyn, namespace):
     deployments = dyn.resources.get(api_version='apps/v1', kind='Deployment')
     body = {'apiVersion': 'apps/v1', 'kind': 'Deployment', 'metadata': {'name': 'api', 'namespace': namespace},

@@ -16,14 +16,11 @@ import yaml
 from kubernetes import client, config, dynamic
 from kubernetes.client.rest import ApiException
 
-from castle_lab import kube_crds
 from conftest import secret_value
-from kube_helpers import holds, kubectl, wait_for
+from kube_helpers import eso_controller, holds, install_eso, kubectl, wait_for
 
 pytestmark = pytest.mark.lab
 
-ESO_CRDS = ('secretstores.external-secrets.io', 'clustersecretstores.external-secrets.io',
-            'externalsecrets.external-secrets.io', 'clusterexternalsecrets.external-secrets.io')
 ESO_API = 'external-secrets.io/v1'
 REFRESH = 2.0
 
@@ -58,24 +55,9 @@ def apply(lab, kenv, *objects):
                    stdin=yaml.safe_dump_all(objects))
 
 
-def controller_deployment():
-    labels = {'app.kubernetes.io/name': 'external-secrets', 'app.kubernetes.io/component': 'controller'}
-    return {'apiVersion': 'apps/v1', 'kind': 'Deployment',
-            'metadata': {'name': 'external-secrets', 'namespace': 'external-secrets', 'labels': labels},
-            'spec': {'replicas': 1, 'selector': {'matchLabels': labels},
-                     'template': {'metadata': {'labels': labels}, 'spec': {'containers': [
-                         {'name': 'external-secrets', 'image': 'ghcr.io/external-secrets/external-secrets:v2.9.0'}]}}}}
-
-
 @pytest.fixture(scope='module')
 def eso(lab, kenv):
-    """ESO's CRDs and its controller Deployment, as the chart installs them."""
-    apply(lab, kenv, {'apiVersion': 'v1', 'kind': 'Namespace', 'metadata': {'name': 'external-secrets'}},
-          *[kube_crds.bundled_crd(name) for name in ESO_CRDS])
-    kubectl(lab, kenv, 'wait', '--for=condition=Established', '--timeout=20s', *['crd/' + n for n in ESO_CRDS])
-    apply(lab, kenv, controller_deployment())
-    kubectl(lab, kenv, 'wait', '--for=condition=Available', '--timeout=20s', '-n', 'external-secrets',
-            'deployment/external-secrets')
+    install_eso(lab, kenv)
 
 
 def service_account(core, namespace, name):
@@ -453,7 +435,7 @@ def test_nothing_syncs_until_the_eso_controller_is_available(lab, kenv, core, dy
                            or get(dyn, 'ExternalSecret', namespace, 'gated').get('status')),
               'nothing reconciles External Secrets objects before ESO runs')
     finally:
-        apply(lab, kenv, controller_deployment())
+        apply(lab, kenv, eso_controller())
     wait_condition(dyn, 'SecretStore', namespace, 'gated-store', 'True', 'Valid')
     wait_condition(dyn, 'ExternalSecret', namespace, 'gated', 'True', 'SecretSynced')
     assert secret_values(core, namespace, 'gated-secret') == {'password': value}

@@ -22,6 +22,7 @@ DNS_LABEL = re.compile(r'^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')
 # Built-ins whose metadata.generation counts spec changes; every custom resource does too.
 GENERATION_KINDS = ('Deployment', 'DaemonSet', 'StatefulSet', 'CustomResourceDefinition')
 CRD_FINALIZER = 'customresourcecleanup.apiextensions.k8s.io'
+ACCESS_MODES = ('ReadOnlyMany', 'ReadWriteMany', 'ReadWriteOnce', 'ReadWriteOncePod')
 SERVER_METADATA = ('uid', 'creationTimestamp', 'resourceVersion', 'generation', 'managedFields',
                    'deletionTimestamp', 'selfLink')
 
@@ -413,6 +414,26 @@ class KubeApi:
         self._prepare_workload(rtype, obj)
         obj['spec'].setdefault('updateStrategy', {'type': 'RollingUpdate', 'rollingUpdate': {
             'maxUnavailable': 1, 'maxSurge': 0}})
+
+    def _prepare_persistentvolumeclaim(self, rtype, obj, old):
+        spec = obj.get('spec') or {}
+        modes = spec.get('accessModes') or []
+        storage = ((spec.get('resources') or {}).get('requests') or {}).get('storage')
+        causes = []
+        if not modes:
+            causes.append(('spec.accessModes', 'Required value: at least 1 access mode is required',
+                           'FieldValueRequired'))
+        for mode in modes:
+            if mode not in ACCESS_MODES:
+                causes.append(('spec.accessModes', 'Unsupported value: "{0}": supported values: {1}'.format(
+                    mode, ', '.join('"{0}"'.format(m) for m in ACCESS_MODES)), 'FieldValueNotSupported'))
+        if storage is None:
+            causes.append(('spec.resources[storage]', 'Required value', 'FieldValueRequired'))
+        elif re.match(r'^\+?0*(\.0*)?([a-zA-Z]*)$', str(storage)):
+            causes.append(('spec.resources[storage]', 'Invalid value: "{0}": must be greater than zero'.format(
+                storage), 'FieldValueInvalid'))
+        if causes:
+            raise errors.invalid(rtype, obj['metadata']['name'], causes)
 
     def _prepare_customresourcedefinition(self, rtype, obj, old):
         spec = obj.get('spec') or {}
