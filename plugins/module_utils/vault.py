@@ -257,7 +257,12 @@ class Vault(object):
         except VaultSealed:
             raise
         except VaultError as exc:
-            raise VaultError('{0} refused: {1}'.format(what, exc))
+            detail = str(exc)
+            if detail.startswith(what):
+                detail = detail[len(what):].lstrip(' :')
+            if detail.startswith('failed: '):
+                detail = detail[len('failed: '):]
+            raise VaultError('{0} refused: {1}'.format(what, detail))
 
     # ------------------------------------------------------------ raw API
 

@@ -6,6 +6,7 @@ HTTP on 127.0.63.x) and stops. Secret values are random markers; every Ansible o
 for them at the end of each test.
 """
 
+import base64
 import http.server
 import json
 import os
@@ -21,8 +22,11 @@ import uuid
 
 import hvac
 import pytest
+import yaml
+from kubernetes import client as kube_client, config as kube_config
 
-from conftest import REPO, VENV_BIN
+from conftest import REPO, VENV_BIN, secret_value
+from kube_helpers import wait_for
 
 PRIVATE_NET = os.environ.get('CASTLE_TEST_LAB_NET', '127.0.20')
 
@@ -82,7 +86,8 @@ class Runner(object):
 
 
 def marker():
-    return 'castle-secret-{0}'.format(uuid.uuid4().hex)
+    # Registered with the session, which also scans the lab's logs for it.
+    return secret_value('vault-modules')
 
 
 def unique(prefix):
@@ -329,6 +334,83 @@ def test_approle_login_and_refused_credentials(run, client):
     refused = run('vault_policy', name=name, policy=POLICY.format('x'), vault_token='not-a-token')
     assert refused.rc != 0 and 'refused the token' in refused.msg
     run.assert_never_shown(value, secret_id)
+
+
+@pytest.fixture
+def cluster(env):
+    """Namespaces `ns` and `other` of the lab cluster with an `app` ServiceAccount each, and a `vault-auth`
+    reviewer bound to system:auth-delegator; removed afterwards."""
+    api = kube_config.new_client_from_config(env['KUBECONFIG'])
+    core, rbac = kube_client.CoreV1Api(api), kube_client.RbacAuthorizationV1Api(api)
+    tag = uuid.uuid4().hex[:8]
+    names = dict(ns='it-vault-' + tag, other='it-vault-other-' + tag, binding='it-vault-auth-' + tag)
+    for namespace in (names['ns'], names['other']):
+        core.create_namespace({'metadata': {'name': namespace}})
+        core.create_namespaced_service_account(namespace, {'metadata': {'name': 'app'}})
+    core.create_namespaced_service_account(names['ns'], {'metadata': {'name': 'vault-auth'}})
+    rbac.create_cluster_role_binding({
+        'metadata': {'name': names['binding']},
+        'roleRef': {'apiGroup': 'rbac.authorization.k8s.io', 'kind': 'ClusterRole', 'name': 'system:auth-delegator'},
+        'subjects': [{'kind': 'ServiceAccount', 'name': 'vault-auth', 'namespace': names['ns']}]})
+
+    def token(namespace, account):
+        name = '{0}-token'.format(account)
+        core.create_namespaced_secret(namespace, {
+            'metadata': {'name': name, 'annotations': {'kubernetes.io/service-account.name': account}},
+            'type': 'kubernetes.io/service-account-token'})
+
+        def filled():
+            secret = core.read_namespaced_secret(name, namespace)
+            return secret if secret.data and {'token', 'ca.crt'} <= set(secret.data) else None
+        secret = wait_for(filled, 'token Secret {0}/{1} filled'.format(namespace, name))
+        return {key: base64.b64decode(secret.data[key]).decode() for key in ('token', 'ca.crt')}
+    names['token'] = token
+    names['server'] = yaml.safe_load(pathlib.Path(env['KUBECONFIG']).read_text())['clusters'][0]['cluster']['server']
+    yield names
+    rbac.delete_cluster_role_binding(names['binding'])
+    for namespace in (names['ns'], names['other']):
+        core.delete_namespace(namespace)
+
+
+@pytest.mark.lab
+def test_kubernetes_login_through_the_lab_cluster(run, client, cluster, tmp_path):
+    mount, prefix = unique('it-kubernetes'), unique('it-app')
+    reviewer = cluster['token'](cluster['ns'], 'vault-auth')
+    app, stranger = cluster['token'](cluster['ns'], 'app'), cluster['token'](cluster['other'], 'app')
+    assert run('vault_auth_method', path=mount, type='kubernetes').changed
+    reader = ('path "kv/data/{0}/*" {{ capabilities = ["read"] }}\n'
+              'path "kv/metadata/{0}/*" {{ capabilities = ["read"] }}\n').format(prefix)
+    assert run('vault_policy', name=prefix, policy=reader).changed
+    wired = run('vault_kubernetes_auth', secret_vars=dict(jwt=reviewer['token']), mount=mount,
+                kubernetes_host=cluster['server'], kubernetes_ca_cert=reviewer['ca.crt'], token_reviewer_jwt='{{ jwt }}',
+                disable_local_ca_jwt=True,
+                roles=[dict(name='app', bound_service_account_names=['app'],
+                            bound_service_account_namespaces=[cluster['ns']], token_policies=[prefix], token_ttl='10m')])
+    assert wired.rc == 0 and wired.changed, wired.msg
+    value = marker()
+    client.secrets.kv.v2.create_or_update_secret(path=prefix + '/app', secret={'k': value}, mount_point='kv')
+    login = dict(vault_auth_method='kubernetes', vault_auth_mount=mount, vault_kubernetes_role='app')
+
+    # The same data in check mode: unchanged only if the login worked and the secret could be read.
+    same = run('vault_kv', check=True, secret_vars=dict(jwt=app['token'], v={'k': value}),
+               vault_kubernetes_jwt='{{ jwt }}', path=prefix + '/app', data='{{ v }}', **login)
+    assert same.rc == 0 and not same.changed, same.msg
+    jwt_file = tmp_path / 'token'
+    jwt_file.write_text(app['token'])
+    jwt_file.chmod(0o600)
+    from_file = run('vault_kv', check=True, secret_vars=dict(v={'k': value}), vault_kubernetes_jwt_file=str(jwt_file),
+                    path=prefix + '/app', data='{{ v }}', **login)
+    assert from_file.rc == 0 and not from_file.changed, from_file.msg
+    refused = run('vault_kv', check=True, secret_vars=dict(jwt=stranger['token'], v={'k': value}),
+                  vault_kubernetes_jwt='{{ jwt }}', path=prefix + '/app', data='{{ v }}', **login)
+    assert refused.rc != 0 and 'Kubernetes login at auth/{0} as role app'.format(mount) in refused.msg
+    assert 'refused' in refused.msg and '403' in refused.msg, refused.msg
+    missing = run('vault_kv', check=True, secret_vars=dict(v={'k': value}),
+                  vault_kubernetes_jwt_file=str(tmp_path / 'none'), path=prefix + '/app', data='{{ v }}', **login)
+    assert missing.rc != 0 and missing.msg.startswith('cannot read vault_kubernetes_jwt_file')
+    assert client.secrets.kv.v2.read_secret_metadata(path=prefix + '/app', mount_point='kv')['data']['current_version'] == 1
+    assert run('vault_auth_method', path=mount, state='absent').changed
+    run.assert_never_shown(value, reviewer['token'], app['token'], stranger['token'])
 
 
 # ------------------------------------------------------------ private OpenBao servers
