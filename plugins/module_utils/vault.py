@@ -354,10 +354,6 @@ class VaultKV(Vault):
                   '/v1/{0}/metadata/{1}'.format(self.mount, path))
 
 
-def dump_json(value):
-    return json.dumps(value, indent=2, sort_keys=True) + '\n'
-
-
 DURATION_UNITS = {'s': 1, 'm': 60, 'h': 3600, 'd': 86400}
 
 
@@ -427,7 +423,10 @@ def _hcl_tokens(text):
             while i < size and (text[i].isdigit() or text[i] == '.'):
                 i += 1
             number = text[start:i]
-            yield 'num', float(number) if '.' in number else int(number)
+            try:
+                yield 'num', float(number) if '.' in number else int(number)
+            except ValueError:
+                raise PolicySyntaxError('{0!r} is not a number'.format(number))
         elif char.isalpha() or char == '_':
             start = i
             while i < size and (text[i].isalnum() or text[i] in '_-.'):

@@ -251,7 +251,7 @@ def test_kubernetes_auth_config_and_roles(run, client, env):
 def kv_read(client, path, version=None):
     try:
         return client.secrets.kv.v2.read_secret_version(path=path, version=version, mount_point='kv',
-                                                       raise_on_deleted_version=True)['data']
+                                                        raise_on_deleted_version=True)['data']
     except hvac.exceptions.InvalidPath:
         return None
 
