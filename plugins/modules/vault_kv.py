@@ -15,6 +15,9 @@ description:
     O(merge=true) sets the keys given and keeps the others.
   - The diff and the return values name the keys added, changed and removed, never a value. Values show
     as C(<hidden>) (unchanged), C(<old value>) and C(<new value>).
+  - The token needs C(read) on the secret's data path and, for O(cas), O(state=absent) and
+    O(state=undeleted), on its metadata path (C(<mount>/metadata/<path>)). Without the metadata,
+    RV(version) is the version written, or null when nothing is written.
   - O(state=absent) soft-deletes the latest version (it can be undeleted); with O(destroy=true) it
     destroys the versions in O(versions) for good, or, without O(versions), deletes every version and the
     metadata. O(state=undeleted) restores the versions in O(versions) (default the latest).
@@ -153,10 +156,16 @@ def keep(module):
         raise vault.VaultError('versions: {0} holds a version below 1'.format(params['versions']))
     kv = vault.VaultKV(params)
     where = kv.where(path)
-    metadata = kv.metadata(path)
+    try:
+        metadata, blind = kv.metadata(path), False
+    except vault.VaultError as exc:
+        # A token that may write the data but not read the metadata still gets read-before-write.
+        if state != 'present' or params['cas'] is not None or 'permission denied' not in str(exc):
+            raise
+        metadata, blind = None, True
     versions = live_versions(metadata)
     latest = (metadata or {}).get('current_version') or None
-    current = kv.read(path) if metadata else None
+    current = kv.read(path) if metadata or blind else None
     result = dict(changed=False, path=where, version=latest, added=[], updated=[], removed=[], versions=[])
     before = after = current
 
