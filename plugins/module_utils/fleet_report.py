@@ -225,7 +225,6 @@ def _column_layout(columns, top):
 def render_svg(fleet, title):
     """The diagram: machines and clusters grouped by role with the tunnels between them, then the workloads in
     columns by wave with arrows for depends_on."""
-    roles = _roles(fleet)
     boxes = place_box(fleet)
     members = {role: [] for role in ROLES}
     subtitle = {}
@@ -235,7 +234,6 @@ def render_svg(fleet, title):
     for c in fleet['clusters']:
         members[c['role']].append(c['name'])
         subtitle[c['name']] = 'cluster, {0} node(s)'.format(len(c['nodes']))
-        roles.setdefault(c['name'], c['role'])
     mesh_cols = [(role, sorted(members[role])) for role in ROLES if members[role]]
     mesh_top = PAD + 30
     mesh_at, mesh_h = _column_layout(mesh_cols, mesh_top)
