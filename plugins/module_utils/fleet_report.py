@@ -200,7 +200,8 @@ def _arrow(a, b, colour, width, marker, dashed=False, label=None, bend=0):
         sx = a[0] + BOX_W if bx > ax else a[0]
         ex = b[0] if bx > ax else b[0] + BOX_W
         sy, ey = ay, by
-        cx, cy = (sx + ex) // 2, (sy + ey) // 2 - 24 - bend
+        # Longer spans arc higher, over the boxes of the columns between.
+        cx, cy = (sx + ex) // 2, (sy + ey) // 2 - 24 - abs(ex - sx) // 6 - bend
     dash = ' stroke-dasharray="6 4"' if dashed else ''
     out = ['<path d="M {0} {1} Q {2} {3} {4} {5}" fill="none" stroke="{6}" stroke-width="{7}"{8} '
            'marker-end="url(#{9})"/>'.format(sx, sy, cx, cy, ex, ey, colour, width, dash, marker)]
@@ -268,8 +269,10 @@ def render_svg(fleet, title):
         a, b = boxes[t['from']], boxes[t['to']]
         if a == b:
             continue
-        bend = pairs.get((a, b), 0)
-        pairs[(a, b)] = bend + 22
+        # Tunnels between the same two boxes (either way) arc apart.
+        pair = tuple(sorted((a, b)))
+        bend = pairs.get(pair, 0)
+        pairs[pair] = bend + 22
         if t['critical'] and touches_workstation(fleet, t):
             colour, width, marker = WARNING, 3, 'arrow-warning'
         elif t['critical']:

@@ -107,10 +107,10 @@ def _write(path, text):
             out.write(text)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
-    except BaseException:
+    finally:
+        # Left only when writing failed.
         if os.path.exists(tmp):
             os.unlink(tmp)
-        raise
 
 
 def _complete(module, name, rows, keys):

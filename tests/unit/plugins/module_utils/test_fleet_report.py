@@ -122,3 +122,13 @@ def test_gates_listed_with_every_reason():
     section = md[md.index('## Gates'):md.index('## Violations')]
     assert section.index('- workload/kaze: **pass**') < section.index('- machine/pve-old: **fail**')
     assert '  - `not-drained` workload blog still runs on pve-old' in section
+
+
+def test_tunnels_between_the_same_boxes_do_not_overlap():
+    # fixed.fleet.yml: vault-forward gw-1 -> pve-2 and backup-sync pve-2 -> gw-1, one column.
+    data = fleet.load_file(str(FIXTURES / 'fixed.fleet.yml'))
+    root = ET.fromstring(fleet_report.render_svg(data, 'Fleet report'))
+    paths = {g.get('id'): g.find(SVG + 'path').get('d') for g in root.iter(SVG + 'g') if g.get('class') == 'tunnel'}
+    forward, back = paths['tunnel-vault-forward'].split(), paths['tunnel-backup-sync'].split()
+    assert forward[1:3] == back[6:8] and forward[6:8] == back[1:3]
+    assert forward[4:6] != back[4:6]
