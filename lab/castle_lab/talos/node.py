@@ -225,6 +225,7 @@ class Node:
         self.default_hostname = stable_hostname(mac)
         self.machine_id = hashlib.sha256(('machine' + mac).encode()).hexdigest()[:32]
         self.config_text = None  # the applied config (the STATE partition)
+        self._parsed = None  # (config_text, its v1alpha1 document)
         self.staged_text = None
         self.rollback = None  # (handle, previous text) of a try-mode apply
         self.version = TALOS_VERSION
@@ -254,7 +255,13 @@ class Node:
 
     @property
     def document(self):
-        return machine_document(list(yaml.safe_load_all(self.config_text))) if self.configured else None
+        """The v1alpha1 document of the applied config (read-only), parsed once per config: the cluster's
+        bookkeeping asks every node for it on every boot, which a real node answers from memory."""
+        if not self.configured:
+            return None
+        if self._parsed is None or self._parsed[0] is not self.config_text:
+            self._parsed = (self.config_text, machine_document(list(yaml.safe_load_all(self.config_text))))
+        return self._parsed[1]
 
     @property
     def machine_type(self):
