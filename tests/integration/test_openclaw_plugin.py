@@ -109,7 +109,7 @@ def test_first_run_installs_enables_and_loads_the_plugin(lab, node, play, token)
     assert entries['kaze']['config'] == {'runtimeUrl': RUNTIME_URL, 'knowledgeUrl': KNOWLEDGE_URL}
     current = ssh(lab, node, 'echo "$HOME/.openclaw/castle-plugins/kaze/current"').stdout.strip()
     assert current in config['plugins']['load']['paths']
-    assert ssh(lab, node, 'readlink "{0}"'.format(current)).stdout.strip().endswith('/castle-plugins/kaze/1.0.0')
+    assert re.search(r'/castle-plugins/kaze/1\.0\.0-[0-9a-f]{12}$', ssh(lab, node, 'readlink "{0}"'.format(current)).stdout)
     dotenv = ssh(lab, node, 'stat -c %a "$HOME/.openclaw/.env" && cat "$HOME/.openclaw/.env"').stdout.splitlines()
     assert dotenv[0] == '600'
     assert sorted(dotenv[1:]) == sorted(['KAZE_RUNTIME_URL=' + RUNTIME_URL, 'KAZE_KNOWLEDGE_URL=' + KNOWLEDGE_URL,
@@ -153,22 +153,21 @@ def test_a_new_runtime_url_changes_that_key_only_and_reloads_once(lab, node, pla
 
 def test_a_broken_manifest_fails_with_openclaws_error_and_the_installed_version_keeps_loading(
         lab, node, play, tmp_path):
+    # Same version number, broken content: the files the gateway loads must not be touched either.
     broken = tmp_path / 'kaze'
     shutil.copytree(PLUGIN, broken, ignore=shutil.ignore_patterns('test'))
     manifest = json.loads((broken / 'openclaw.plugin.json').read_text())
     del manifest['configSchema']
-    manifest['version'] = '1.0.1'
     (broken / 'openclaw.plugin.json').write_text(json.dumps(manifest, indent=2))
-    package = json.loads((broken / 'package.json').read_text())
-    package['version'] = '1.0.1'
-    (broken / 'package.json').write_text(json.dumps(package, indent=2))
+    link = '"$HOME/.openclaw/castle-plugins/kaze/current"'
+    installed = ssh(lab, node, 'readlink {0}'.format(link)).stdout.strip()
 
     proc = play(openclaw_plugin_source=str(broken))
     assert proc.returncode != 0
-    assert 'refuses kaze 1.0.1' in proc.stdout
+    assert 'refuses kaze 1.0.0' in proc.stdout
     assert 'plugin manifest requires configSchema' in proc.stdout
-    current = ssh(lab, node, 'readlink "$HOME/.openclaw/castle-plugins/kaze/current"').stdout.strip()
-    assert current.endswith('/castle-plugins/kaze/1.0.0')
+    assert ssh(lab, node, 'readlink {0}'.format(link)).stdout.strip() == installed
+    assert ssh(lab, node, 'cat {0}/openclaw.plugin.json'.format(link)).stdout == (PLUGIN / 'openclaw.plugin.json').read_text()
 
     inspect = ssh(lab, node, 'openclaw plugins inspect kaze --runtime --json 2>/dev/null')
     report = json.loads(inspect.stdout)
