@@ -328,7 +328,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             if w.get('target_host') != w.get('current_host'):
                 self._next.setdefault(w.get('target_host'), []).append(w)
         for t in fleet['tunnels']:
-            for end in {t['from'], t['to']}:
+            for end in sorted({t['from'], t['to']}):
                 self._tunnels.setdefault(end, []).append(t)
 
     def _set_vars(self, name, places, values, prefix='fleet_'):

@@ -103,7 +103,7 @@ def client(env):
 
 @pytest.fixture
 def run(env, tmp_path):
-    return Runner({k: v for k, v in env.items()}, tmp_path)
+    return Runner(dict(env), tmp_path)
 
 
 def read_policy(client, name):
