@@ -73,7 +73,9 @@ class OpenClawService(Service):
             'UsePAM no',
             'PrintMotd no',
             'X11Forwarding no',
-            'SetEnv PATH={0}:/usr/local/bin:/usr/bin:/bin'.format(bindir),
+            # The node reaches no package registry: npm says so at once instead of waiting for a timeout
+            # whenever the CLI looks a plugin up.
+            'SetEnv PATH={0}:/usr/local/bin:/usr/bin:/bin npm_config_offline=true'.format(bindir),
             'Subsystem sftp internal-sftp',
             '']))
         os.makedirs('/run/sshd', mode=0o755, exist_ok=True)
