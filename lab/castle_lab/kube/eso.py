@@ -25,7 +25,7 @@ from aiohttp import web
 from .api import now
 from .controllers import Controller
 from .errors import ApiError
-from .flux import DEPLOYMENTS, merged_conditions
+from .flux import DEPLOYMENTS, replace_status
 from .flux_objects import parse_duration
 from .selectors import labels_match
 
@@ -446,15 +446,8 @@ class EsoController(Controller):
     def write_status(self, key, namespace, name, status):
         rtype = self.api.registry.get(key[0], 'v1', key[1])
         current = self.api.store.get(key, namespace or None, name)
-        if rtype is None or current is None:
-            return
-        old = current.get('status') or {}
-        status['conditions'] = merged_conditions(old.get('conditions'), status.get('conditions') or [])
-        if status == old:
-            return
-        body = self.api.served_as(rtype, current)
-        body['status'] = status
-        self.api.replace(rtype, namespace or None, name, body, MANAGER, subresource='status')
+        if rtype is not None and current is not None:
+            replace_status(self.api, rtype, current, status, MANAGER)
 
 
 class SecretStoreController(EsoController):

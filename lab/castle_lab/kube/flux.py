@@ -89,6 +89,19 @@ def merged_conditions(old, new):
     return merged
 
 
+
+def replace_status(api, rtype, current, status, manager):
+    """Writes `status` through the object's status subresource unless it is what the object has; the
+    conditions keep their transition times (merged_conditions)."""
+    old = current.get('status') or {}
+    status['conditions'] = merged_conditions(old.get('conditions'), status.get('conditions') or [])
+    if status == old:
+        return
+    body = api.served_as(rtype, current)
+    body['status'] = status
+    meta = current['metadata']
+    api.replace(rtype, meta.get('namespace') or None, meta['name'], body, manager, subresource='status')
+
 def is_ready(obj):
     """Ready=True at the object's current generation."""
     status = obj.get('status') or {}
@@ -248,15 +261,8 @@ class FluxController(Controller):
     def write_status(self, namespace, name, status):
         """Writes status through the status subresource of the object as it is now (if it still exists)."""
         rtype, current = self.rtype(), self.current(namespace, name)
-        if rtype is None or current is None:
-            return
-        old = current.get('status') or {}
-        status['conditions'] = merged_conditions(old.get('conditions'), status.get('conditions') or [])
-        if status == old:
-            return
-        body = self.api.served_as(rtype, current)
-        body['status'] = status
-        self.api.replace(rtype, namespace, name, body, self.manager, subresource='status')
+        if rtype is not None and current is not None:
+            replace_status(self.api, rtype, current, status, self.manager)
 
     @staticmethod
     def with_conditions(obj, status, conditions, keep=()):
