@@ -97,6 +97,9 @@ def cmd_env(cfg, names):
               'REQUESTS_CA_BUNDLE': str(cfg.ca_bundle), 'SSL_CERT_FILE': str(cfg.ca_bundle)}
     for svc in (_services(cfg, names) if names else _started(cfg)).values():
         values.update(svc.env())
+    if inventory.vault_password_file(cfg).exists():
+        # Opens the inventory's ansible-vault encrypted values (castle_services).
+        values['ANSIBLE_VAULT_PASSWORD_FILE'] = str(inventory.vault_password_file(cfg))
     for key, value in values.items():
         print('export {0}={1}'.format(key, shlex.quote(value)))
     return 0

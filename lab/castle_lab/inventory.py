@@ -1,5 +1,8 @@
 """inventories/lab: what `castle-lab up` writes so that `ansible-playbook -i inventories/lab` just works."""
 
+import secrets
+import stat
+
 import yaml
 
 from . import flux_manifest
@@ -84,8 +87,66 @@ def _talos_inputs(cfg):
                              'nodes': nodes}}
 
 
+class Encrypted(str):
+    """A value written as an ansible-vault `!vault` scalar."""
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+_Dumper.add_representer(Encrypted, lambda dumper, value: dumper.represent_scalar('!vault', str(value), style='|'))
+
+# The lab cluster's services wired to Vault (playbooks/bootstrap.yml): where each runs, and the secrets seeded
+# at its KV path, generated once per lab and kept only ansible-vault encrypted in the inventory.
+SERVICES = {'blog': {'namespace': 'blog', 'service_account': 'default', 'keys': ('database_password',)},
+            'kaze': {'namespace': 'kaze', 'service_account': 'kaze', 'keys': ('api_token', 'knowledge_token')},
+            'mcp': {'namespace': 'mcp', 'service_account': 'mcp', 'keys': ('client_secret',)}}
+
+
+def vault_password_file(cfg):
+    return cfg.state / 'vault-pass'
+
+
+def _service_secrets(cfg):
+    """castle_services for the lab: each service's settings and its seeded secrets, ansible-vault encrypted."""
+    from ansible.parsing.vault import VaultLib, VaultSecret
+    password_file = vault_password_file(cfg)
+    if not password_file.exists():
+        password_file.write_text(secrets.token_urlsafe(24) + '\n')
+        password_file.chmod(stat.S_IRUSR | stat.S_IWUSR)
+    vault = VaultLib([('default', VaultSecret(password_file.read_text().strip().encode()))])
+    stored = cfg.state / 'service-secrets.vault'  # the generated values, encrypted, kept across `up`s
+    if stored.exists():
+        values = yaml.safe_load(vault.decrypt(stored.read_bytes()))
+    else:
+        values = {name: {key: secrets.token_urlsafe(18) for key in spec['keys']} for name, spec in SERVICES.items()}
+        stored.write_bytes(vault.encrypt(yaml.safe_dump(values)))
+        stored.chmod(stat.S_IRUSR | stat.S_IWUSR)
+    return {name: {'namespace': spec['namespace'], 'service_account': spec['service_account'],
+                   'data': {key: Encrypted(vault.encrypt(value).decode()) for key, value in values[name].items()}}
+            for name, spec in SERVICES.items()}
+
+
+def _fleet_file(cfg):
+    """The repository's lab fleet, moved to this lab's network and state directory."""
+    from .config import REPO
+    source = REPO / 'inventories' / 'lab' / 'lab.fleet.yml'
+    text = source.read_text().replace('127.0.10.', cfg.net + '.')
+    text = text.replace('{{ inventory_dir }}/../../.lab', str(cfg.state))
+    text = text.replace("inventory_dir ~ '/../../.lab", "'" + str(cfg.state))
+    text = text.replace('ansible_user: castle-claw\n', 'ansible_user: {0}\n'.format(cfg.openclaw_user))
+    return '# Written by `castle-lab up` from {0} for the lab in {1}.\n'.format(source, cfg.state) + text
+
+
 def write(cfg, services):
+    from .config import REPO
     cfg.inventory.mkdir(parents=True, exist_ok=True)
     path = cfg.inventory / 'hosts.yml'
-    path.write_text(HEADER.format(cfg.state) + yaml.safe_dump(render(cfg, services), sort_keys=False))
+    inventory = render(cfg, services)
+    if services.get('vault'):
+        inventory['all']['vars']['castle_services'] = _service_secrets(cfg)
+    path.write_text(HEADER.format(cfg.state) + yaml.dump(inventory, Dumper=_Dumper, sort_keys=False))
+    if cfg.inventory != (REPO / 'inventories' / 'lab').resolve():
+        (cfg.inventory / 'lab.fleet.yml').write_text(_fleet_file(cfg))
     return path
