@@ -7,9 +7,10 @@ import tarfile
 from conftest import REPO, lab_environ
 
 
-def run(*args, **kwargs):
-    return subprocess.run(list(args), cwd=REPO, capture_output=True, text=True, check=True,
-                          env=lab_environ('unused', '127.0.10', 'unused'), **kwargs)
+def run(*args, env_update=None, **kwargs):
+    env = lab_environ('unused', '127.0.10', 'unused')
+    env.update(env_update or {})
+    return subprocess.run(list(args), cwd=REPO, capture_output=True, text=True, check=True, env=env, **kwargs)
 
 
 def test_second_setup_changes_nothing():
@@ -37,3 +38,10 @@ def test_galaxy_build_gives_an_installable_artifact_without_the_lab(tmp_path):
         manifest['collection_info']['version']
     listed = run('ansible-galaxy', 'collection', 'list', 'ephemeral.castle', '-p', str(tmp_path / 'installed')).stdout
     assert 'ephemeral.castle' in listed
+    # The main playbooks run by name from the installed copy (peer collections from the checkout's set-up).
+    collections = '{0}:{1}'.format(tmp_path / 'installed', REPO / '.collections')
+    for playbook in ('bootstrap', 'phoenix'):
+        assert 'playbooks/{0}.yml'.format(playbook) in names, playbook
+        checked = run('ansible-playbook', '--syntax-check', '-i', 'localhost,', 'ephemeral.castle.' + playbook,
+                      env_update={'ANSIBLE_COLLECTIONS_PATH': collections}).stdout
+        assert 'playbook: {0}'.format(installed / 'playbooks' / (playbook + '.yml')) in checked, checked
