@@ -106,6 +106,10 @@ class ProxmoxControl(ControlClient):
         """[{'vmid', 'address', 'mac', 'hostname', 'stage', 'machine_type'}] of the VMs' Talos nodes."""
         return self._call('GET', '/talos-nodes')
 
+    def talos_hang(self, name, hang=True):
+        """From its next boot on, the Talos of VM `name` hangs (or, with hang False, boots again)."""
+        return self._call('POST', '/talos-hang', {'name': name, 'hang': hang})
+
     def reset(self, wait=None):
         return self._call('POST', '/reset', {} if wait is None else {'wait': wait})
 

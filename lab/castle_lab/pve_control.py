@@ -123,6 +123,7 @@ class ControlApi:
         app.router.add_post('/vms', self.create_vms)
         app.router.add_get('/talos-nodes', self.talos_nodes)
         app.router.add_post('/reset', self.reset)
+        app.router.add_post('/talos-hang', self.talos_hang)
         return app
 
     @web.middleware
@@ -268,9 +269,24 @@ class ControlApi:
                                    'stage': node.stage, 'machine_type': node.machine_type}
                                   for vmid, node in sorted(nodes)])
 
+    async def talos_hang(self, request):
+        """From the next boot on, the Talos of VM `name` hangs (`hang` true) or boots again (false): a node that
+        does not come back, with neither a Talos API nor a guest agent answering."""
+        body = await read_body(request, ('name', 'hang'))
+        name, hang = text(body, 'name'), flag(body, 'hang')
+        if self.talos is None:
+            raise ControlError(409, 'this lab runs no Talos machines')
+        if hang:
+            self.talos.hanging.add(name)
+        else:
+            self.talos.hanging.discard(name)
+        return web.json_response({'hanging': sorted(self.talos.hanging)})
+
     async def reset(self, request):
         body = await read_body(request, ('wait',))
         wait = number(body, 'wait', required=False)
+        if self.talos is not None:
+            self.talos.hanging.clear()
         running = await self.pve.restore_initial(RESET_WAIT if wait is None else wait)
         if running:
             raise ControlError(409, '{0} task(s) still running after {1}s: {2}'.format(

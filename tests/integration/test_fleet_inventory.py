@@ -330,3 +330,31 @@ def test_module_defaults_set_the_fleet_once_for_the_action_group(lab, env, tmp_p
     book.write_text(yaml.safe_dump(play))
     proc = run('ansible-playbook', '-i', str(lab.inventory), str(book), env=env)
     assert 'RESULT True 5 False' in proc.stdout
+
+
+def test_fleet_state_edits_only_the_state_lines(lab, env, tmp_path):
+    path = tmp_path / 'lab.fleet.yml'
+    original = LAB_FLEET.read_text()
+    path.write_text(original)
+    states = {'pve-old': 'wiped', 'castle-2': 'active'}
+    argv = ['ansible', '-i', str(lab.inventory / 'hosts.yml'), 'localhost', '-m', 'ephemeral.castle.fleet_state',
+            '-a', json.dumps({'src': str(path), 'states': states}), '--diff']
+    predicted = run(*argv + ['--check'], env=env)
+    assert '-      state: draining' in predicted.stdout and '+      state: wiped' in predicted.stdout
+    assert path.read_text() == original
+    run(*argv, env=env)
+    changed = [(a, b) for a, b in zip(original.splitlines(), path.read_text().splitlines()) if a != b]
+    assert changed == [('      state: draining', '      state: wiped'), ('      state: planned', '      state: active')]
+    assert len(path.read_text().splitlines()) == len(original.splitlines())
+    rc, result = module(lab, env, 'fleet_state', src=str(path), states=states)
+    assert rc == 0 and not result['changed'] and result['changed_machines'] == {}
+
+
+def test_fleet_state_names_a_bad_machine_or_state_and_changes_nothing(lab, env, tmp_path):
+    path = tmp_path / 'lab.fleet.yml'
+    path.write_text(LAB_FLEET.read_text())
+    rc, result = module(lab, env, 'fleet_state', src=str(path), states={'pve-new': 'wiped', 'pve-old': 'wiped'})
+    assert rc != 0 and 'pve-new is not a machine of the fleet' in result['msg']
+    rc, result = module(lab, env, 'fleet_state', src=str(path), states={'pve-old': 'gone'})
+    assert rc != 0 and "pve-old: 'gone'" in result['msg'] and 'active, draining' in result['msg']
+    assert path.read_text() == LAB_FLEET.read_text()

@@ -91,6 +91,7 @@ class TalosMachines:
         self.fleet.on_shutdown = self._node_shut_down
         self.leases = Leases(pathlib.Path(state) / 'leases.json', net)
         self.vms = {}
+        self.hanging = set()  # names of VMs whose Talos boot hangs: no node, no guest agent
         ipaddress.ip_address('{0}.{1}'.format(net, FIRST_HOST))
 
     def install(self, pve=None):
@@ -133,6 +134,9 @@ class TalosMachines:
 
     def _on(self, vm):
         if not self._is_talos(vm):
+            return
+        if vm.config.get('name', vm.name) in self.hanging:
+            LOG.warning('VM %s (%s): Talos boot hangs (castle-lab talos-hang)', vm.vmid, vm.config.get('name'))
             return
         mac = net0_mac(vm)
         try:

@@ -1,0 +1,190 @@
+"""playbooks/bootstrap.yml and playbooks/phoenix.yml end to end against the lab, with the lab's fleet file
+(written by `castle-lab up` beside hosts.yml): the cluster `castle` from nothing, a refused phoenix that changes
+nothing, phoenix runs that fail midway (a Proxmox 5xx burst, a Talos node that does not come back) and a re-run
+that completes with the same PKI and the services' secrets back from Vault, bootstrap changing nothing after it,
+and an overridden machine phoenix recorded in the journal and the fleet file.
+
+The tests share one cluster and run in file order."""
+
+import base64
+import json
+import re
+
+import hvac
+import pytest
+import yaml
+from castle_lab.control import ProxmoxControl
+from vm_helpers import play_recap
+
+from conftest import find, remove_named
+
+pytestmark = pytest.mark.lab
+
+NODES = ['talos-cp-1', 'talos-cp-2', 'talos-cp-3', 'talos-w-1', 'talos-w-2', 'talos-w-3']
+SERVICES = {'blog': 'blog', 'kaze': 'kaze', 'mcp': 'mcp'}  # service -> namespace
+WORKLOADS_ON_PVE_OLD = ['blog', 'kaze', 'mcp', 'identity', 'openbao']
+
+
+def playbook(lab, env, name, *extra):
+    return lab.run('ansible-playbook', '-i', str(lab.inventory), 'playbooks/' + name, *extra, env=env, check=False,
+                   timeout=1500)
+
+
+def recaps(proc):
+    """Every host's PLAY RECAP counters: {host: {'ok': 3, 'changed': 0, ...}}."""
+    found = {}
+    for line in proc.stdout.split('PLAY RECAP', 1)[1].splitlines():
+        if ' : ' in line:
+            host, counters = line.split(' : ', 1)
+            found[host.strip()] = {k: int(v) for k, v in (part.split('=') for part in counters.split())}
+    return found
+
+
+def kubectl(lab, env, kubeconfig, *args):
+    return json.loads(lab.run('kubectl', '--kubeconfig', str(kubeconfig), *args, '-o', 'json', env=env).stdout)
+
+
+def ready_nodes(lab, env, kubeconfig):
+    return sorted(n['metadata']['name'] for n in kubectl(lab, env, kubeconfig, 'get', 'nodes')['items']
+                  if any(c['type'] == 'Ready' and c['status'] == 'True' for c in n['status']['conditions']))
+
+
+def vault(env):
+    return hvac.Client(url=env['VAULT_ADDR'], token=env['VAULT_TOKEN'], verify=env['VAULT_CACERT'])
+
+
+def synced_secrets(lab, env, kubeconfig):
+    """{service: (the Secret's data, the service's KV data in Vault)}."""
+    found = {}
+    for service, namespace in SERVICES.items():
+        secret = kubectl(lab, env, kubeconfig, '-n', namespace, 'get', 'secret', service)
+        data = {k: base64.b64decode(v).decode() for k, v in secret['data'].items()}
+        stored = vault(env).secrets.kv.v2.read_secret_version(path=service, mount_point='kv',
+                                                              raise_on_deleted_version=True)['data']['data']
+        found[service] = (data, stored)
+    return found
+
+
+def flux_not_ready(lab, env, kubeconfig):
+    objects = []
+    for kind in ('gitrepositories', 'kustomizations', 'helmreleases', 'helmrepositories'):
+        objects += kubectl(lab, env, kubeconfig, 'get', kind, '-A')['items']
+    return sorted('{0}/{1}'.format(o['kind'], o['metadata']['name']) for o in objects
+                  if not any(c['type'] == 'Ready' and c['status'] == 'True'
+                             for c in o.get('status', {}).get('conditions', [])))
+
+
+def cluster_ca(kubeconfig):
+    return yaml.safe_load(kubeconfig.read_text())['clusters'][0]['cluster']['certificate-authority-data']
+
+
+def snapshot(lab, env, pve, kubeconfig):
+    """What phoenix could change: Proxmox VMs, Talos nodes, Vault's Talos secrets and service paths, the cluster."""
+    client = vault(env)
+    versions = {path: client.secrets.kv.v2.read_secret_metadata(path=path, mount_point='kv')['data']['current_version']
+                for path in ['castle/castle/talos'] + list(SERVICES)}
+    objects = kubectl(lab, env, kubeconfig, 'get', 'nodes,namespaces,externalsecrets,kustomizations', '-A')['items']
+    return {'vms': sorted((vm['vmid'], vm['name'], vm['status']) for vm in pve.cluster.resources.get(type='vm')),
+            'talos': ProxmoxControl(env['CASTLE_LAB_PROXMOX_CONTROL']).talos_nodes(),
+            'vault': versions, 'auth': sorted(client.sys.list_auth_methods()['data']),
+            # What the objects are and what they ask for (status writes, such as ExternalSecret refreshes, aside).
+            'cluster': sorted((o['kind'], o['metadata']['name'], o['metadata']['uid'], o['metadata'].get('generation'))
+                              for o in objects)}
+
+
+@pytest.fixture(scope='module')
+def fleet(lab, env, pve):
+    remove_named(pve, *NODES)
+    journal = lab.inventory / 'phoenix-journal.md'
+    journal.unlink(missing_ok=True)
+    built = playbook(lab, env, 'bootstrap.yml')
+    yield {'bootstrap': built, 'kubeconfig': lab.dir / 'talos' / 'castle' / 'kubeconfig',
+           'fleet_file': lab.inventory / 'lab.fleet.yml', 'journal': journal}
+    ProxmoxControl(env['CASTLE_LAB_PROXMOX_CONTROL']).clear_faults()
+    remove_named(pve, *NODES)
+
+
+def test_bootstrap_builds_the_cluster_of_the_fleet(lab, env, fleet):
+    built = fleet['bootstrap']
+    assert built.returncode == 0, built.stdout[-4000:]
+    assert ready_nodes(lab, env, fleet['kubeconfig']) == NODES
+    assert flux_not_ready(lab, env, fleet['kubeconfig']) == []
+    for service, (data, stored) in synced_secrets(lab, env, fleet['kubeconfig']).items():
+        assert data == stored and data, service
+    # The seeded secrets come from ansible-vault encrypted inventory values and are never printed.
+    for data, _stored in synced_secrets(lab, env, fleet['kubeconfig']).values():
+        for value in data.values():
+            assert value not in built.stdout
+
+
+def test_phoenix_refuses_a_machine_that_still_hosts_workloads_and_changes_nothing(lab, env, pve, fleet):
+    before = snapshot(lab, env, pve, fleet['kubeconfig'])
+    fleet_text = fleet['fleet_file'].read_text()
+    refused = playbook(lab, env, 'phoenix.yml', '-e', 'target=pve-old')
+    assert refused.returncode != 0
+    for workload in WORKLOADS_ON_PVE_OLD:
+        assert '[not-drained] workload {0} still runs on pve-old'.format(workload) in refused.stdout
+    assert '[no-backup-restore] stateful workload openbao' in refused.stdout
+    assert 'nothing was changed' in refused.stdout
+    assert snapshot(lab, env, pve, fleet['kubeconfig']) == before
+    assert fleet['fleet_file'].read_text() == fleet_text
+    assert not fleet['journal'].exists()
+
+
+def test_phoenix_of_the_cluster_fails_midway_clearly_and_a_rerun_completes(lab, env, pve, fleet):
+    control = ProxmoxControl(env['CASTLE_LAB_PROXMOX_CONTROL'])
+    old_kubeconfig = fleet['kubeconfig'].read_text()
+    ca = cluster_ca(fleet['kubeconfig'])
+    secrets_before = synced_secrets(lab, env, fleet['kubeconfig'])
+
+    # A burst of 500s on one VM's destroy, longer than the client's retries: phoenix stops, naming it.
+    victim = find(pve, 'talos-w-1')[0]
+    control.fail('DELETE', '/nodes/{node}/qemu/{vmid}'.format(**victim), status=500, message='storage busy', times=50)
+    burst = playbook(lab, env, 'phoenix.yml', '-e', 'target=castle')
+    control.clear_faults()
+    assert burst.returncode != 0
+    assert 'talos-w-1' in burst.stdout and '500' in burst.stdout, burst.stdout[-4000:]
+    assert [vm['name'] for vm in pve.cluster.resources.get(type='vm') if vm['name'] in NODES] == ['talos-w-1']
+
+    # Rebuilt, one node's Talos does not come back: phoenix stops when its VM reports no address in time.
+    control.talos_hang('talos-w-3')
+    hung = playbook(lab, env, 'phoenix.yml', '-e', 'target=castle', '-e', 'proxmox_vms_timeout=30')
+    control.talos_hang('talos-w-3', False)
+    assert hung.returncode != 0
+    assert re.search(r'talos-w-3.*(address|agent)', hung.stdout), hung.stdout[-4000:]
+
+    completed = playbook(lab, env, 'phoenix.yml', '-e', 'target=castle')
+    assert completed.returncode == 0, completed.stdout[-4000:]
+    summary = completed.stdout.rsplit("TASK [Each stage's duration]", 1)[1]
+    for stage in ('S0 gate', 'S1 wipe', 'S1 rebuild', 'S2 join', 'S3 prove', 'total'):
+        assert '"{0}": '.format(stage) in summary
+
+    assert ready_nodes(lab, env, fleet['kubeconfig']) == NODES
+    assert cluster_ca(fleet['kubeconfig']) == ca  # the same Talos PKI, read back from Vault
+    old = lab.dir / 'talos' / 'castle' / 'kubeconfig.before-phoenix'
+    old.write_text(old_kubeconfig)
+    assert ready_nodes(lab, env, old) == NODES  # the kubeconfig from before still authenticates
+    assert flux_not_ready(lab, env, fleet['kubeconfig']) == []
+    secrets_after = synced_secrets(lab, env, fleet['kubeconfig'])
+    for service, (data, stored) in secrets_after.items():
+        assert data == stored == secrets_before[service][1], service
+    journal = fleet['journal'].read_text().splitlines()
+    assert len([line for line in journal if 'castle (cluster)' in line and 'gate passed' in line]) == 3
+
+
+def test_bootstrap_after_phoenix_changes_nothing(lab, env, fleet):
+    again = playbook(lab, env, 'bootstrap.yml')
+    assert again.returncode == 0, again.stdout[-4000:]
+    assert {host: counts['changed'] for host, counts in recaps(again).items()} == {
+        'localhost': 0, 'openclaw-node': 0}, again.stdout[-4000:]
+
+
+def test_an_overridden_machine_phoenix_is_recorded(lab, env, fleet):
+    reason = 'disk failed; restored from the 2026-11-20 backup'
+    overridden = playbook(lab, env, 'phoenix.yml', '-e', 'target=pve-old', '-e',
+                          json.dumps({'phoenix_override_reason': reason}))
+    assert overridden.returncode == 0, overridden.stdout[-4000:]
+    machines = {m['name']: m for m in yaml.safe_load(fleet['fleet_file'].read_text())['fleet']['machines']}
+    assert (machines['pve-old']['state'], machines['castle-2']['state']) == ('wiped', 'active')
+    line = fleet['journal'].read_text().splitlines()[-1]
+    assert 'pve-old (machine)' in line and json.dumps(reason) in line and 'workload openbao still runs' in line
