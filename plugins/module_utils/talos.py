@@ -24,6 +24,7 @@ import shutil
 import tempfile
 import time
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.basic import env_fallback, missing_required_lib
 
@@ -190,24 +191,41 @@ class Talosctl(object):
 
     # ------------------------------------------------------------ node queries
 
-    def machine_status(self, node):
+    def machine_status(self, node, maintenance_first=False):
         """('configured' | 'maintenance' | 'unreachable', MachineStatus spec or None, error text).
 
         A configured node answers over mTLS; a node waiting for its config answers only on the
-        insecure maintenance API."""
-        try:
-            found = self.run_json(['get', 'machinestatus'], nodes=[node], retry=False)
-            return 'configured', (found[0].get('spec') if found else {}) or {}, None
-        except TalosError as exc:
-            first = str(exc)
-        try:
-            found = self.run_json(['get', 'machinestatus'], nodes=[node], insecure=True, retry=False)
+        insecure maintenance API. maintenance_first asks the maintenance API first."""
+        errors = []
+        for insecure in ((True, False) if maintenance_first else (False, True)):
+            try:
+                found = self.run_json(['get', 'machinestatus'], nodes=[node], insecure=insecure, retry=False)
+            except TalosError as exc:
+                errors.append(str(exc))
+                continue
             spec = (found[0].get('spec') if found else {}) or {}
-            if spec.get('stage', 'maintenance') == 'maintenance':
-                return 'maintenance', spec, first
-            return 'configured', spec, first
-        except TalosError as exc:
-            return 'unreachable', None, '{0}; {1}'.format(first, exc)
+            if insecure and spec.get('stage', 'maintenance') == 'maintenance':
+                return 'maintenance', spec, '; '.join(errors) or None
+            return 'configured', spec, '; '.join(errors) or None
+        return 'unreachable', None, '; '.join(errors)
+
+    def machine_states(self, nodes, workers=16):
+        """{node: machine_status(node)} of many nodes. One mTLS call asks them all, as talosctl asks
+        each node through the endpoint; when that fails (a node in maintenance, or down), each node is
+        asked on its own, all at once, the maintenance API first."""
+        nodes = list(nodes)
+        if not nodes:
+            return {}
+        try:
+            found = self.run_json(['get', 'machinestatus'], nodes=nodes, retry=False)
+        except TalosError:
+            found = []
+        specs = dict((item.get('node'), (item.get('spec') or {})) for item in found if isinstance(item, dict))
+        if nodes and all(node in specs for node in nodes):
+            return dict((node, ('configured', specs[node], None)) for node in nodes)
+        with ThreadPoolExecutor(max_workers=min(workers, len(nodes))) as pool:
+            states = list(pool.map(lambda node: self.machine_status(node, maintenance_first=True), nodes))
+        return dict(zip(nodes, states))
 
     def running_config(self, node):
         """The machine config documents a configured node runs."""

@@ -12,7 +12,8 @@ description:
   - Applies a machine config to the first of O(nodes) with C(talosctl apply-config).
   - A node waiting in maintenance mode gets it over the insecure maintenance API (C(--insecure)); a
     configured node over mTLS with the talosconfig. Which one is found out by asking the node, unless
-    O(insecure) says.
+    O(insecure) says; with O(configs), one call asks every node, and only when some node does not answer
+    over mTLS is each node asked on its own.
   - Does nothing when the node already runs the same config.
   - In check mode, the node is asked what would happen (C(--dry-run)); its answer is returned in
     RV(dry_run).
@@ -137,7 +138,8 @@ def read_config(params):
     return text
 
 
-def apply_one(module, talosctl, node, text, label=''):
+def apply_one(module, talosctl, node, text, label='', status=None):
+    """Apply text to node; status: what machine_status said of the node, when it was asked already."""
     params = module.params
     try:
         desired = load_config(text)
@@ -146,7 +148,7 @@ def apply_one(module, talosctl, node, text, label=''):
     if not desired:
         raise TalosError('{0}config is empty'.format(label))
     if params['insecure'] is None:
-        state, dummy, detail = talosctl.machine_status(node)
+        state, dummy, detail = status or talosctl.machine_status(node)
         if state == 'unreachable':
             raise TalosError('node {0} answers neither over mTLS nor on the maintenance API: {1}'.format(node, detail))
     else:
@@ -188,9 +190,12 @@ def apply_many(module, talosctl):
     if not configs:
         raise TalosError('configs names no node')
 
+    # Every node's state in one call when they all answer over mTLS (a re-run), else one call per node.
+    states = talosctl.machine_states(sorted(configs)) if module.params['insecure'] is None else {}
+
     def one(node):
         try:
-            return node, apply_one(module, talosctl, node, configs[node], '{0}: '.format(node)), None
+            return node, apply_one(module, talosctl, node, configs[node], '{0}: '.format(node), states.get(node)), None
         except TalosError as exc:
             return node, None, str(exc)
 

@@ -9,7 +9,8 @@ module: talos_health
 short_description: Wait until a Talos cluster is healthy
 version_added: 0.1.0
 description:
-  - Asks each node of O(control_plane_nodes) and O(worker_nodes) whether it is configured. Nodes still
+  - Asks the nodes of O(control_plane_nodes) and O(worker_nodes) whether they are configured (all in one
+    C(talosctl get machinestatus), else each node on its own, all at once). Nodes still
     waiting in maintenance mode are left out (returned in RV(not_configured)); the rest are checked with
     C(talosctl health) from the first configured control-plane node, which waits up to O(wait_timeout)
     seconds for etcd, the control plane, the nodes' readiness and the cluster's pods.
@@ -89,12 +90,10 @@ def failing_check(text):
 
 def check(module, talosctl):
     params = module.params
-    roles = [(node, 'controlplane') for node in params['control_plane_nodes']]
-    roles += [(node, 'worker') for node in params['worker_nodes']]
-    checked, not_configured = [], []
-    for node, dummy in roles:
-        state = talosctl.machine_status(node)[0]
-        (not_configured if state == 'maintenance' else checked).append(node)
+    nodes = params['control_plane_nodes'] + params['worker_nodes']
+    states = talosctl.machine_states(nodes)
+    checked = [node for node in nodes if states[node][0] != 'maintenance']
+    not_configured = [node for node in nodes if states[node][0] == 'maintenance']
     control_planes = [node for node in params['control_plane_nodes'] if node in checked]
     if not control_planes:
         raise TalosError('no control-plane node of {0} is configured yet; nothing to check'.format(

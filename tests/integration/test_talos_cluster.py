@@ -88,9 +88,20 @@ def ready_nodes(lab, env, kubeconfig, *extra):
                   if any(c['type'] == 'Ready' and c['status'] == 'True' for c in n['status']['conditions']))
 
 
+class InventoryLoader(yaml.SafeLoader):
+    """hosts.yml as ansible reads it, but ansible-vault encrypted values (!vault) kept as their ciphertext."""
+
+
+def _vault_text(loader, node):
+    return loader.construct_scalar(node)
+
+
+InventoryLoader.add_constructor('!vault', _vault_text)
+
+
 @pytest.fixture(scope='module')
 def cluster(lab, env, pve):
-    inventory = yaml.safe_load((lab.inventory / 'hosts.yml').read_text())['all']['vars']
+    inventory = yaml.load((lab.inventory / 'hosts.yml').read_text(), Loader=InventoryLoader)['all']['vars']
     yield {'first': playbook(lab, env), 'second': playbook(lab, env),
            'kubeconfig': lab.dir / 'talos' / 'castle' / 'kubeconfig', 'vault_path': 'castle/castle/talos',
            'talosconfig': lab.dir / 'talos' / 'castle' / 'talosconfig', 'inventory': inventory}

@@ -1,12 +1,18 @@
-"""talosctl's side of the node API: talosconfig contexts, TLS credentials, calls and their errors."""
+"""talosctl's side of the node API: talosconfig contexts, TLS credentials, calls and their errors.
+
+Calls go over the standard library's HTTPS client, one kept-alive connection per endpoint, as talosctl
+keeps one gRPC connection: a command that asks many nodes (health) makes one handshake, not one per call.
+"""
 
 import base64
+import http.client
+import json
 import os
 import pathlib
+import socket
+import ssl
 import tempfile
 
-import requests
-import urllib3
 import yaml
 
 from . import API_PORT
@@ -54,11 +60,14 @@ class Client:
         self.nodes = _split(args.nodes)
         self.endpoints = _split(args.endpoints)
         self.scratch = tempfile.TemporaryDirectory(prefix='talosctl-')
-        self.cert = self.verify = None
+        self.connections = {}  # host -> HTTPSConnection
+        self.refused = {}  # endpoint -> the RpcError of its failed TLS handshake
         if insecure:
             self.endpoints = self.nodes or self.endpoints
-            self.verify = False
-            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+            # The maintenance API serves a self-signed certificate: nothing to verify it against.
+            self.tls = ssl.create_default_context()
+            self.tls.check_hostname = False
+            self.tls.verify_mode = ssl.CERT_NONE
             if not self.endpoints:
                 raise ConfigError('no nodes specified, use --nodes')
             return
@@ -72,8 +81,8 @@ class Client:
             if not context.get(name):
                 raise ConfigError('context has no {0}'.format(name))
             (directory / name).write_bytes(base64.b64decode(context[name]))
-        self.cert = (str(directory / 'crt'), str(directory / 'key'))
-        self.verify = str(directory / 'ca')
+        self.tls = ssl.create_default_context(cafile=str(directory / 'ca'))
+        self.tls.load_cert_chain(str(directory / 'crt'), str(directory / 'key'))
 
     def targets(self):
         """The nodes a command acts on: --nodes, else the endpoint itself (None)."""
@@ -84,36 +93,65 @@ class Client:
         endpoints = [node] if self.insecure and node else self.endpoints
         last = None
         for endpoint in endpoints:
+            # An endpoint whose TLS handshake failed stays failed for the rest of the command, as a gRPC
+            # connection does: the calls for the other nodes do not try it again.
+            if endpoint in self.refused:
+                last = self.refused[endpoint]
+                continue
             try:
                 return self._post(endpoint, method, dict(body, node=node or endpoint))
             except RpcError as exc:
                 if exc.code != 'Unavailable' or not exc.message.startswith('connection error'):
                     raise
+                if 'handshake failed' in exc.message:
+                    self.refused[endpoint] = exc
                 last = exc
         raise last
 
     def _post(self, endpoint, method, body):
         host = endpoint if ':' not in endpoint else endpoint.rsplit(':', 1)[0]
-        url = 'https://{0}:{1}/{2}'.format(host, API_PORT, method)
+        payload = json.dumps(body).encode()
+        headers = {'Content-Type': 'application/json'}
+        while True:
+            reused = host in self.connections
+            connection = self.connections.get(host) or http.client.HTTPSConnection(
+                host, API_PORT, timeout=TIMEOUT, context=self.tls)
+            self.connections[host] = connection
+            try:
+                connection.request('POST', '/' + method, body=payload, headers=headers)
+                response = connection.getresponse()
+                data = response.read()
+                break
+            except ssl.SSLError as exc:
+                self._drop(host)
+                raise RpcError('Unavailable', 'connection error: desc = "transport: authentication handshake failed: '
+                               '{0}"'.format(_tls_reason(exc))) from None
+            except socket.timeout:
+                self._drop(host)
+                raise RpcError('DeadlineExceeded', 'context deadline exceeded') from None
+            except (OSError, http.client.HTTPException) as exc:
+                self._drop(host)
+                # A kept-alive connection the node closed meanwhile (it rebooted, or let it idle): dial again.
+                if reused and isinstance(exc, (ConnectionError, http.client.RemoteDisconnected)):
+                    continue
+                raise RpcError('Unavailable', 'connection error: desc = "transport: Error while dialing: dial tcp '
+                               '{0}:{1}: connect: connection refused"'.format(host, API_PORT)) from None
         try:
-            response = requests.post(url, json=body, cert=self.cert, verify=self.verify, timeout=TIMEOUT)
-        except requests.exceptions.SSLError as exc:
-            raise RpcError('Unavailable', 'connection error: desc = "transport: authentication handshake failed: '
-                           '{0}"'.format(_tls_reason(exc))) from None
-        except requests.exceptions.Timeout:
-            raise RpcError('DeadlineExceeded', 'context deadline exceeded') from None
-        except requests.exceptions.ConnectionError:
-            raise RpcError('Unavailable', 'connection error: desc = "transport: Error while dialing: dial tcp '
-                           '{0}:{1}: connect: connection refused"'.format(host, API_PORT)) from None
-        try:
-            answer = response.json()
+            answer = json.loads(data)
         except ValueError:
-            raise RpcError('Unknown', 'unexpected answer {0} from {1}'.format(response.status_code, host)) from None
-        if response.status_code != 200:
+            raise RpcError('Unknown', 'unexpected answer {0} from {1}'.format(response.status, host)) from None
+        if response.status != 200:
             raise RpcError(answer.get('code', 'Unknown'), answer.get('message', ''))
         return answer
 
+    def _drop(self, host):
+        connection = self.connections.pop(host, None)
+        if connection is not None:
+            connection.close()
+
     def close(self):
+        for host in list(self.connections):
+            self._drop(host)
         self.scratch.cleanup()
 
 

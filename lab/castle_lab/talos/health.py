@@ -1,13 +1,15 @@
 """`talosctl health`: the cluster checks, each reported as `waiting for <check>: ...` then `: OK`."""
 
 import base64
+import http.client
 import json
 import pathlib
+import ssl
 import sys
 import tempfile
 import time
+from urllib.parse import urlparse
 
-import requests
 import yaml
 
 from .api import RpcError
@@ -30,7 +32,7 @@ class Health:
         self.client = client
         self.control_plane = control_plane
         self.workers = workers
-        self.kubeconfig = None
+        self.kube_api = None  # (server URL, TLS context) of the admin kubeconfig
 
     @property
     def everyone(self):
@@ -66,23 +68,30 @@ class Health:
                 raise CheckFailed('node {0} is in stage {1}, not ready'.format(node, status['stage']))
 
     def _kube_nodes(self):
-        if self.kubeconfig is None:
-            self.kubeconfig = yaml.safe_load(self.client.call('Kubeconfig', self.control_plane[0])['kubeconfig'])
-        cluster, user = self.kubeconfig['clusters'][0]['cluster'], self.kubeconfig['users'][0]['user']
-        with tempfile.TemporaryDirectory() as scratch:
-            files = {}
-            for name, data in (('ca', cluster['certificate-authority-data']),
-                               ('crt', user['client-certificate-data']), ('key', user['client-key-data'])):
-                files[name] = pathlib.Path(scratch) / name
-                files[name].write_bytes(base64.b64decode(data))
-            try:
-                response = requests.get(cluster['server'] + '/api/v1/nodes', verify=str(files['ca']),
-                                        cert=(str(files['crt']), str(files['key'])), timeout=10)
-            except requests.RequestException as exc:
-                raise CheckFailed('Get "{0}/api/v1/nodes": {1}'.format(cluster['server'], exc)) from None
-        if response.status_code != 200:
-            raise CheckFailed('kubernetes API answered {0}'.format(response.status_code))
-        return response.json()['items']
+        if self.kube_api is None:
+            config = yaml.safe_load(self.client.call('Kubeconfig', self.control_plane[0])['kubeconfig'])
+            cluster, user = config['clusters'][0]['cluster'], config['users'][0]['user']
+            context = ssl.create_default_context(cadata=base64.b64decode(cluster['certificate-authority-data']).decode())
+            with tempfile.TemporaryDirectory() as scratch:
+                files = {}
+                for name, data in (('crt', user['client-certificate-data']), ('key', user['client-key-data'])):
+                    files[name] = pathlib.Path(scratch) / name
+                    files[name].write_bytes(base64.b64decode(data))
+                context.load_cert_chain(str(files['crt']), str(files['key']))
+            self.kube_api = (urlparse(cluster['server']), context)
+        server, context = self.kube_api
+        connection = http.client.HTTPSConnection(server.hostname, server.port or 443, timeout=10, context=context)
+        try:
+            connection.request('GET', '/api/v1/nodes')
+            response = connection.getresponse()
+            body = response.read()
+        except (OSError, http.client.HTTPException) as exc:
+            raise CheckFailed('Get "{0}/api/v1/nodes": {1}'.format(server.geturl(), exc)) from None
+        finally:
+            connection.close()
+        if response.status != 200:
+            raise CheckFailed('kubernetes API answered {0}'.format(response.status))
+        return json.loads(body)['items']
 
     def _addresses(self, kube_node):
         return [a['address'] for a in (kube_node.get('status') or {}).get('addresses') or [] if a['type'] == 'InternalIP']

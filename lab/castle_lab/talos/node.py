@@ -67,6 +67,7 @@ class Cluster:
         self.kube = None  # the kube_server process
         self.kube_node = None  # the control plane node it runs on (the bootstrap node)
         self.kube_dir = None
+        self.kube_client = None  # (cluster CA, session) the nodes' kubelets talk to the Kubernetes API with
         self.lock = asyncio.Lock()
 
     def nodes(self):
@@ -116,6 +117,9 @@ class Cluster:
         raise RpcError('DeadlineExceeded', 'kube-apiserver did not start within {0:g}s'.format(KUBE_READY_TIMEOUT))
 
     async def stop_kube(self):
+        if self.kube_client is not None:
+            await self.kube_client[1].close()
+            self.kube_client = None
         if self.kube is not None and self.kube.returncode is None:
             self.kube.terminate()
             try:
@@ -127,21 +131,28 @@ class Cluster:
     def kube_running(self):
         return self.kube is not None and self.kube.returncode is None
 
+    def _kube_session(self, cluster):
+        """The session of the cluster's kubelets: a client certificate issued once per cluster CA, one
+        connection pool, as each kubelet keeps its credentials and connection."""
+        if self.kube_client is None or self.kube_client[0] != cluster['ca']['crt']:
+            ca_cert, ca_key = _load_pair(cluster['ca'])
+            cert, key = secrets.issue(ca_cert, ca_key, 'talos:node', organizations=('system:masters',), client=True)
+            context = ssl.create_default_context(cadata=_pem(cluster['ca']['crt']).decode())
+            with tempfile.TemporaryDirectory() as scratch:
+                scratch = pathlib.Path(scratch)
+                context.load_cert_chain(str(_write(scratch, 'crt', cert)), str(_write(scratch, 'key', key)))
+            if self.kube_client is not None:
+                asyncio.ensure_future(self.kube_client[1].close())
+            self.kube_client = (cluster['ca']['crt'], ClientSession(connector=TCPConnector(ssl=context)))
+        return self.kube_client[1]
+
     async def kube_call(self, method, path, body=None):
         """One request to the cluster's Kubernetes API as its admin; (status, JSON body)."""
-        document = self.config()
-        cluster = document['cluster']
-        ca_cert, ca_key = _load_pair(cluster['ca'])
-        cert, key = secrets.issue(ca_cert, ca_key, 'talos:node', organizations=('system:masters',), client=True)
-        with tempfile.TemporaryDirectory() as scratch:
-            scratch = pathlib.Path(scratch)
-            context = ssl.create_default_context(cafile=str(_write(scratch, 'ca', _pem(cluster['ca']['crt']))))
-            context.load_cert_chain(str(_write(scratch, 'crt', cert)), str(_write(scratch, 'key', key)))
+        cluster = self.config()['cluster']
         url = cluster['controlPlane']['endpoint'].rstrip('/') + path
         headers = {'Content-Type': 'application/merge-patch+json' if method == 'PATCH' else 'application/json'}
-        async with ClientSession(connector=TCPConnector(ssl=context)) as session:
-            async with session.request(method, url, json=body, headers=headers) as response:
-                return response.status, await response.json(content_type=None)
+        async with self._kube_session(cluster).request(method, url, json=body, headers=headers) as response:
+            return response.status, await response.json(content_type=None)
 
     async def reconcile(self):
         """Workers waiting for a certificate get one; once bootstrapped, control plane nodes join etcd
@@ -152,15 +163,17 @@ class Cluster:
         async with self.lock:
             if not self.bootstrapped or not self.kube_running():
                 return
-            for node in self.nodes():
-                if node.stage != 'running':
-                    continue
+            running = [node for node in self.nodes() if node.stage == 'running']
+            for node in running:
                 if node.machine_type == 'controlplane' and node.address not in self.etcd:
                     self.etcd[node.address] = hashlib.sha256(node.address.encode() + self.id.encode()).hexdigest()[:16]
-                try:
-                    await self._register(node)
-                except (ClientError, OSError, ValueError) as exc:
-                    LOG.warning('registering %s as a Kubernetes node failed: %s', node.hostname, exc)
+            # Each kubelet registers on its own, all at the same time.
+            outcomes = await asyncio.gather(*(self._register(node) for node in running), return_exceptions=True)
+            for node, outcome in zip(running, outcomes):
+                if isinstance(outcome, (ClientError, OSError, ValueError)):
+                    LOG.warning('registering %s as a Kubernetes node failed: %s', node.hostname, outcome)
+                elif isinstance(outcome, BaseException):
+                    raise outcome
 
     async def _register(self, node):
         labels = {'kubernetes.io/hostname': node.hostname, 'kubernetes.io/os': 'linux', 'kubernetes.io/arch': 'amd64'}
