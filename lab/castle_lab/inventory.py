@@ -143,10 +143,13 @@ def write(cfg, services):
     from .config import REPO
     cfg.inventory.mkdir(parents=True, exist_ok=True)
     path = cfg.inventory / 'hosts.yml'
-    inventory = render(cfg, services)
+    path.write_text(HEADER.format(cfg.state) + yaml.safe_dump(render(cfg, services), sort_keys=False))
     if services.get('vault'):
-        inventory['all']['vars']['castle_services'] = _service_secrets(cfg)
-    path.write_text(HEADER.format(cfg.state) + yaml.dump(inventory, Dumper=_Dumper, sort_keys=False))
+        # Beside hosts.yml, in the group_vars ansible reads for it, so that hosts.yml stays plain YAML.
+        group_vars = cfg.inventory / 'group_vars' / 'all'
+        group_vars.mkdir(parents=True, exist_ok=True)
+        (group_vars / 'castle_services.yml').write_text(HEADER.format(cfg.state) + yaml.dump(
+            {'castle_services': _service_secrets(cfg)}, Dumper=_Dumper, sort_keys=False))
     if cfg.inventory != (REPO / 'inventories' / 'lab').resolve():
         (cfg.inventory / 'lab.fleet.yml').write_text(_fleet_file(cfg))
     return path
