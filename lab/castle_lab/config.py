@@ -16,6 +16,8 @@ class LabConfig:
     net: str
     inventory: pathlib.Path
     openclaw_user: str
+    # Whether the OpenClaw node also runs a gateway (CASTLE_LAB_OPENCLAW_GATEWAY=1 at `castle-lab up`).
+    openclaw_gateway: bool = False
 
     def address(self, host):
         """The loopback address of host number `host` in this lab's /24."""
@@ -51,4 +53,5 @@ def load(environ=None):
         net=net,
         inventory=pathlib.Path(env.get('CASTLE_LAB_INVENTORY') or default_inventory).resolve(),
         openclaw_user=env.get('CASTLE_LAB_OPENCLAW_USER', 'castle-claw'),
+        openclaw_gateway=env.get('CASTLE_LAB_OPENCLAW_GATEWAY', '') not in ('', '0', 'false', 'no'),
     )

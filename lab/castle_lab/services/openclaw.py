@@ -1,17 +1,23 @@
 """The OpenClaw gateway node: the lab's own sshd on loopback, key auth only, a dedicated user
-whose PATH has Node.js and the real openclaw CLI."""
+whose PATH has Node.js and the real openclaw CLI; on request also a real OpenClaw gateway run as that user."""
 
+import json
 import os
 import pwd
+import secrets
 import signal
+import socket
 import subprocess
+import urllib.request
 
 from .. import process
-from ..process import LabError
+from ..process import LabError, ProcessGone
 from .base import Service
 
 SSHD = '/usr/sbin/sshd'
+SETPRIV = '/usr/bin/setpriv'
 LAB_TOOLS = ('node', 'openclaw', 'kubectl')
+GATEWAY = 'gateway'
 
 
 def run(argv, timeout=30):
@@ -31,6 +37,8 @@ class OpenClawService(Service):
     name = 'openclaw'
     host = 4
     port = 2222
+    # The gateway's cold start (plugins, sqlite, sidecars) takes 15-40 s on a busy machine.
+    gateway_ready_timeout = 180.0
 
     @property
     def user(self):
@@ -47,6 +55,30 @@ class OpenClawService(Service):
     @property
     def known_hosts(self):
         return self.dir / 'known_hosts'
+
+    @property
+    def gateway_port(self):
+        """The gateway's port, one per lab network: it also listens on 127.0.0.1, which every lab shares."""
+        second, third = (int(octet) for octet in self.cfg.net.split('.')[1:])
+        return 20000 + (second * 256 + third) % 40000
+
+    @property
+    def gateway_address(self):
+        return '127.0.0.1'
+
+    @property
+    def gateway_token_file(self):
+        return self.dir / 'gateway-token'
+
+    @property
+    def gateway_log(self):
+        return self.dir / (GATEWAY + '.log')
+
+    def _gateway_token(self):
+        if not self.gateway_token_file.exists():
+            self.gateway_token_file.touch(mode=0o600)
+            self.gateway_token_file.write_text(secrets.token_hex(24))
+        return self.gateway_token_file.read_text().strip()
 
     def prepare(self):
         if not os.access(SSHD, os.X_OK):
@@ -74,10 +106,13 @@ class OpenClawService(Service):
             'PrintMotd no',
             'X11Forwarding no',
             # The node reaches no package registry: npm says so at once instead of waiting for a timeout
-            # whenever the CLI looks a plugin up.
-            'SetEnv PATH={0}:/usr/local/bin:/usr/bin:/bin npm_config_offline=true'.format(bindir),
+            # whenever the CLI looks a plugin up. The CLI finds the node's gateway (when it runs) through
+            # OPENCLAW_GATEWAY_PORT and authenticates with OPENCLAW_GATEWAY_TOKEN.
+            'SetEnv PATH={0}:/usr/local/bin:/usr/bin:/bin npm_config_offline=true OPENCLAW_GATEWAY_PORT={1} '
+            'OPENCLAW_GATEWAY_TOKEN={2}'.format(bindir, self.gateway_port, self._gateway_token()),
             'Subsystem sftp internal-sftp',
             '']))
+        (self.dir / 'sshd_config').chmod(0o600)
         os.makedirs('/run/sshd', mode=0o755, exist_ok=True)
 
     def _ensure_user(self):
@@ -109,7 +144,54 @@ class OpenClawService(Service):
             e.isdigit() and _owner(e) == uid and process.alive(int(e)) for e in os.listdir('/proc')),
             10, 'the node user\'s sessions to end')
 
+    def start(self):
+        super().start()
+        if self.cfg.openclaw_gateway:
+            self._start_gateway()
+
+    def _start_gateway(self):
+        """`openclaw gateway run` in the foreground as the node's user, on the node's state directory
+        (~/.openclaw, the one its CLI and Ansible use), bound to loopback on the lab's own port. Its settings
+        come from flags and the environment, so whatever a test writes to openclaw.json leaves them alone."""
+        entry = pwd.getpwnam(self.user)
+        with socket.socket() as sock:
+            if sock.connect_ex((self.gateway_address, self.gateway_port)) == 0:
+                raise LabError('openclaw gateway: {0}:{1} is already taken by a process the lab did not start'.format(
+                    self.gateway_address, self.gateway_port))
+        env = {'HOME': str(self.home), 'USER': self.user, 'LOGNAME': self.user, 'LANG': 'C.UTF-8',
+               'PATH': '{0}:/usr/local/bin:/usr/bin:/bin'.format(self.home / 'bin'), 'npm_config_offline': 'true',
+               'OPENCLAW_GATEWAY_TOKEN': self._gateway_token(),
+               # Restarts (SIGUSR2, `openclaw gateway restart`) stay in this process, the one the lab records.
+               'OPENCLAW_NO_RESPAWN': '1'}
+        argv = [SETPRIV, '--reuid={0}'.format(entry.pw_uid), '--regid={0}'.format(entry.pw_gid), '--init-groups',
+                '--', str(self.home / 'bin' / 'openclaw'), 'gateway', 'run', '--allow-unconfigured',
+                '--bind', 'loopback', '--port', str(self.gateway_port), '--auth', 'token']
+        process.spawn(self.dir, GATEWAY, argv, env=env, cwd=self.home)
+
+    def gateway_started(self):
+        return (self.dir / (GATEWAY + '.pid')).exists()
+
+    def ready(self):
+        super().ready()
+        if self.gateway_started():
+            process.wait_until(self._gateway_answers, self.gateway_ready_timeout, 'openclaw gateway')
+
+    def _gateway_answers(self):
+        if process.recorded(self.dir, GATEWAY) is None:
+            raise ProcessGone('openclaw gateway: process exited; see {0}'.format(self.gateway_log))
+        return self.gateway_ready()
+
+    def gateway_ready(self):
+        """The gateway's own readiness probe (/readyz): true once it serves with every startup sidecar up."""
+        url = 'http://{0}:{1}/readyz'.format(self.gateway_address, self.gateway_port)
+        try:
+            with urllib.request.urlopen(url, timeout=5) as answer:
+                return json.load(answer).get('ready') is True
+        except OSError as exc:
+            raise LabError('openclaw gateway: {0}: {1}'.format(url, exc)) from exc
+
     def stop(self):
+        process.stop(self.dir, GATEWAY)
         pid = super().stop()
         try:
             self._end_sessions(pwd.getpwnam(self.user).pw_uid)
@@ -155,12 +237,24 @@ class OpenClawService(Service):
         version = run(self.ssh_argv('openclaw', '--version'), timeout=30).strip()
         if not version.startswith('OpenClaw '):
             raise LabError('openclaw --version answered {0!r}'.format(version))
+        if self.cfg.openclaw_gateway and not self.gateway_started():
+            raise LabError('the gateway was asked for (CASTLE_LAB_OPENCLAW_GATEWAY) but is not running')
+        if self.gateway_started():
+            if process.recorded(self.dir, GATEWAY) is None:
+                raise LabError('openclaw gateway: process exited; see {0}'.format(self.gateway_log))
+            if not self.gateway_ready():
+                raise LabError('openclaw gateway on {0}:{1} is not ready'.format(self.gateway_address, self.gateway_port))
+            return '{0}, gateway ready on {1}:{2}'.format(version, self.gateway_address, self.gateway_port)
         return version
 
     def env(self):
-        return {'CASTLE_OPENCLAW_HOST': self.address, 'CASTLE_OPENCLAW_PORT': str(self.port),
-                'CASTLE_OPENCLAW_USER': self.user, 'CASTLE_OPENCLAW_KEY': str(self.client_key),
-                'CASTLE_OPENCLAW_KNOWN_HOSTS': str(self.known_hosts)}
+        values = {'CASTLE_OPENCLAW_HOST': self.address, 'CASTLE_OPENCLAW_PORT': str(self.port),
+                  'CASTLE_OPENCLAW_USER': self.user, 'CASTLE_OPENCLAW_KEY': str(self.client_key),
+                  'CASTLE_OPENCLAW_KNOWN_HOSTS': str(self.known_hosts)}
+        if self.gateway_started():
+            values.update(CASTLE_OPENCLAW_GATEWAY_URL='ws://{0}:{1}'.format(self.gateway_address, self.gateway_port),
+                          CASTLE_OPENCLAW_GATEWAY_LOG=str(self.gateway_log))
+        return values
 
 
 def _owner(pid):
