@@ -5,7 +5,7 @@ VENV := $(CURDIR)/.venv
 export PATH := $(VENV)/bin:$(CURDIR)/.lab/tools/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 SANITY_TREE := $(CURDIR)/.build/ansible_collections/ephemeral/castle
-# The inventory castle-lab writes: CASTLE_LAB_INVENTORY, else $$CASTLE_LAB_DIR/inventory for a lab outside .lab/,
+# The inventory castle-lab writes: CASTLE_LAB_INVENTORY, else $CASTLE_LAB_DIR/inventory for a lab outside .lab/,
 # else inventories/lab. CASTLE_LAB_DIR, CASTLE_LAB_NET and CASTLE_LAB_OPENCLAW_USER select the lab (castle-lab reads them).
 LAB_INVENTORY ?= $(or $(CASTLE_LAB_INVENTORY),$(if $(filter-out $(CURDIR)/.lab,$(abspath $(CASTLE_LAB_DIR))),$(abspath $(CASTLE_LAB_DIR))/inventory,inventories/lab))
 # What `make demo` rebuilds after the bootstrap: a cluster, cluster node or machine of the lab's fleet.
