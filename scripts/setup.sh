@@ -23,6 +23,10 @@ log() { printf 'setup: %s\n' "$*"; }
 # Stamp helpers: a step reruns only when what it was made from changes.
 stamp_ok() { [ -f "$1" ] && [ "$(cat "$1")" = "$2" ]; }
 
+# link TARGET NAME: point NAME at TARGET; a link that already does is left alone, so a second run never
+# removes, even for an instant, a link that tests running beside it go through.
+link() { [ -L "$2" ] && [ "$(readlink "$2")" = "$1" ] || ln -sfn "$1" "$2"; }
+
 apt_packages() {
     local missing=()
     for pkg in $APT_PACKAGES; do
@@ -83,8 +87,8 @@ node_tools() {
             --prefix "$TOOLS/openclaw" "openclaw@$OPENCLAW_VERSION"
     fi
     mkdir -p "$TOOLS/bin"
-    ln -sfn "$node" "$TOOLS/bin/node"
-    ln -sfn "$TOOLS/openclaw/node_modules/openclaw/openclaw.mjs" "$TOOLS/bin/openclaw"
+    link "$node" "$TOOLS/bin/node"
+    link "$TOOLS/openclaw/node_modules/openclaw/openclaw.mjs" "$TOOLS/bin/openclaw"
 }
 
 kube_tools() {
@@ -130,7 +134,7 @@ PY
     fi
     # The collection itself, so playbooks and molecule find ephemeral.castle.
     mkdir -p "$COLLECTIONS/ephemeral"
-    ln -sfn "$ROOT" "$COLLECTIONS/ephemeral/castle"
+    link "$ROOT" "$COLLECTIONS/ephemeral/castle"
 }
 
 ansible_test_bootstrap() {

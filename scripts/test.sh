@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Every check of `make test`: static checks (ansible-lint, ansible-test sanity) run beside
-# pytest (unit, integration against one shared lab, and the molecule scenarios); each stage's time is printed.
+# pytest (unit, integration, and the molecule scenarios); each stage's time is printed.
+# pytest runs two pytest-xdist workers, each with a lab of its own (tests/conftest.py), and gives
+# each worker whole test files (--dist loadfile): a file's tests share module fixtures and run in order.
+# Arguments go to pytest after these and win (-n 0 runs in one process, with one lab).
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -29,7 +32,7 @@ static_checks &
 static_pid=$!
 
 pytest_began=$SECONDS
-pytest -p no:cacheprovider "$@"
+pytest -p no:cacheprovider -n 2 --dist loadfile "$@"
 pytest_rc=$?
 echo "stage pytest: $((SECONDS - pytest_began))s (exit $pytest_rc)"
 

@@ -18,6 +18,34 @@ VENV_BIN = pathlib.Path(sys.executable).parent
 sys.path.insert(0, str(REPO / '.collections'))
 
 
+def worker_net(base, worker):
+    """The loopback /24 of one pytest-xdist worker's lab: the base network for gw0 (and for a run without
+    workers), the next ones up for gw1, gw2..., so each worker's lab has addresses of its own."""
+    parts = base.split('.')
+    if len(parts) != 3 or parts[0] != '127' or not all(p.isdigit() and int(p) <= 255 for p in parts):
+        raise ValueError('CASTLE_TEST_LAB_NET must be the first three octets of a 127.0.0.0/8 network, '
+                         'not {0!r}'.format(base))
+    index = int(worker[2:]) if worker.startswith('gw') and worker[2:].isdigit() else 0
+    third = int(parts[2]) + index
+    if third > 255:
+        raise ValueError('CASTLE_TEST_LAB_NET {0!r} leaves no network for worker {1}'.format(base, worker))
+    return '{0}.{1}.{2}'.format(parts[0], parts[1], third)
+
+
+def spare_net(net):
+    """A network for a lab of a test's own beside `net`'s: the same /24 one /16 up, clear of the networks
+    the other workers' labs take next to it."""
+    first, second, third = net.split('.')
+    if int(second) == 255:
+        raise ValueError('no spare network beside {0}: its second octet is 255'.format(net))
+    return '{0}.{1}.{2}'.format(first, int(second) + 1, third)
+
+
+# CASTLE_TEST_LAB_NET moves the session's lab, so two test runs on one machine do not collide;
+# under pytest-xdist every worker has a lab of its own on its own network.
+LAB_NET = worker_net(os.environ.get('CASTLE_TEST_LAB_NET', '127.0.20'), os.environ.get('PYTEST_XDIST_WORKER', 'gw0'))
+
+
 def lab_environ(name, net, user):
     """Environment of a lab separate from the developer's own (.lab/ on 127.0.10.x)."""
     env = dict(os.environ)
@@ -66,10 +94,9 @@ class Lab:
 
 @pytest.fixture(scope='session')
 def lab():
-    """The session's lab, started from a clean state directory and stopped at the end."""
-    # CASTLE_TEST_LAB_NET moves the session's lab, so two test runs on one machine do not collide.
-    net = os.environ.get('CASTLE_TEST_LAB_NET', '127.0.20')
-    instance = Lab('test-lab-' + net, net, 'castle-claw-t' + net.split('.')[-1])
+    """The session's (or the xdist worker's) lab, started from a clean state directory and stopped at the end.
+    Its directory, network and OpenClaw user follow LAB_NET, so they are the worker's own too."""
+    instance = Lab('test-lab-' + LAB_NET, LAB_NET, 'castle-claw-t' + LAB_NET.split('.')[-1])
     instance.wipe()
     instance.castle_lab('up')
     yield instance

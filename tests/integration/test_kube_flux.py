@@ -20,11 +20,12 @@ from castle_lab import config as lab_config
 from castle_lab.kube.auth import ensure_cluster_pki
 from castle_lab.kube_crds import bundled_crd
 from castle_lab.services.kube import KubeService
+from conftest import LAB_NET
 from kube_helpers import wait_for
 
 pytestmark = pytest.mark.lab
 
-NET = os.environ.get('CASTLE_TEST_LAB_NET', '127.0.20')
+NET = LAB_NET
 GIT_USER = 'castle'
 FLUX_NS = 'flux-system'
 APPS_NS = 'flux-apps'

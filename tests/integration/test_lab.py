@@ -12,7 +12,7 @@ import pytest
 import requests
 from proxmoxer import ProxmoxAPI, ResourceException
 
-from conftest import Lab
+from conftest import LAB_NET, Lab, spare_net
 from gitops import git
 
 pytestmark = pytest.mark.lab
@@ -35,6 +35,8 @@ def test_status_reports_every_service_healthy(lab):
 
 
 def test_every_address_is_loopback(env):
+    # The session's (under pytest-xdist: this worker's) own network.
+    assert env['CASTLE_LAB_NET'] == LAB_NET
     for key in ('VAULT_ADDR', 'PROXMOX_URL', 'CASTLE_GITOPS_URL'):
         assert '//{0}.'.format(env['CASTLE_LAB_NET']) in env[key]
     assert env['CASTLE_OPENCLAW_HOST'].startswith(env['CASTLE_LAB_NET'] + '.')
@@ -191,7 +193,11 @@ def test_lab_check_playbook_passes_and_is_idempotent(lab):
 
 @pytest.mark.parametrize('scenario', ['lab_services', 'proxmox_vms'])
 def test_molecule_scenario_against_the_lab(lab, scenario):
-    env = dict(lab.env, CASTLE_LAB_INVENTORY=str(lab.inventory))
+    # Molecule keeps its scenario directory and a copy of the collection under ANSIBLE_HOME (~/.ansible
+    # by default, keyed by the checkout's directory name only): the lab's own, so that runs beside it
+    # (other workers, other checkouts) do not share them. SSH keeps its short control socket paths.
+    env = dict(lab.env, CASTLE_LAB_INVENTORY=str(lab.inventory), ANSIBLE_HOME=str(lab.dir / 'ansible'),
+               ANSIBLE_SSH_CONTROL_PATH_DIR=os.path.expanduser('~/.ansible/cp'))
     result = lab.run('molecule', 'test', '--scenario-name', scenario, env=env, timeout=600)
     assert 'failed=0' in result.stdout + result.stderr
 
@@ -245,10 +251,10 @@ def lab_processes(lab_dir):
 
 
 def test_down_leaves_no_process_alive():
-    # A lab of its own on the network after the session's (127.0.21 beside the default 127.0.20).
-    first, second, third = os.environ.get('CASTLE_TEST_LAB_NET', '127.0.20').split('.')
-    net = '{0}.{1}.{2}'.format(first, second, int(third) + 1)
-    other = Lab('test-down-' + net, net, 'castle-claw-d' + str(int(third) + 1))
+    # A lab of its own beside the session's (127.1.20 beside the default 127.0.20; the workers' labs take
+    # 127.0.21 and up), with an OpenClaw user named after the session's network, as unique as it.
+    net = spare_net(LAB_NET)
+    other = Lab('test-down-' + net, net, 'castle-claw-d' + LAB_NET.split('.')[-1])
     other.wipe()
     try:
         other.castle_lab('up')

@@ -8,8 +8,10 @@ a temporary directory, which records every argv and answers with the CLI referen
 import json
 import os
 import pathlib
+import shutil
 import stat
 import subprocess
+import tempfile
 import uuid
 
 import hvac
@@ -50,11 +52,13 @@ def fake(tmp_path):
 
 
 @pytest.fixture
-def talos_env(tmp_path, fake):
-    """Environment for the talosctl-driving modules: the fake's state, a private TMPDIR to check for leftovers."""
-    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / 'ansible.cfg'), TMPDIR=str(tmp_path / 'tmp'), **fake.environ)
-    (tmp_path / 'tmp').mkdir()
-    return env
+def talos_env(fake):
+    """Environment for the talosctl-driving modules: the fake's state, a private TMPDIR to check for leftovers.
+    The TMPDIR is a short one of its own: Ansible's RPC host listens on a Unix socket under it, and a path
+    under tmp_path (longer under pytest-xdist) can pass the 107 characters a socket path may have."""
+    tmp = tempfile.mkdtemp(prefix='talos-modules-')
+    yield dict(os.environ, ANSIBLE_CONFIG=str(REPO / 'ansible.cfg'), TMPDIR=tmp, **fake.environ)
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 def talos(env, fake, name, **args):

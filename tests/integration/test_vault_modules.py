@@ -2,8 +2,8 @@
 
 Policies, auth mounts, Kubernetes auth and KV run against the session lab's OpenBao. vault_init, vault_unseal
 and sealing in the middle of a run use private OpenBao servers this file starts (in-memory storage, plain
-HTTP on 127.0.63.x) and stops. Secret values are random markers; every Ansible output is kept and searched
-for them at the end of each test.
+HTTP on the .9 address of the session lab's network) and stops. Secret values are random markers; every Ansible
+output is kept and searched for them at the end of each test.
 """
 
 import base64
@@ -25,10 +25,8 @@ import pytest
 import yaml
 from kubernetes import client as kube_client, config as kube_config
 
-from conftest import REPO, VENV_BIN, secret_value
+from conftest import LAB_NET, REPO, VENV_BIN, secret_value
 from kube_helpers import wait_for
-
-PRIVATE_NET = os.environ.get('CASTLE_TEST_LAB_NET', '127.0.20')
 
 
 class Outcome(object):
@@ -461,7 +459,7 @@ def bao(tmp_path):
     servers = []
 
     def start():
-        servers.append(PrivateBao(tmp_path, PRIVATE_NET + '.9'))
+        servers.append(PrivateBao(tmp_path, LAB_NET + '.9'))
         return servers[-1]
     yield start
     for server in servers:
@@ -623,7 +621,7 @@ def test_5xx_answers_are_retried_and_4xx_are_not(bao, private_run, tmp_path):
     server = bao()
     init = server.client().sys.initialize(secret_shares=1, secret_threshold=1)
     server.client().sys.submit_unseal_keys(init['keys_base64'])
-    proxy = FlakyProxy(PRIVATE_NET + '.9', server.addr, failures=2)
+    proxy = FlakyProxy(LAB_NET + '.9', server.addr, failures=2)
     try:
         token = dict(vault_addr=proxy.addr, vault_token=init['root_token'])
         retried = private_run('vault_policy', name='app', policy=POLICY.format('app'), **token)
