@@ -54,13 +54,14 @@ class Wiring:
             'castle_cluster_vars': {'cluster_name': self.cluster},
             'castle_vault_services': [self.service_vars()],
             'vault_wiring_reviewer_namespace': self.namespace}))
-        self.lab.run('ansible-vault', 'encrypt', '--vault-password-file', str(self.password), str(self.vars),
-                     env=self.env)
+        # A vault id of its own: the lab's environment already names a default password (for castle_services).
+        self.lab.run('ansible-vault', 'encrypt', '--vault-id', 'wiring@' + str(self.password),
+                     '--encrypt-vault-id', 'wiring', str(self.vars), env=self.env)
 
     def play(self, *args, check=True):
         self.write_vars()
         return self.lab.run('ansible-playbook', '-i', str(self.lab.inventory), 'playbooks/vault.yml',
-                            '--vault-password-file', str(self.password), '-e', '@' + str(self.vars), *args,
+                            '--vault-id', 'wiring@' + str(self.password), '-e', '@' + str(self.vars), *args,
                             env=self.env, check=check)
 
 
