@@ -11,7 +11,7 @@ LAB_INVENTORY ?= $(or $(CASTLE_LAB_INVENTORY),$(if $(filter-out $(CURDIR)/.lab,$
 # What `make demo` rebuilds after the bootstrap: a cluster, cluster node or machine of the lab's fleet.
 DEMO_TARGET ?= castle
 
-.PHONY: setup test demo lint sanity pytest molecule build lab-up lab-down clean
+.PHONY: setup test demo lint sanity pytest build lab-up lab-down clean
 
 setup:
 	@scripts/setup.sh
