@@ -22,6 +22,7 @@ STATES = ('active', 'draining', 'drained', 'wiped', 'planned')
 DIRECTIONS = ('forward', 'reverse')
 NODE_ROLES = ('controlplane', 'worker')
 STAGES = ('deploy', 'observe', 'promote', 'rollback')
+MAC = re.compile(r'^[0-9A-F]{2}(:[0-9A-F]{2}){5}$', re.IGNORECASE)
 # Stable codes of fleet_check, in the order they are checked.
 CHECK_CODES = ('workload-no-target', 'workload-no-owner', 'critical-tunnel-on-workstation',
                'workload-targets-frozen', 'wave-before-dependent', 'dependency-cycle')
@@ -57,7 +58,7 @@ TALOS = ('map', {'version': _opt('str'), 'endpoint': _opt('str'), 'vip': _opt('s
                  'patches': _opt(('list', 'any'), []), 'kubeconfig_path': _opt('str'),
                  'talosconfig_path': _opt('str')})
 NODE = ('map', {'name': _req('str'), 'role': _req(('enum', NODE_ROLES)), 'vmid': _opt('int'), 'cores': _opt('int'),
-                'memory': _opt('int'), 'disk': _opt('str'), 'address': _opt('str'),
+                'memory': _opt('int'), 'disk': _opt('str'), 'address': _opt('str'), 'mac': _opt('str'),
                 'patches': _opt(('list', 'any'), []), 'labels': _opt('dict', {})})
 FLUX = ('map', {'url': _req('str'), 'branch': _opt('str', 'main'), 'path': _req('str'), 'auth': _opt('str'),
                 'username': _opt('str'), 'token': _opt('secret'), 'ca_path': _opt('str'), 'version': _opt('str'),
@@ -223,6 +224,27 @@ def _references(fleet, errors):
                 i, c['openclaw']))
         if not any(n['role'] == 'controlplane' for n in c['nodes']):
             errors.append('fleet.clusters[{0}].nodes: expected at least one node with role controlplane'.format(i))
+        endpoint = c['talos'].get('endpoint')
+        if isinstance(endpoint, str) and not re.match(r'^https://[^/\s]+$', endpoint):
+            errors.append('fleet.clusters[{0}].talos.endpoint: expected the Kubernetes API as https://<host>:<port>, '
+                          'got {1!r}'.format(i, endpoint))
+    _macs(clusters, errors)
+
+
+def _macs(clusters, errors):
+    """Node MAC addresses (DHCP reservations) well-formed and unique over the fleet."""
+    seen = {}
+    for c, cluster in enumerate(clusters):
+        for n, node in enumerate(cluster['nodes']):
+            mac, path = node.get('mac'), 'fleet.clusters[{0}].nodes[{1}].mac'.format(c, n)
+            if not isinstance(mac, str):
+                continue
+            if not MAC.match(mac):
+                errors.append('{0}: expected a MAC address such as BC:24:11:40:00:01, got {1!r}'.format(path, mac))
+            elif mac.upper() in seen:
+                errors.append('{0}: MAC {1} is already given at {2}'.format(path, mac, seen[mac.upper()]))
+            else:
+                seen[mac.upper()] = path
 
 
 def load(text, source):

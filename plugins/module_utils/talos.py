@@ -594,7 +594,8 @@ def apply_patches(docs, patches):
 def node_patch(hostname=None, address=None, gateway=None, interface='eth0', install_disk=None,
                install_image=None, vip=None, nameservers=None):
     """The strategic merge patch that makes a generic config one node's: hostname, a static address and
-    default route on one interface, the shared control-plane VIP, the install disk and image."""
+    default route on one interface (DHCP on it when the VIP comes without a static address), the shared
+    control-plane VIP, the install disk and image."""
     machine, network = {}, {}
     if hostname:
         network['hostname'] = hostname
@@ -607,6 +608,9 @@ def node_patch(hostname=None, address=None, gateway=None, interface='eth0', inst
         device['routes'] = [{'network': '0.0.0.0/0', 'gateway': gateway}]
     if vip:
         device['vip'] = {'ip': vip}
+        if not address:
+            # An interface named in the config takes DHCP only when asked to.
+            device['dhcp'] = True
     if device:
         device = dict([('interface', interface or 'eth0')] + list(device.items()))
         network['interfaces'] = [device]

@@ -103,10 +103,38 @@ def fleet(lab, env, pve):
     remove_named(pve, *NODES)
 
 
-def test_bootstrap_builds_the_cluster_of_the_fleet(lab, env, fleet):
+def fleet_nodes(fleet):
+    """{name: the node's row} of the lab fleet's cluster."""
+    doc = yaml.safe_load(fleet['fleet_file'].read_text())
+    return {n['name']: n for n in doc['fleet']['clusters'][0]['nodes']}
+
+
+def node_addresses(env):
+    """{hostname: address} of the configured Talos nodes, as the lab's nodes report them."""
+    return {n['hostname']: n['address'] for n in ProxmoxControl(env['CASTLE_LAB_PROXMOX_CONTROL']).talos_nodes()
+            if n.get('hostname') in NODES}
+
+
+def test_bootstrap_builds_the_cluster_of_the_fleet(lab, env, pve, fleet):
     built = fleet['bootstrap']
     assert built.returncode == 0, built.stdout[-4000:]
     assert ready_nodes(lab, env, fleet['kubeconfig']) == NODES
+    # The VMs and Talos configs follow the fleet: each node's MAC and disk, the cluster's patches and version.
+    rows = fleet_nodes(fleet)
+    for name, row in rows.items():
+        vm = find(pve, name)[0]
+        config = pve.nodes(vm['node']).qemu(vm['vmid']).config.get()
+        assert config['net0'].startswith('virtio=' + row['mac'].upper() + ','), config['net0']
+        assert 'size={0}'.format(row.get('disk', '20G')) in config['scsi0'], config['scsi0']
+    talosconfig = lab.dir / 'talos' / 'castle' / 'talosconfig'
+    for address in node_addresses(env).values():
+        out = lab.run('talosctl', '--talosconfig', str(talosconfig), '--nodes', address,
+                      'get', 'machineconfig', '--output', 'yaml', env=env).stdout
+        spec = yaml.safe_load(out)['spec']
+        machine = next(d for d in yaml.safe_load_all(spec if isinstance(spec, str) else yaml.safe_dump(spec))
+                       if d and 'machine' in d)['machine']
+        assert machine['time']['servers'] == ['time.lab.castle.internal']
+        assert machine['install']['image'] == 'ghcr.io/siderolabs/installer:v1.11.6'
     assert flux_not_ready(lab, env, fleet['kubeconfig']) == []
     for service, (data, stored) in synced_secrets(lab, env, fleet['kubeconfig']).items():
         assert data == stored and data, service
@@ -133,6 +161,7 @@ def test_phoenix_refuses_a_machine_that_still_hosts_workloads_and_changes_nothin
 def test_phoenix_of_the_cluster_fails_midway_clearly_and_a_rerun_completes(lab, env, pve, fleet):
     control = ProxmoxControl(env['CASTLE_LAB_PROXMOX_CONTROL'])
     old_kubeconfig = fleet['kubeconfig'].read_text()
+    addresses = node_addresses(env)
     ca = cluster_ca(fleet['kubeconfig'])
     secrets_before = synced_secrets(lab, env, fleet['kubeconfig'])
 
@@ -163,9 +192,10 @@ def test_phoenix_of_the_cluster_fails_midway_clearly_and_a_rerun_completes(lab, 
     assert cluster_ca(fleet['kubeconfig']) == ca  # the same Talos PKI, read back from Vault
     old = lab.dir / 'talos' / 'castle' / 'kubeconfig.before-phoenix'
     old.write_text(old_kubeconfig)
-    # The credentials from before still authenticate (the API may have moved to another node's address).
-    server = yaml.safe_load(fleet['kubeconfig'].read_text())['clusters'][0]['cluster']['server']
-    assert ready_nodes(lab, env, old, '--server', server) == NODES
+    # Every node is back at its address (its pinned MAC keeps its DHCP reservation), so the kubeconfig from
+    # before phoenix works as it is.
+    assert node_addresses(env) == addresses
+    assert ready_nodes(lab, env, old) == NODES
     assert flux_not_ready(lab, env, fleet['kubeconfig']) == []
     secrets_after = synced_secrets(lab, env, fleet['kubeconfig'])
     for service, (data, stored) in secrets_after.items():

@@ -81,6 +81,12 @@ def test_a_good_fleet_validates_with_defaults_filled_in():
     (lambda f: f['clusters'][0].update(nodes=[{'name': 'w-1', 'role': 'worker'}]),
      "fleet.clusters[0].nodes: expected at least one node with role controlplane"),
     (lambda f: f.update(machines={'pve-old': {}}), "fleet.machines: expected a list, got a mapping"),
+    (lambda f: f['clusters'][0]['nodes'][1].update(mac='BC:24:11:40:00'),
+     "fleet.clusters[0].nodes[1].mac: expected a MAC address such as BC:24:11:40:00:01, got 'BC:24:11:40:00'"),
+    (lambda f: [n.update(mac='bc:24:11:40:00:01') for n in f['clusters'][0]['nodes']],
+     "fleet.clusters[0].nodes[1].mac: MAC bc:24:11:40:00:01 is already given at fleet.clusters[0].nodes[0].mac"),
+    (lambda f: f['clusters'][0].update(talos={'endpoint': '10.0.40.20:6443'}),
+     "fleet.clusters[0].talos.endpoint: expected the Kubernetes API as https://<host>:<port>, got '10.0.40.20:6443'"),
 ])
 def test_validation_errors_name_the_key_path_and_the_expectation(change, expected):
     data = base()

@@ -330,6 +330,9 @@ def test_node_patch():
     found = merged(patch)
     assert found['machine']['network']['interfaces'][0]['dhcp'] is True  # merged into eth0, not added
     assert talos.node_patch() == {}
+    # A VIP on a DHCP interface keeps DHCP on, since naming the interface turns it off otherwise.
+    assert talos.node_patch(vip='10.0.40.10')['machine']['network']['interfaces'] == [
+        {'interface': 'eth0', 'vip': {'ip': '10.0.40.10'}, 'dhcp': True}]
     with pytest.raises(talos.TalosError, match="address '10.0.40.11' needs a prefix length"):
         talos.node_patch(address='10.0.40.11')
 
