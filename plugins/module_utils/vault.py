@@ -331,10 +331,15 @@ class VaultKV(Vault):
         except VaultSealed:
             raise
         except VaultError as exc:
-            if 'check-and-set' in str(exc):
-                raise VaultError('writing {0}: cas={1} does not match the current version ({2})'.format(
-                    self.where(path), cas, _first_line(exc)))
-            raise
+            if 'check-and-set' not in str(exc):
+                raise
+            # A retried write whose first attempt landed though its answer was lost (a 5xx from a proxy) finds
+            # its own version in place: the write is done.
+            current = self.metadata(path) or {}
+            if cas is not None and current.get('current_version') == cas + 1 and self.read(path) == data:
+                return cas + 1
+            raise VaultError('writing {0}: cas={1} does not match the current version ({2})'.format(
+                self.where(path), cas, _first_line(exc)))
         return ((found or {}).get('data') or {}).get('version')
 
     def delete_latest(self, path):

@@ -573,24 +573,29 @@ def test_keys_returned_by_vault_init_are_hidden_from_the_output(bao, private_run
 
 
 class FlakyProxy(object):
-    """Answers the first `failures` requests with 502, then forwards to `target`; counts requests by path."""
+    """Answers the first `failures` requests with 502, then forwards to `target`; counts requests by path.
+    With `lose` set to (method, path, count), that many such requests reach `target` but their answers are
+    lost: the client gets a 502."""
 
     def __init__(self, host, target, failures):
-        self.failures, self.seen = failures, []
+        self.failures, self.seen, self.lose = failures, [], None
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def log_message(self, *args):
                 pass
 
+            def bad_gateway(self):
+                self.send_response(502)
+                self.send_header('Content-Type', 'application/json')
+                self.end_headers()
+                self.wfile.write(b'{"errors": ["upstream unavailable"]}')
+
             def forward(self):
                 proxy.seen.append(self.path)
                 if proxy.failures > 0:
                     proxy.failures -= 1
-                    self.send_response(502)
-                    self.send_header('Content-Type', 'application/json')
-                    self.end_headers()
-                    self.wfile.write(b'{"errors": ["upstream unavailable"]}')
+                    self.bad_gateway()
                     return
                 body = self.rfile.read(int(self.headers.get('Content-Length') or 0)) or None
                 request = urllib.request.Request(target + self.path, data=body, method=self.command,
@@ -600,6 +605,10 @@ class FlakyProxy(object):
                 except urllib.error.HTTPError as exc:
                     answer = exc
                 payload = answer.read()
+                if proxy.lose and proxy.lose[:2] == (self.command, self.path) and proxy.lose[2] > 0:
+                    proxy.lose = proxy.lose[:2] + (proxy.lose[2] - 1,)
+                    self.bad_gateway()
+                    return
                 self.send_response(answer.status if hasattr(answer, 'status') else answer.code)
                 self.send_header('Content-Type', 'application/json')
                 self.send_header('Content-Length', str(len(payload)))
@@ -636,5 +645,27 @@ def test_5xx_answers_are_retried_and_4xx_are_not(bao, private_run, tmp_path):
                               vault_token='not-a-token')
         assert refused.rc != 0 and 'refused the token' in refused.msg
         assert proxy.seen.count('/v1/auth/token/lookup-self') == 1
+    finally:
+        proxy.close()
+
+
+def test_a_cas_write_whose_answer_was_lost_is_done_on_retry(bao, private_run):
+    server = bao()
+    init = server.client().sys.initialize(secret_shares=1, secret_threshold=1)
+    server.client().sys.submit_unseal_keys(init['keys_base64'])
+    root = server.client(init['root_token'])
+    root.sys.enable_secrets_engine('kv', path='kv', options={'version': '2'})
+    proxy = FlakyProxy(LAB_NET + '.9', server.addr, failures=0)
+    try:
+        args = dict(vault_addr=proxy.addr, vault_token=init['root_token'], path='app', cas=0)
+        proxy.lose = ('POST', '/v1/kv/data/app', 1)
+        written = private_run('vault_kv', secret_vars={'kv_data': {'key': 'one'}}, data='{{ kv_data }}', **args)
+        assert written.rc == 0 and written.changed and written.result['version'] == 1, written.msg
+        assert proxy.seen.count('/v1/kv/data/app') >= 2 and proxy.lose[2] == 0  # the lost write, then the retry
+        # A cas mismatch with other data is still one.
+        other = private_run('vault_kv', secret_vars={'kv_data': {'key': 'two'}}, data='{{ kv_data }}', **args)
+        assert other.rc != 0 and 'cas=0' in other.msg
+        stored = root.secrets.kv.v2.read_secret_version(path='app', mount_point='kv', raise_on_deleted_version=True)
+        assert stored['data']['data'] == {'key': 'one'}
     finally:
         proxy.close()
