@@ -20,18 +20,32 @@ class Controller:
         self.api = api
         self.queue = asyncio.Queue()
         self.pending = set()
+        self.waiting = {}  # item -> the timer of its delayed requeue
 
     def notify(self, key, event, obj):
         if key in self.watches:
             self.enqueue(key, obj['metadata'].get('namespace', ''), obj['metadata']['name'])
 
     def enqueue(self, key, namespace, name, delay=0.0):
+        """Queue an object now, or after `delay` seconds; of two delayed requeues the earlier one stands (as a
+        delaying work queue keeps an item once, at its earliest time)."""
         item = (key, namespace, name)
         if delay:
-            asyncio.get_running_loop().call_later(delay, self.enqueue, key, namespace, name)
+            loop = asyncio.get_running_loop()
+            due = loop.time() + delay
+            timer = self.waiting.get(item)
+            if timer is not None and timer.when() <= due:
+                return
+            if timer is not None:
+                timer.cancel()
+            self.waiting[item] = loop.call_at(due, self._due, item)
         elif item not in self.pending:
             self.pending.add(item)
             self.queue.put_nowait(item)
+
+    def _due(self, item):
+        self.waiting.pop(item, None)
+        self.enqueue(*item)
 
     async def run(self):
         while True:

@@ -300,7 +300,8 @@ class WorkloadController(Controller):
 
 
 class GarbageCollector(Controller):
-    """Deletes the objects whose owner (by ownerReferences uid) was deleted, as background propagation does."""
+    """Background propagation: deletes the dependents of a deleted owner once none of their owners is left. A
+    namespaced owner's dependents live in its namespace; a cluster-scoped owner's anywhere."""
 
     name = 'garbage-collector'
 
@@ -309,13 +310,27 @@ class GarbageCollector(Controller):
             self.enqueue('owner', obj['metadata'].get('namespace', ''), obj['metadata']['uid'])
 
     def reconcile(self, key, namespace, name):
-        if not namespace:
-            return None
-        for rtype in {t.key: t for t in self.api.registry.types.values() if t.namespaced}.values():
-            for obj in self.api.store.list(rtype.key, namespace):
-                if owned_by(obj, name):
-                    self.api.store.delete(rtype.key, namespace, obj['metadata']['name'])
+        for rtype in {t.key: t for t in self.api.registry.types.values()}.values():
+            if namespace and not rtype.namespaced:
+                continue  # a cluster-scoped object cannot be owned by a namespaced one
+            for obj in self.api.store.list(rtype.key, namespace or None):
+                if owned_by(obj, name) and not self._other_owner_left(obj, name):
+                    self.api.store.delete(rtype.key, obj['metadata'].get('namespace', ''), obj['metadata']['name'])
         return None
+
+    def _other_owner_left(self, obj, gone):
+        for ref in obj['metadata'].get('ownerReferences') or []:
+            if ref.get('uid') == gone:
+                continue
+            group, _sep, version = ref.get('apiVersion', '').rpartition('/')
+            rtype = self.api.registry.by_kind(group, version, ref.get('kind'))
+            if rtype is None:
+                return True  # an owner of a kind not served: kept, as the collector cannot tell
+            owner = self.api.store.get(rtype.key, obj['metadata'].get('namespace', '') if rtype.namespaced else '',
+                                       ref.get('name'))
+            if owner is not None and owner['metadata'].get('uid') == ref.get('uid'):
+                return True
+        return False
 
 
 SECRETS = ('', 'secrets')
