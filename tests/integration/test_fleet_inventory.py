@@ -75,7 +75,8 @@ def test_groups_and_host_vars_of_the_lab_fleet(tmp_path):
     assert old['fleet_workloads_next'] == []
     node = hostvars['talos-w-2']
     assert 'ansible_host' not in node and node['fleet_cluster_name'] == 'castle'
-    assert node['fleet_node'] == {'name': 'talos-w-2', 'role': 'worker', 'patches': [], 'labels': {}}
+    assert node['fleet_node'] == {'name': 'talos-w-2', 'role': 'worker', 'mac': 'BC:24:11:CA:57:12', 'disk': '32G',
+                                  'patches': [], 'labels': {}}
     assert node['fleet_workloads_next'] == [] and node['fleet_tunnels'] == []
     # What names the cluster itself is on the cluster's group, and so in each node's variables.
     assert len(node['fleet_cluster_workloads_next']) == 5
