@@ -3,6 +3,7 @@
 # pytest (unit, integration, and the molecule scenarios); each stage's time is printed.
 # pytest runs two pytest-xdist workers, each with a lab of its own (tests/conftest.py), and gives
 # each worker whole test files (--dist loadfile): a file's tests share module fixtures and run in order.
+# The 25 slowest tests are listed at the end, to keep the two workers balanced.
 # Arguments go to pytest after these and win (-n 0 runs in one process, with one lab).
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -32,7 +33,7 @@ static_checks &
 static_pid=$!
 
 pytest_began=$SECONDS
-pytest -p no:cacheprovider -n 2 --dist loadfile "$@"
+pytest -p no:cacheprovider -n 2 --dist loadfile --durations=25 "$@"
 pytest_rc=$?
 echo "stage pytest: $((SECONDS - pytest_began))s (exit $pytest_rc)"
 

@@ -204,6 +204,32 @@ def test_phoenix_of_the_cluster_fails_midway_clearly_and_a_rerun_completes(lab, 
     assert len([line for line in journal if 'castle (cluster)' in line and 'gate passed' in line]) == 3
 
 
+def etcd_members(lab, env, address):
+    """{hostname: member id} of the cluster's etcd, as talosctl lists it."""
+    out = lab.run('talosctl', '--talosconfig', str(lab.dir / 'talos' / 'castle' / 'talosconfig'), '--nodes', address,
+                  'etcd', 'members', env=env).stdout.splitlines()
+    header = out[0].split()
+    rows = [line.split() for line in out[1:] if line.strip()]
+    return {row[header.index('HOSTNAME')]: row[header.index('ID')] for row in rows}
+
+
+def test_phoenix_of_a_control_plane_node_rebuilds_it_in_place(lab, env, fleet):
+    addresses = node_addresses(env)
+    members = etcd_members(lab, env, addresses['talos-cp-1'])
+    rebuilt = playbook(lab, env, 'phoenix.yml', '-e', 'target=talos-cp-2')
+    assert rebuilt.returncode == 0, rebuilt.stdout[-4000:]
+    # It left etcd, was wiped and rebuilt at its address, and joined etcd again as a new member.
+    assert node_addresses(env) == addresses
+    after = etcd_members(lab, env, addresses['talos-cp-1'])
+    assert sorted(after) == ['talos-cp-1', 'talos-cp-2', 'talos-cp-3']
+    assert after['talos-cp-2'] != members['talos-cp-2']
+    assert {k: v for k, v in after.items() if k != 'talos-cp-2'} == {
+        k: v for k, v in members.items() if k != 'talos-cp-2'}
+    assert ready_nodes(lab, env, fleet['kubeconfig']) == NODES
+    line = fleet['journal'].read_text().splitlines()[-1]
+    assert 'talos-cp-2 (node)' in line and 'gate passed' in line
+
+
 def test_bootstrap_after_phoenix_changes_nothing(lab, env, fleet):
     again = playbook(lab, env, 'bootstrap.yml')
     assert again.returncode == 0, again.stdout[-4000:]

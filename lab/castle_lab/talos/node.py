@@ -166,7 +166,10 @@ class Cluster:
             running = [node for node in self.nodes() if node.stage == 'running']
             for node in running:
                 if node.machine_type == 'controlplane' and node.address not in self.etcd:
-                    self.etcd[node.address] = hashlib.sha256(node.address.encode() + self.id.encode()).hexdigest()[:16]
+                    # etcd gives a member added at runtime an id of its peer URLs, cluster and the time: a new one
+                    # on every join, so a node that left and joined again is a new member.
+                    self.etcd[node.address] = hashlib.sha256('{0} {1} {2}'.format(
+                        node.address, self.id, time.time_ns()).encode()).hexdigest()[:16]
             # Each kubelet registers on its own, all at the same time.
             outcomes = await asyncio.gather(*(self._register(node) for node in running), return_exceptions=True)
             for node, outcome in zip(running, outcomes):
