@@ -10,8 +10,10 @@ short_description: Bootstrap etcd on a Talos cluster's first control-plane node,
 version_added: 0.1.0
 description:
   - Runs C(talosctl bootstrap) on the first of O(nodes), a configured control-plane node.
-  - Does nothing when C(talosctl etcd members) already lists members, or when the node answers that
-    etcd is already bootstrapped, so it is safe to run on every play.
+  - Give every control-plane node of the cluster in O(nodes). Each is asked for the etcd members first, and
+    nothing is done when any of them lists members, or when the node answers that etcd is already
+    bootstrapped, so it is safe to run on every play. A rebuilt first node (phoenix) that has not yet joined
+    the running etcd is thus never bootstrapped into a second etcd cluster beside it.
 author:
   - ephemeral.castle maintainers (@ephemeral-castle)
 extends_documentation_fragment:
@@ -25,8 +27,8 @@ EXAMPLES = r"""
 - name: Bootstrap etcd on the first control-plane node
   ephemeral.castle.talos_bootstrap:
     talosconfig: ~/.talos/lab
-    endpoints: [10.0.40.11]
-    nodes: [10.0.40.11]
+    endpoints: [10.0.40.11, 10.0.40.12, 10.0.40.13]
+    nodes: [10.0.40.11, 10.0.40.12, 10.0.40.13]
 """
 
 RETURN = r"""
@@ -36,7 +38,8 @@ node:
   type: str
   sample: 10.0.40.11
 members:
-  description: etcd members found before bootstrapping (none means it was bootstrapped here).
+  description: etcd members found before bootstrapping, as the first node of O(nodes) that answered lists them
+    (none means it was bootstrapped here).
   returned: always
   type: list
   elements: dict
@@ -53,11 +56,15 @@ ALREADY = re.compile(r'AlreadyExists|already bootstrapped|data directory is not 
 
 def bootstrap(module, talosctl):
     node = target_node(talosctl, 'bootstrap')
-    try:
-        members = talosctl.etcd_members(node, retry=False)
-    except TalosError:
-        # Before the bootstrap etcd does not run, so the question has no answer yet.
-        members = []
+    members = []
+    for asked in talosctl.nodes:
+        try:
+            members = talosctl.etcd_members(asked, retry=False)
+        except TalosError:
+            # A node whose etcd does not run (before the bootstrap, or before it joined) cannot answer.
+            continue
+        if members:
+            break
     result = dict(changed=not members, node=node, members=members)
     if module._diff:
         result['diff'] = dict(before=dict(etcd_members=len(members)), after=dict(etcd_members=len(members) or 1))

@@ -156,15 +156,18 @@ elif command == 'apply-config':
     print('Applied configuration without a reboot' if flag('--mode') == 'no-reboot' else 'Applied configuration')
 elif command == 'etcd members':
     node_state(nodes[0])
-    if not state.get('bootstrapped'):
+    if not state.get('bootstrapped') or nodes[0] in state.get('etcd_not_joined', []):
         fail('error getting members: 1 error occurred:\n\t* {0}: rpc error: code = FailedPrecondition desc = '
              'etcd is not running'.format(nodes[0]))
     print('NODE         ID                 HOSTNAME   PEER URLS                 CLIENT URLS               LEARNER')
     print('{0}   3a2f7c9d1e0b4a56   cp-1       https://{0}:2380   https://{0}:2379   false'.format(nodes[0]))
 elif command == 'bootstrap':
     node_state(nodes[0])
-    if state.get('bootstrapped'):
+    # Like Talos, a node looks at its own etcd data only: one that has not joined yet starts a second cluster.
+    if state.get('bootstrapped') and nodes[0] not in state.get('etcd_not_joined', []):
         fail('error executing bootstrap: rpc error: code = AlreadyExists desc = etcd data directory is not empty')
+    if state.get('bootstrapped'):
+        state['split_brain'] = nodes[0]
     state['bootstrapped'] = True
     save()
 elif command == 'kubeconfig -':

@@ -249,6 +249,17 @@ def test_a_powered_off_node_turns_not_ready(pve, talos, machines):
     until(lambda: ready_status(talos, hostname) == 'True', 'the worker Ready again')
 
 
+def test_the_cluster_keeps_its_objects_while_its_control_plane_node_is_off(pve, talos, machines):
+    cp, vmid = machines['addresses']['cp'], machines['vmids']['cp']
+    assert talos.kubectl('create', 'configmap', 'kept', '--from-literal=answer=42').returncode == 0
+    pve.nodes('pve1').qemu(vmid).status.stop.post()
+    until(lambda: stage(talos, cp) is None, 'the control plane node off')
+    pve.nodes('pve1').qemu(vmid).status.start.post()
+    until(lambda: stage(talos, cp) == 'running', 'the control plane node running again')
+    kept = talos.kubectl('get', 'configmap', 'kept', '-o', 'jsonpath={.data.answer}')
+    assert (kept.returncode, kept.stdout) == (0, '42'), kept.stderr
+
+
 def test_reset_takes_nodes_back_to_maintenance(talos, machines):
     cp, worker = machines['addresses']['cp'], machines['addresses']['worker']
     talos('reset', '-n', worker, '--graceful=false', '--reboot', '--wipe-mode', 'all')

@@ -213,21 +213,31 @@ def etcd_members(lab, env, address):
     return {row[header.index('HOSTNAME')]: row[header.index('ID')] for row in rows}
 
 
-def test_phoenix_of_a_control_plane_node_rebuilds_it_in_place(lab, env, fleet):
+def uids(lab, env, kubeconfig):
+    objects = kubectl(lab, env, kubeconfig, 'get', 'namespaces,kustomizations,externalsecrets', '-A')['items']
+    return sorted((o['kind'], o['metadata'].get('namespace', ''), o['metadata']['name'], o['metadata']['uid'])
+                  for o in objects)
+
+
+def test_phoenix_of_the_first_control_plane_node_rebuilds_it_in_place(lab, env, fleet):
     addresses = node_addresses(env)
-    members = etcd_members(lab, env, addresses['talos-cp-1'])
-    rebuilt = playbook(lab, env, 'phoenix.yml', '-e', 'target=talos-cp-2')
+    members = etcd_members(lab, env, addresses['talos-cp-2'])
+    objects = uids(lab, env, fleet['kubeconfig'])
+    rebuilt = playbook(lab, env, 'phoenix.yml', '-e', 'target=talos-cp-1')
     assert rebuilt.returncode == 0, rebuilt.stdout[-4000:]
-    # It left etcd, was wiped and rebuilt at its address, and joined etcd again as a new member.
+    # The node etcd was bootstrapped on left etcd, was wiped and rebuilt at its address, and joined the
+    # running etcd as a new member: not bootstrapped again beside it. The cluster's data stayed.
     assert node_addresses(env) == addresses
-    after = etcd_members(lab, env, addresses['talos-cp-1'])
-    assert sorted(after) == ['talos-cp-1', 'talos-cp-2', 'talos-cp-3']
-    assert after['talos-cp-2'] != members['talos-cp-2']
-    assert {k: v for k, v in after.items() if k != 'talos-cp-2'} == {
-        k: v for k, v in members.items() if k != 'talos-cp-2'}
+    for asked in ('talos-cp-1', 'talos-cp-3'):
+        after = etcd_members(lab, env, addresses[asked])
+        assert sorted(after) == ['talos-cp-1', 'talos-cp-2', 'talos-cp-3'], asked
+        assert after['talos-cp-1'] != members['talos-cp-1']
+        assert {k: v for k, v in after.items() if k != 'talos-cp-1'} == {
+            k: v for k, v in members.items() if k != 'talos-cp-1'}
+    assert uids(lab, env, fleet['kubeconfig']) == objects
     assert ready_nodes(lab, env, fleet['kubeconfig']) == NODES
     line = fleet['journal'].read_text().splitlines()[-1]
-    assert 'talos-cp-2 (node)' in line and 'gate passed' in line
+    assert 'talos-cp-1 (node)' in line and 'gate passed' in line
 
 
 def test_bootstrap_after_phoenix_changes_nothing(lab, env, fleet):

@@ -182,6 +182,17 @@ def test_the_cluster_flow_apply_bootstrap_kubeconfig_health(talos_env, fake, tmp
     rebooted = talos(talos_env, fake, 'talos_bootstrap', nodes=[CP])
     assert rebooted.rc == 0 and rebooted.changed is False and rebooted.result['members'][0]['HOSTNAME'] == 'cp-1'
     assert [c[0] for c in fake.calls[-1:]] == ['etcd']
+    # A rebuilt first node that has not joined the running etcd yet: another control-plane node answers for the
+    # cluster, so nothing is bootstrapped beside it.
+    configured = fake.state['nodes']
+    configured[SPARE]['config'] = configured[CP]['config']
+    fake.update(etcd_not_joined=[CP], nodes=configured)
+    bootstraps = [c[0] for c in fake.calls].count('bootstrap')
+    rejoining = talos(talos_env, fake, 'talos_bootstrap', nodes=[CP, SPARE])
+    assert rejoining.rc == 0 and rejoining.changed is False and rejoining.result['members'][0]['NODE'] == SPARE
+    assert [c[0] for c in fake.calls].count('bootstrap') == bootstraps and 'split_brain' not in fake.state
+    configured[SPARE]['config'] = None
+    fake.update(etcd_not_joined=[], nodes=configured)
 
     dest = tmp_path / 'kube' / 'config'
     dest.parent.mkdir()

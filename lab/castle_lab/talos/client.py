@@ -19,6 +19,7 @@ from . import API_PORT
 from .api import ConfigError, RpcError
 
 TIMEOUT = 30
+CONNECT_TIMEOUT = 20  # gRPC's minimum connect timeout
 
 
 def talosconfig_path(explicit=None):
@@ -103,7 +104,7 @@ class Client:
             except RpcError as exc:
                 if exc.code != 'Unavailable' or not exc.message.startswith('connection error'):
                     raise
-                if 'handshake failed' in exc.message:
+                if 'handshake failed' in exc.message or 'i/o timeout' in exc.message:
                     self.refused[endpoint] = exc
                 last = exc
         raise last
@@ -118,6 +119,8 @@ class Client:
                 host, API_PORT, timeout=TIMEOUT, context=self.tls)
             self.connections[host] = connection
             try:
+                if connection.sock is None:
+                    self._dial(host, connection)
                 connection.request('POST', '/' + method, body=payload, headers=headers)
                 response = connection.getresponse()
                 data = response.read()
@@ -143,6 +146,18 @@ class Client:
         if response.status != 200:
             raise RpcError(answer.get('code', 'Unknown'), answer.get('message', ''))
         return answer
+
+    def _dial(self, host, connection):
+        """Connect and shake hands; one that does not finish in time is a failed dial, so the call goes on to the
+        next endpoint as gRPC's balancer does (a node that went down mid-handshake leaves it hanging)."""
+        connection.timeout = CONNECT_TIMEOUT
+        try:
+            connection.connect()
+            connection.sock.settimeout(TIMEOUT)
+        except socket.timeout:
+            self._drop(host)
+            raise RpcError('Unavailable', 'connection error: desc = "transport: Error while dialing: dial tcp '
+                           '{0}:{1}: i/o timeout"'.format(host, API_PORT)) from None
 
     def _drop(self, host):
         connection = self.connections.pop(host, None)

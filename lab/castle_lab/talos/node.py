@@ -5,6 +5,11 @@ on its own address, port 50000: self-signed TLS without client authentication in
 mutual TLS with the cluster's OS CA once configured. Bootstrapping the first control plane node
 starts the cluster's Kubernetes API (castle_lab.kube_server) at the control plane endpoint, with the
 cluster CA and service account key of the machine config.
+
+The Kubernetes API and its objects stand for etcd's data: they live while etcd has a member, through
+reboots and power-offs of the node they started on (the API then answers at the endpoint as a VIP would),
+and go with the last member. As on Talos, a control plane node refuses a bootstrap only when its own etcd
+has data, so bootstrapping one that has not yet joined a running cluster makes a second etcd cluster on it.
 """
 
 import asyncio
@@ -165,7 +170,7 @@ class Cluster:
                 return
             running = [node for node in self.nodes() if node.stage == 'running']
             for node in running:
-                if node.machine_type == 'controlplane' and node.address not in self.etcd:
+                if node.machine_type == 'controlplane' and node.address not in self.etcd and not node.own_etcd:
                     # etcd gives a member added at runtime an id of its peer URLs, cluster and the time: a new one
                     # on every join, so a node that left and joined again is a new member.
                     self.etcd[node.address] = hashlib.sha256('{0} {1} {2}'.format(
@@ -244,6 +249,7 @@ class Node:
         self._parsed = None  # (config_text, its v1alpha1 document)
         self.staged_text = None
         self.rollback = None  # (handle, previous text) of a try-mode apply
+        self.own_etcd = None  # member id of an etcd bootstrapped here beside the cluster's running one
         self.version = TALOS_VERSION
         self.stage = 'off'
         self.runner = None
@@ -306,9 +312,6 @@ class Node:
             self.config_text, self.rollback = self.rollback[1], None
         self.stage = 'off'
         await self._unserve()
-        for cluster in self.fleet.clusters.values():
-            if cluster.kube_node is self:
-                await cluster.stop_kube()
         if self.configured and self.cluster.kube_running():
             await self.cluster.node_lost(self)
 
@@ -485,8 +488,13 @@ class Node:
         self._require('controlplane')
         cluster = self.cluster
         async with cluster.lock:
-            if cluster.bootstrapped or self.address in cluster.etcd:
+            if self.address in cluster.etcd or self.own_etcd:
                 raise RpcError('AlreadyExists', 'etcd data directory is not empty')
+            if cluster.bootstrapped:
+                # Talos looks at this node's data only: a second, one-member etcd cluster starts here.
+                self.own_etcd = hashlib.sha256('{0} {1}'.format(self.address, time.time_ns()).encode()).hexdigest()[:16]
+                LOG.warning('%s: bootstrapped beside the running etcd of its cluster: split brain', self.hostname)
+                return {}
             await cluster.start_kube(self)
             cluster.bootstrapped = True
         await cluster.reconcile()
@@ -549,6 +557,12 @@ class Node:
 
     async def rpc_EtcdMemberList(self, body):
         self._require('controlplane')
+        if self.own_etcd:
+            return {'members': [{'id': self.own_etcd, 'hostname': self.hostname,
+                                 'peer_urls': ['https://{0}:2380'.format(self.address)],
+                                 'client_urls': ['https://{0}:2379'.format(self.address)], 'is_learner': False}]}
+        if self.address not in self.cluster.etcd:
+            raise RpcError('Unavailable', 'etcd is not running on this node')
         nodes = self.fleet.nodes_by_address()
         return {'members': [{'id': member, 'hostname': nodes[address].hostname if address in nodes else address,
                              'peer_urls': ['https://{0}:2380'.format(address)],
@@ -581,13 +595,13 @@ class Node:
                 raise RpcError('FailedPrecondition', '1 error occurred:\n\t* etcd: refusing to leave the etcd '
                                'cluster as its last member, use --graceful=false\n')
             await cluster.forget(self)
-            if cluster.kube_node is self or not cluster.etcd:
+            if not cluster.etcd:
                 await cluster.stop_kube()
                 cluster.kube_node = None
                 cluster.bootstrapped = False
                 cluster.etcd.clear()
         if wipe_state:
-            self.config_text = self.staged_text = None
+            self.config_text = self.staged_text = self.own_etcd = None
         loop = asyncio.get_running_loop()
         if body.get('reboot'):
             loop.call_soon(lambda: asyncio.ensure_future(self.fleet.reboot(self)))
