@@ -11,6 +11,8 @@ import datetime
 import os
 import re
 
+from ansible_collections.ephemeral.castle.plugins.module_utils.proxmox_vm_spec import MAC
+
 try:
     import yaml
     HAS_YAML = True
@@ -22,7 +24,6 @@ STATES = ('active', 'draining', 'drained', 'wiped', 'planned')
 DIRECTIONS = ('forward', 'reverse')
 NODE_ROLES = ('controlplane', 'worker')
 STAGES = ('deploy', 'observe', 'promote', 'rollback')
-MAC = re.compile(r'^[0-9A-F]{2}(:[0-9A-F]{2}){5}$', re.IGNORECASE)
 # Stable codes of fleet_check, in the order they are checked.
 CHECK_CODES = ('workload-no-target', 'workload-no-owner', 'critical-tunnel-on-workstation',
                'workload-targets-frozen', 'wave-before-dependent', 'dependency-cycle')
