@@ -14,6 +14,7 @@ import subprocess
 import time
 
 from benchlab import client_env, lab_environ, run
+from castle_lab.services.factory import default_iso
 
 LAB = lab_environ('bench-talos', '127.0.34')
 
@@ -27,7 +28,8 @@ def nodes(size):
 def cluster(size):
     state = pathlib.Path(LAB['CASTLE_LAB_DIR']) / 'talos' / 'bench-{0}'.format(size)
     return {'name': 'bench-{0}'.format(size), 'node': 'pve1', 'template': 'talos-template',
-            'iso': 'local:iso/talos-v1.11.6-metal-amd64.iso', 'kubeconfig_path': str(state / 'kubeconfig'),
+            # The factory ISO of the lab's default extensions: the stock one runs no guest agent.
+            'iso': 'local:iso/' + default_iso()[0], 'kubeconfig_path': str(state / 'kubeconfig'),
             'talosconfig_path': str(state / 'talosconfig'), 'nodes': nodes(size)}
 
 

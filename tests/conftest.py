@@ -139,6 +139,16 @@ def pve(env):
                       token_value=env['PROXMOX_TOKEN_SECRET'], verify_ssl=env['PROXMOX_CA'])
 
 
+@pytest.fixture
+def control(env):
+    """The lab Proxmox VE's control API, with the fake put back to its initial state before and after the test."""
+    from castle_lab.control import ProxmoxControl
+    client = ProxmoxControl(env['CASTLE_LAB_PROXMOX_CONTROL'])
+    client.reset()
+    yield client
+    client.reset()
+
+
 def find(pve, name):
     """The cluster's VMs with this name, read straight from the API."""
     return [vm for vm in pve.cluster.resources.get(type='vm') if vm.get('name') == name]

@@ -52,9 +52,10 @@ class ProxmoxControl(ControlClient):
         self.url = (cfg if isinstance(cfg, str) else ProxmoxService.control_url_of(cfg)).rstrip('/')
         self.timeout = timeout
 
-    def requests(self):
-        """{'count': N, 'requests': [[METHOD, PATH], ...]}, paths without the /api2/json prefix."""
-        return self._call('GET', '/requests')
+    def requests(self, params=False):
+        """{'count': N, 'requests': [[METHOD, PATH], ...]}, paths without the /api2/json prefix; with `params`,
+        each request's parameters too: [METHOD, PATH, {name: value}]."""
+        return self._call('GET', '/requests?params=1' if params else '/requests')
 
     def reset_requests(self):
         return self._call('POST', '/requests/reset')

@@ -6,7 +6,9 @@ import stat
 import yaml
 
 from . import flux_manifest
+from .factory import DEFAULT_EXTENSIONS
 from .git_server import USERNAME
+from .services.factory import FactoryService, default_iso
 
 HEADER = '# Written by `castle-lab up` for the lab in {0}; rewritten on every run.\n'
 
@@ -31,6 +33,9 @@ def render(cfg, services):
                         castle_lab_proxmox_token_id=pve.token_id,
                         castle_lab_proxmox_token_secret=_file_lookup(pve.token_file),
                         castle_lab_proxmox_ca=str(cfg.ca_cert), castle_lab_proxmox_control=pve.control_url)
+    factory = services.get('factory')
+    if factory:
+        lab_vars.update(castle_lab_factory_url=factory.url)
     gitsvc = services.get('git')
     if gitsvc:
         lab_vars.update(castle_lab_gitops_url=gitsvc.url(), castle_lab_gitops_username=USERNAME,
@@ -71,9 +76,12 @@ def _cluster_inputs(cfg):
 
 
 def _talos_inputs(cfg):
-    """What playbooks/talos.yml takes, filled in for the lab's Proxmox and Vault: 3 control-plane and 3 workers."""
+    """What playbooks/talos.yml takes, filled in for the lab's Proxmox and Vault: 3 control-plane and 3 workers,
+    the last of them on pve2."""
     nodes = [{'name': 'talos-cp-{0}'.format(i), 'role': 'controlplane'} for i in (1, 2, 3)]
     nodes += [{'name': 'talos-w-{0}'.format(i), 'role': 'worker'} for i in (1, 2, 3)]
+    # One worker on the second Proxmox node: cloned from pve1's template, then migrated there.
+    nodes[-1]['proxmox_node'] = 'pve2'
     return {'castle_proxmox': {'api_host': '{{ castle_lab_proxmox_host }}', 'api_port': '{{ castle_lab_proxmox_port }}',
                                'api_token_id': '{{ castle_lab_proxmox_token_id }}',
                                'api_token_secret': '{{ castle_lab_proxmox_token_secret }}',
@@ -81,7 +89,10 @@ def _talos_inputs(cfg):
             'castle_vault': {'addr': '{{ castle_lab_vault_addr }}', 'token': '{{ castle_lab_vault_token }}',
                              'cacert': '{{ castle_lab_vault_cacert }}'},
             'castle_talos': {'name': 'castle', 'node': 'pve1', 'template': 'talos-template',
-                             'iso': 'local:iso/talos-v1.11.6-metal-amd64.iso',
+                             # The Image Factory's ISO of the default extensions, which the lab's Proxmox holds.
+                             'iso': 'local:iso/' + default_iso()[0], 'version': 'v1.11.6',
+                             'extensions': list(DEFAULT_EXTENSIONS), 'factory_url': FactoryService.url_of(cfg),
+                             'factory_ca_path': str(cfg.ca_cert),
                              'kubeconfig_path': str(cfg.state / 'talos' / 'castle' / 'kubeconfig'),
                              'talosconfig_path': str(cfg.state / 'talos' / 'castle' / 'talosconfig'),
                              'nodes': nodes}}

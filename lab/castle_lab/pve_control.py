@@ -8,6 +8,7 @@ VM or node, 409 when the fake's state refuses (a lock already held, tasks still 
 """
 
 import json
+import urllib.parse
 
 from aiohttp import web
 from fakepve import TaskError
@@ -95,6 +96,17 @@ def api_path(path):
     return path[len(API_PREFIX):] if path.startswith(API_PREFIX + '/') else path
 
 
+def request_params(body):
+    """The parameters of a recorded request body (form-encoded or JSON; secrets already redacted)."""
+    text = body.decode('utf-8', 'replace') if isinstance(body, bytes) else str(body or '')
+    if text.lstrip().startswith('{'):
+        try:
+            return json.loads(text)
+        except ValueError:
+            return {}
+    return dict(urllib.parse.parse_qsl(text, keep_blank_values=True))
+
+
 def vm_view(vm):
     return {'vmid': vm.vmid, 'name': vm.name, 'node': vm.node, 'status': vm.status, 'template': bool(vm.template),
             'config': dict(vm.config), 'pending': dict(vm.pending), 'lock': vm.lock}
@@ -136,7 +148,11 @@ class ControlApi:
             return web.json_response({'error': '{0} {1}'.format(exc.reason, request.path)}, status=exc.status)
 
     async def requests(self, request):
-        seen = [[method, api_path(path)] for method, path, _body in self.pve.requests]
+        """[METHOD, PATH] of every request seen; with ?params=1, [METHOD, PATH, {parameter: value}]."""
+        if request.query.get('params') in ('1', 'true'):
+            seen = [[method, api_path(path), request_params(body)] for method, path, body in self.pve.requests]
+        else:
+            seen = [[method, api_path(path)] for method, path, _body in self.pve.requests]
         return web.json_response({'count': len(seen), 'requests': seen})
 
     async def reset_requests(self, request):

@@ -57,10 +57,12 @@ PROXMOX = ('map', {'api_host': _opt('str'), 'api_port': _opt('int', 8006), 'api_
                    'storage': _opt('str'), 'bridge': _opt('str'), 'iso': _opt('str'), 'template': _opt('str')})
 TALOS = ('map', {'version': _opt('str'), 'endpoint': _opt('str'), 'vip': _opt('str'), 'install_disk': _opt('str'),
                  'patches': _opt(('list', 'any'), []), 'kubeconfig_path': _opt('str'),
-                 'talosconfig_path': _opt('str')})
+                 'talosconfig_path': _opt('str'), 'extensions': _opt(STR_LIST), 'longhorn': _opt('bool', True),
+                 'extra_kernel_args': _opt(STR_LIST, []), 'factory_url': _opt('str'),
+                 'factory_ca_path': _opt('str')})
 NODE = ('map', {'name': _req('str'), 'role': _req(('enum', NODE_ROLES)), 'vmid': _opt('int'), 'cores': _opt('int'),
                 'memory': _opt('int'), 'disk': _opt('str'), 'address': _opt('str'), 'mac': _opt('str'),
-                'patches': _opt(('list', 'any'), []), 'labels': _opt('dict', {})})
+                'patches': _opt(('list', 'any'), []), 'labels': _opt('dict', {}), 'proxmox_node': _opt('str')})
 FLUX = ('map', {'url': _req('str'), 'branch': _opt('str', 'main'), 'path': _req('str'), 'auth': _opt('str'),
                 'username': _opt('str'), 'token': _opt('secret'), 'ca_path': _opt('str'), 'version': _opt('str'),
                 'manifest_path': _opt('str')})
@@ -230,6 +232,20 @@ def _references(fleet, errors):
             errors.append('fleet.clusters[{0}].talos.endpoint: expected the Kubernetes API as https://<host>:<port>, '
                           'got {1!r}'.format(i, endpoint))
     _macs(clusters, errors)
+    _placement(clusters, errors)
+
+
+def _placement(clusters, errors):
+    """A node's `proxmox_node` is one of the cluster's Proxmox VE nodes (`proxmox.nodes`, or `proxmox.node`) when
+    those are given."""
+    for c, cluster in enumerate(clusters):
+        proxmox = cluster.get('proxmox') or {}
+        allowed = proxmox.get('nodes') or ([proxmox['node']] if proxmox.get('node') else [])
+        for n, node in enumerate(cluster['nodes']):
+            where = node.get('proxmox_node')
+            if allowed and isinstance(where, str) and where not in allowed:
+                errors.append('fleet.clusters[{0}].nodes[{1}].proxmox_node: expected one of the cluster\'s Proxmox VE '
+                              'nodes ({2}), got {3!r}'.format(c, n, ', '.join(allowed), where))
 
 
 def _macs(clusters, errors):

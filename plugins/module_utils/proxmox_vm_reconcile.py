@@ -3,9 +3,10 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Reconciling one Proxmox VE VM with its description: find, create or clone, one config write,
-disk grows, power state. PRIVATE to the collection; used by proxmox_vm and proxmox_vm_batch."""
+"""Reconciling one Proxmox VE VM with its description: find, create or clone (and migrate to its node),
+one config write, disk grows, power state. PRIVATE to the collection; used by proxmox_vm and proxmox_vm_batch."""
 
+import re
 import time
 
 from ansible_collections.ephemeral.castle.plugins.module_utils.proxmox import (
@@ -14,6 +15,8 @@ from ansible_collections.ephemeral.castle.plugins.module_utils.proxmox_vm_spec i
     NET_MODELS, apply_plan, create_config, macs, plan_changes, storages_needed)
 
 HIDDEN_KEYS = ('digest',)
+# Config keys of the drives qemu-server checks before a clone to another node (foreach_volume).
+DRIVE_KEY = re.compile(r'^(?:ide|sata|scsi|virtio)\d+$|^efidisk0$|^tpmstate0$')
 
 
 def vm_argument_spec():
@@ -81,6 +84,8 @@ class VmReconciler(object):
         self.claims = claims
         self.changed = False
         self.diff = {'before': {}, 'after': {}}
+        # The node a VM is moved to (in check mode it is still on its old one).
+        self.moved_to = None
 
     # ----------------------------------------------------------------- find
 
@@ -119,7 +124,15 @@ class VmReconciler(object):
                     vm['vmid'], vm['lock'], self.params['timeout']))
             time.sleep(delay)
             delay = min(delay * 1.5, 2.0)
-            current = self.client.get('nodes/{node}/qemu/{vmid}/status/current'.format(**vm))
+            try:
+                current = self.client.get('nodes/{node}/qemu/{vmid}/status/current'.format(**vm))
+            except ProxmoxError as exc:
+                # A migration (lock `migrate`) that finished meanwhile: the VM is on its new node now.
+                moved = [v for v in self.client.vms() if int(v['vmid']) == int(vm['vmid'])]
+                if not DOES_NOT_EXIST.search(str(exc)) or not moved or moved[0]['node'] == vm['node']:
+                    raise
+                vm = dict(vm, node=moved[0]['node'], status=moved[0].get('status'), lock=moved[0].get('lock'))
+                continue
             # status/current leaves `lock` out once the VM is free.
             vm = dict(vm, status=current.get('status', vm.get('status')), lock=current.get('lock'))
         return vm
@@ -155,6 +168,56 @@ class VmReconciler(object):
             raise ProxmoxError('storage {0} does not exist on node {1} (it has: {2})'.format(
                 ', '.join(repr(m) for m in missing), node, ', '.join(sorted(available))))
 
+    def clone_route(self, source, node):
+        """How a clone of `source` reaches `node`: ('here', []) on the template's node; ('target', []) straight
+        there, when every disk and CD-ROM image of the template (and the target storage) is on shared storage;
+        else ('migrate', storages that are not shared): qemu-server refuses a clone to another node of a VM on
+        local storage, so it is cloned on the template's node and migrated offline."""
+        if source['node'] == node:
+            return 'here', []
+        storages = self.client.get('nodes/{0}/storage'.format(source['node']))
+        shared = set(s['storage'] for s in storages if s.get('shared'))
+        config = self.client.get('nodes/{node}/qemu/{vmid}/config'.format(**source))
+        local = set()
+        for key, value in config.items():
+            volume = str(value).split(',')[0]
+            if DRIVE_KEY.match(key) and ':' in volume and volume.split(':')[0] not in shared:
+                local.add(volume.split(':')[0])
+        if self.params['full'] and self.params['target_storage'] and self.params['target_storage'] not in shared:
+            local.add(self.params['target_storage'])
+        if not local:
+            return 'target', []
+        if not self.params['full']:
+            raise ProxmoxError(
+                'a linked clone of {0} cannot be placed on node {1}: the template is on node {2} and storage {3} '
+                'is not shared, and a linked clone cannot migrate; use full: true, shared storage, or a template '
+                'on node {1}'.format(source.get('name') or source['vmid'], node, source['node'],
+                                     ', '.join(sorted(local))))
+        return 'migrate', sorted(local)
+
+    def migrate(self, vm, node):
+        """Migrate the stopped VM offline to `node`, its local disks with it (to target_storage when given)."""
+        options = {'target': node}
+        if self.params['target_storage']:
+            options['targetstorage'] = self.params['target_storage']
+        self.client.run_task(vm['node'], 'post', 'nodes/{node}/qemu/{vmid}/migrate'.format(**vm),
+                             'migration of VM {0} from node {1} to {2}'.format(vm['vmid'], vm['node'], node),
+                             self.params['timeout'], options)
+        return dict(vm, node=node)
+
+    def move(self, vm):
+        """A VM found on another node than `node` (a clone whose migration did not finish, or a VM moved by
+        hand) is migrated there offline; a running one is refused rather than stopped."""
+        node = self.params['node']
+        if vm.get('status') == 'running':
+            raise ProxmoxError('VM {0} ({1}) runs on node {2}, not on node {3}: stop it to let it migrate offline, '
+                               'or set node to {2}'.format(vm['vmid'], vm.get('name'), vm['node'], node))
+        self.changed = True
+        self.moved_to = node
+        if self.check_mode:
+            return vm
+        return self.migrate(vm, node)
+
     def create(self, vms):
         params = self.params
         if not params['name']:
@@ -166,9 +229,13 @@ class VmReconciler(object):
             # A clone is reconciled after it is made: refuse an unknown storage before copying anything.
             self.check_storages(node)
             source = self.source_of_clone(vms)
+            route, local = self.clone_route(source, node)
             after = {'name': params['name'], 'clone_of': '{0} ({1})'.format(source.get('name'), source['vmid'])}
+            if route == 'migrate':
+                after['placement'] = 'cloned on node {0}, then migrated offline to node {1} (storage {2} not ' \
+                    'shared)'.format(source['node'], node, ', '.join(local))
         else:
-            source = None
+            source, route = None, None
             after = create_config(params)
         self.changed = True
         self.diff['after'] = after
@@ -180,7 +247,7 @@ class VmReconciler(object):
                 options = dict(newid=vmid, name=params['name'], full=int(params['full']))
                 if params['target_storage'] and params['full']:
                     options['storage'] = params['target_storage']
-                if source['node'] != node:
+                if route == 'target':
                     options['target'] = node
                 self.client.run_task(source['node'], 'post', 'nodes/{node}/qemu/{vmid}/clone'.format(**source),
                                      'clone of {0} to VM {1}'.format(source['vmid'], vmid), params['timeout'], options)
@@ -194,6 +261,8 @@ class VmReconciler(object):
         else:
             vmid = allocate_vmid(self.client, make, claims=self.claims)[0]
         vm = {'vmid': vmid, 'node': node, 'status': 'stopped'}
+        if route == 'migrate':
+            self.migrate(dict(vm, node=source['node']), node)
         if source:
             # The clone has the template's config; bring it to the options like any existing VM.
             effective = self.read_config(vm)[0]
@@ -320,8 +389,14 @@ class VmReconciler(object):
                 return dict(vm, status=after_power, config=planned, macs=macs(planned or {}))
         else:
             vm = self.wait_unlocked(vm)
+            moved_from = vm['node'] if params['node'] and vm['node'] != params['node'] else None
+            if moved_from:
+                vm = self.move(vm)
             effective, pending = self.read_config(vm)
             self.reconcile(vm, effective)
+            if moved_from:
+                self.diff = {'before': dict(self.diff['before'], node=moved_from),
+                             'after': dict(self.diff['after'], node=params['node'])}
         vm = dict(vm, vmid=int(vm['vmid']))
         if self.changed and not self.check_mode:
             effective, pending = self.read_config(vm)
@@ -330,8 +405,8 @@ class VmReconciler(object):
         status = self.power(vm, params['state'], pending)
         if status == 'running' and self.changed and not self.check_mode and pending:
             effective, pending = self.read_config(vm)
-        result = dict(vmid=vm['vmid'], node=vm['node'], status=status, config=effective, pending=pending,
-                      macs=macs(effective))
+        result = dict(vmid=vm['vmid'], node=self.moved_to or vm['node'], status=status, config=effective,
+                      pending=pending, macs=macs(effective))
         if params['wait_for_ip'] and not self.check_mode:
             if status != 'running':
                 raise ProxmoxError('wait_for_ip needs a running VM; VM {0} is {1}'.format(vm['vmid'], status))

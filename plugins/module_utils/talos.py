@@ -9,11 +9,9 @@ talosctl is run with argument lists (never a shell). Secrets (bundle, machine co
 content) reach it only as files created 0600 in a private directory that is removed afterwards.
 Calls that failed on an unreachable node (gRPC Unavailable, refused or broken connections) are
 retried a bounded number of times with jittered backoff, within a deadline on the monotonic clock.
-Machine config patches are merged here the way Talos merges them, so a rendered config can be
-compared with the one a node runs.
+Machine config patches and comparisons live in talos_config.
 """
 
-import copy
 import hashlib
 import json
 import os
@@ -41,6 +39,13 @@ HIDDEN = '<hidden>'
 RETRYABLE = re.compile(
     r'code = Unavailable|connection refused|connection reset by peer|no route to host|i/o timeout'
     r'|network is unreachable|transport is closing|error reading server preface|broken pipe', re.IGNORECASE)
+# hashicorp/go-multierror's list: a count line, then one `\t* <node>: <error>` line per node.
+MULTIERROR = re.compile(r'\d+ errors? occurred:\s*$')
+NODE_ERROR = re.compile(r'^\t\* (?P<node>\S+?): (?P<error>.*)$')
+# `talosctl version --short`: the client's name and tag (pkg/machinery/version Short()).
+SHORT_VERSION = re.compile(r'^(?P<name>\S+) (?P<tag>v\d+\.\d+\.\d+\S*)$')
+# The MachineConfig resource of the config a node runs (its other one, `persistent`, is the one on disk).
+ACTIVE_CONFIG = 'v1alpha1'
 # Fields whose values are keys, certificates or tokens; diffs show a digest instead.
 SECRET_FIELD = re.compile(r'^(key|crt|token|secret|id|bootstraptoken)$|(Secret|Token)$')
 
@@ -163,6 +168,12 @@ class Talosctl(object):
     def run(self, args, connect=True, nodes=None, insecure=False, retry=True, sensitive=False, cwd=None):
         """stdout of a successful run; TalosError with rc, stdout, stderr and the command otherwise.
         sensitive: stdout holds secrets, so it is left out of the error."""
+        return self.run_both(args, connect=connect, nodes=nodes, insecure=insecure, retry=retry, sensitive=sensitive,
+                             cwd=cwd)[0]
+
+    def run_both(self, args, connect=True, nodes=None, insecure=False, retry=True, sensitive=False, cwd=None):
+        """(stdout, stderr) of a successful run: talosctl writes its answers and progress (apply-config's
+        mode details, health's checks, reset's tracking) on stderr. Failures as run() raises them."""
         cmd = self.argv(args, connect=connect, nodes=nodes, insecure=insecure)
         deadline = self._clock() + self.retry_timeout
         attempt = 0
@@ -171,13 +182,13 @@ class Talosctl(object):
             rc, out, err = self._run(cmd, check_rc=False, cwd=cwd)
             self.last_stderr = err
             if rc == 0:
-                return out
+                return out, err
             retryable = retry and connect and is_retryable(err) and attempt < self.retries
             left = deadline - self._clock()
             if not retryable or left <= 0:
                 raise TalosError('{0} failed (rc={1}){2}: {3}'.format(
                     command_name(args), rc,
-                    ' after {0} tries'.format(attempt + 1) if attempt else '', last_line(err) or last_line(out)),
+                    ' after {0} tries'.format(attempt + 1) if attempt else '', failure_text(err) or last_line(out)),
                     rc=rc, stdout=HIDDEN if sensitive else out, stderr=err, command=shlex.join(cmd))
             # Full jitter up to an exponential cap, never past the deadline.
             self._sleep(min(self._jitter(0, min(8.0, 0.5 * 2 ** attempt)), left))
@@ -228,8 +239,10 @@ class Talosctl(object):
         return dict(zip(nodes, states))
 
     def running_config(self, node):
-        """The machine config documents a configured node runs."""
-        found = self.run_yaml(['get', 'machineconfig'], nodes=[node], sensitive=True)
+        """The machine config documents a configured node runs: of the MachineConfig resources, `v1alpha1` (the
+        active one), not `persistent` (the one on disk, ahead after a staged apply, behind during a try)."""
+        found = [doc for doc in self.run_yaml(['get', 'machineconfig'], nodes=[node], sensitive=True)
+                 if ((doc or {}).get('metadata') or {}).get('id') == ACTIVE_CONFIG]
         if not found:
             return []
         spec = found[0].get('spec')
@@ -256,6 +269,32 @@ def command_name(args):
 def last_line(text):
     lines = [line.strip() for line in (text or '').splitlines() if line.strip()]
     return lines[-1] if lines else ''
+
+
+def node_errors(text):
+    """{node: error} of a multierror talosctl printed (`N error(s) occurred:` then `\t* <node>: <error>` lines,
+    the nodes' errors of one call through an endpoint); {} when text holds none."""
+    found = {}
+    listing = False
+    for line in (text or '').splitlines():
+        if MULTIERROR.search(line):
+            listing = True
+            continue
+        item = NODE_ERROR.match(line)
+        if listing and item:
+            found[item.group('node')] = item.group('error').strip()
+        elif line.strip():
+            listing = False
+    return found
+
+
+def failure_text(text):
+    """What went wrong, in one line: each node's error of a multierror (`<node>: <error>; ...`), else the
+    last line talosctl printed."""
+    errors = node_errors(text)
+    if errors:
+        return '; '.join('{0}: {1}'.format(node, error) for node, error in errors.items())
+    return last_line(text)
 
 
 # ------------------------------------------------------------------ output parsing
@@ -294,13 +333,18 @@ def parse_table(text):
 
 
 def parse_version(text):
-    """`talosctl version` as {'client': {...}, 'servers': [{'node': ..., 'tag': ...}, ...]}."""
+    """`talosctl version` as {'client': {...}, 'servers': [{'node': ..., 'tag': ...}, ...]}. With --short the
+    client's part is one line, `Talos <tag>`; a server's part is always the long one."""
     found = dict(client={}, servers=[])
     current = None
     for raw in (text or '').splitlines():
         line = raw.strip()
         if line in ('Client:', 'Server:'):
             current = found['client'] if line == 'Client:' else None
+            continue
+        short = SHORT_VERSION.match(line)
+        if short and current is found['client']:
+            found['client'].update(name=short.group('name'), tag=short.group('tag'))
             continue
         key, sep, value = line.partition(':')
         if not sep:
@@ -334,18 +378,6 @@ def digest(text):
     return hashlib.sha256(text.encode('utf-8')).hexdigest()
 
 
-def doc_identity(doc):
-    """How Talos tells documents apart: v1alpha1 is the one without a kind; others by kind and name."""
-    if 'kind' not in doc:
-        return ('v1alpha1',)
-    return (doc.get('kind'), doc.get('name'))
-
-
-def comparable(docs):
-    """Documents in a stable order, for comparing a rendered config with a running one."""
-    return sorted((copy.deepcopy(d) for d in docs or []), key=lambda d: json.dumps(doc_identity(d)))
-
-
 def redacted(value, field=''):
     """A copy safe to show: keys, certificates and tokens become a marker with a short digest."""
     if isinstance(value, dict):
@@ -355,277 +387,6 @@ def redacted(value, field=''):
     if isinstance(value, str) and SECRET_FIELD.search(field) and value:
         return '{0} {1}'.format(HIDDEN, digest(field + value)[:8])
     return value
-
-
-# Strategic merge as Talos does it: maps merge, lists append, except the lists Talos merges by a key
-# and the fields it replaces whole. `$patch: delete` removes a map key or a keyed list item.
-KEYED_LISTS = {
-    ('machine', 'network', 'interfaces'): ('interface', 'deviceSelector'),
-    ('machine', 'network', 'interfaces', '*', 'vlans'): ('vlanId',),
-    ('cluster', 'apiServer', 'admissionControl'): ('name',),
-}
-REPLACED = frozenset([
-    ('machine', 'network', 'nameservers'),
-    ('cluster', 'network', 'podSubnets'),
-    ('cluster', 'network', 'serviceSubnets'),
-    ('cluster', 'apiServer', 'auditPolicy'),
-])
-_DELETE = object()
-
-
-def _is_delete(value):
-    return isinstance(value, dict) and value.get('$patch') == 'delete'
-
-
-def _strip(value):
-    """A patch value taken as is, without delete markers."""
-    if isinstance(value, dict):
-        return dict((k, _strip(v)) for k, v in value.items() if not _is_delete(v) and k != '$patch')
-    if isinstance(value, list):
-        return [_strip(v) for v in value if not _is_delete(v)]
-    return value
-
-
-def _merge(base, patch, path):
-    if _is_delete(patch):
-        return _DELETE
-    if path in REPLACED:
-        return _strip(patch)
-    if isinstance(patch, dict):
-        if not isinstance(base, dict):
-            return _strip(patch)
-        merged = dict(base)
-        for key, value in patch.items():
-            found = _merge(base.get(key), value, path + (key,))
-            if found is _DELETE:
-                merged.pop(key, None)
-            else:
-                merged[key] = found
-        return merged
-    if isinstance(patch, list):
-        if not isinstance(base, list):
-            return _strip(patch)
-        keys = KEYED_LISTS.get(path)
-        if not keys:
-            return copy.deepcopy(base) + _strip(patch)
-        merged = copy.deepcopy(base)
-        for item in patch:
-            index = _keyed_index(merged, item, keys)
-            if index is None:
-                if not _is_delete(item):
-                    merged.append(_strip(item))
-                continue
-            found = _merge(merged[index], item, path + ('*',))
-            if found is _DELETE:
-                del merged[index]
-            else:
-                merged[index] = found
-        return merged
-    return patch
-
-
-def _keyed_index(items, item, keys):
-    if not isinstance(item, dict):
-        return None
-    for key in keys:
-        if key in item:
-            for index, existing in enumerate(items):
-                if isinstance(existing, dict) and existing.get(key) == item[key]:
-                    return index
-            return None
-    return None
-
-
-def strategic_merge(docs, patch_docs):
-    """Merge patch documents into config documents; each patch meets the document with its identity,
-    and a document nobody has yet is added."""
-    merged = [copy.deepcopy(d) for d in docs]
-    for patch in patch_docs:
-        if not isinstance(patch, dict):
-            raise TalosError('a strategic merge patch must be a mapping, not {0}'.format(type(patch).__name__))
-        identity = doc_identity(patch)
-        for index, doc in enumerate(merged):
-            if doc_identity(doc) == identity:
-                found = _merge(doc, patch, ())
-                if found is _DELETE:
-                    del merged[index]
-                else:
-                    merged[index] = found
-                break
-        else:
-            if not _is_delete(patch):
-                merged.append(_strip(patch))
-    return merged
-
-
-def _pointer(path):
-    if path == '':
-        return []
-    if not path.startswith('/'):
-        raise TalosError('JSON patch path {0!r} must start with /'.format(path))
-    return [part.replace('~1', '/').replace('~0', '~') for part in path[1:].split('/')]
-
-
-def _container(doc, parts, path):
-    target = doc
-    for part in parts[:-1]:
-        try:
-            target = target[int(part)] if isinstance(target, list) else target[part]
-        except (KeyError, IndexError, ValueError, TypeError):
-            raise TalosError('JSON patch path {0} does not exist'.format(path))
-    return target
-
-
-def _get(doc, path):
-    parts = _pointer(path)
-    if not parts:
-        return doc
-    target = _container(doc, parts, path)
-    try:
-        return target[int(parts[-1])] if isinstance(target, list) else target[parts[-1]]
-    except (KeyError, IndexError, ValueError, TypeError):
-        raise TalosError('JSON patch path {0} does not exist'.format(path))
-
-
-def _remove(doc, path):
-    parts = _pointer(path)
-    target = _container(doc, parts, path)
-    try:
-        if isinstance(target, list):
-            return target.pop(int(parts[-1]))
-        return target.pop(parts[-1])
-    except (KeyError, IndexError, ValueError, TypeError):
-        raise TalosError('JSON patch cannot remove {0}: it does not exist'.format(path))
-
-
-def _add(doc, path, value):
-    parts = _pointer(path)
-    if not parts:
-        raise TalosError('JSON patch cannot replace the whole document')
-    target = _container(doc, parts, path)
-    if isinstance(target, list):
-        if parts[-1] == '-':
-            target.append(value)
-            return
-        try:
-            index = int(parts[-1])
-        except ValueError:
-            raise TalosError('JSON patch path {0}: {1!r} is not a list index'.format(path, parts[-1]))
-        if not 0 <= index <= len(target):
-            raise TalosError('JSON patch path {0}: index out of range'.format(path))
-        target.insert(index, value)
-    elif isinstance(target, dict):
-        target[parts[-1]] = value
-    else:
-        raise TalosError('JSON patch path {0} does not exist'.format(path))
-
-
-def json_patch(doc, operations):
-    """RFC 6902 operations (add, remove, replace, move, copy, test) on a copy of one document."""
-    doc = copy.deepcopy(doc)
-    for number, op in enumerate(operations, 1):
-        if not isinstance(op, dict) or 'op' not in op or 'path' not in op:
-            raise TalosError('JSON patch operation {0} needs op and path: {1!r}'.format(number, op))
-        kind, path = op['op'], op['path']
-        if kind in ('add', 'replace', 'test') and 'value' not in op:
-            raise TalosError('JSON patch operation {0} ({1} {2}) needs a value'.format(number, kind, path))
-        if kind == 'add':
-            _add(doc, path, copy.deepcopy(op['value']))
-        elif kind == 'remove':
-            _remove(doc, path)
-        elif kind == 'replace':
-            _remove(doc, path)
-            _add(doc, path, copy.deepcopy(op['value']))
-        elif kind in ('move', 'copy'):
-            if 'from' not in op:
-                raise TalosError('JSON patch operation {0} ({1} {2}) needs from'.format(number, kind, path))
-            value = _remove(doc, op['from']) if kind == 'move' else copy.deepcopy(_get(doc, op['from']))
-            _add(doc, path, value)
-        elif kind == 'test':
-            if _get(doc, path) != op['value']:
-                raise TalosError('JSON patch test failed at {0}'.format(path))
-        else:
-            raise TalosError('JSON patch operation {0}: unknown op {1!r}'.format(number, kind))
-    return doc
-
-
-def read_patch(patch):
-    """A patch as Talos takes it: a mapping (strategic merge), a list of operations (JSON 6902), or
-    text holding either, or @path of a file holding either. Returns ('strategic', docs) or ('json6902', ops)."""
-    if isinstance(patch, str):
-        text = patch
-        if patch.startswith('@'):
-            try:
-                with open(patch[1:]) as handle:
-                    text = handle.read()
-            except (IOError, OSError) as exc:
-                raise TalosError('patch file {0}: {1}'.format(patch[1:], exc))
-        docs = parse_yaml_docs(text)
-        if len(docs) == 1 and isinstance(docs[0], list):
-            return 'json6902', docs[0]
-        return 'strategic', docs
-    if isinstance(patch, list):
-        return 'json6902', patch
-    if isinstance(patch, dict):
-        return 'strategic', [patch]
-    raise TalosError('a patch must be a mapping, a list of JSON patch operations or text, not {0}'.format(
-        type(patch).__name__))
-
-
-def apply_patches(docs, patches):
-    """Apply patches in order; JSON 6902 patches work on the v1alpha1 document, as in Talos."""
-    for number, patch in enumerate(patches or [], 1):
-        try:
-            kind, body = read_patch(patch)
-            if kind == 'strategic':
-                docs = strategic_merge(docs, body)
-                continue
-            for index, doc in enumerate(docs):
-                if doc_identity(doc) == ('v1alpha1',):
-                    docs = docs[:index] + [json_patch(doc, body)] + docs[index + 1:]
-                    break
-            else:
-                raise TalosError('JSON patches need a v1alpha1 document to work on')
-        except TalosError as exc:
-            raise TalosError('patch {0}: {1}'.format(number, exc))
-    return docs
-
-
-def node_patch(hostname=None, address=None, gateway=None, interface='eth0', install_disk=None,
-               install_image=None, vip=None, nameservers=None):
-    """The strategic merge patch that makes a generic config one node's: hostname, a static address and
-    default route on one interface (DHCP on it when the VIP comes without a static address), the shared
-    control-plane VIP, the install disk and image."""
-    machine, network = {}, {}
-    if hostname:
-        network['hostname'] = hostname
-    device = {}
-    if address:
-        if '/' not in address:
-            raise TalosError('address {0!r} needs a prefix length, for example 10.0.0.11/24'.format(address))
-        device['addresses'] = [address]
-    if gateway:
-        device['routes'] = [{'network': '0.0.0.0/0', 'gateway': gateway}]
-    if vip:
-        device['vip'] = {'ip': vip}
-        if not address:
-            # An interface named in the config takes DHCP only when asked to.
-            device['dhcp'] = True
-    if device:
-        device = dict([('interface', interface or 'eth0')] + list(device.items()))
-        network['interfaces'] = [device]
-    if nameservers:
-        network['nameservers'] = list(nameservers)
-    if network:
-        machine['network'] = network
-    install = {}
-    if install_disk:
-        install['disk'] = install_disk
-    if install_image:
-        install['image'] = install_image
-    if install:
-        machine['install'] = install
-    return {'machine': machine} if machine else {}
 
 
 def kubeconfig_identity(text):
@@ -667,13 +428,6 @@ def write_private(path, content, check_mode=False):
             os.remove(tmp)
         raise TalosError('cannot write {0}: {1}'.format(path, exc))
     return True
-
-
-def config_diff(before, after):
-    """An Ansible diff of two configs (lists of documents, or None), keys and tokens redacted."""
-    def text(docs):
-        return dump_config(redacted(comparable(docs))) if docs else ''
-    return dict(before=text(before), after=text(after))
 
 
 def target_node(talosctl, what):

@@ -34,7 +34,13 @@ options:
     type: int
   node:
     description:
-      - Proxmox VE node the VM lives on. Required to create a VM; ignored for one that exists.
+      - Proxmox VE node the VM lives on. Required to create a VM.
+      - A clone whose template is on another node goes straight there when the template's disks (and
+        O(target_storage)) are on shared storage; otherwise, as Proxmox VE refuses to clone a VM on local
+        storage to another node, it is cloned on the template's node and migrated offline to this one
+        before its config is written (a linked clone cannot take that path and is refused).
+      - An existing VM found stopped on another node is migrated offline to this one; a running one
+        is refused rather than stopped.
     type: str
   state:
     description:

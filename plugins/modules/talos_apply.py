@@ -14,9 +14,13 @@ description:
     configured node over mTLS with the talosconfig. Which one is found out by asking the node, unless
     O(insecure) says; with O(configs), one call asks every node, and only when some node does not answer
     over mTLS is each node asked on its own.
+  - The maintenance API takes the modes V(auto), V(reboot) and V(try) only (it installs the config and
+    reboots whatever the mode), so a node in maintenance mode gets V(auto) when O(mode) is V(no-reboot) or
+    V(staged), in check mode too.
   - Does nothing when the node already runs the same config.
   - In check mode, the node is asked what would happen (C(--dry-run)); its answer is returned in
     RV(dry_run).
+  - talosctl writes its answer (the mode details and any warnings) on stderr; it is returned in RV(answer).
   - With O(configs), applies a config to each of several nodes concurrently, in one run; the answer of
     each node is returned in RV(nodes). A node that fails does not stop the others; the module then fails
     naming each failed node.
@@ -39,10 +43,12 @@ options:
     type: path
   mode:
     description:
-      - How the node takes the config (C(--mode)). V(auto) reboots only when the change needs it;
-        V(staged) applies it at the next reboot.
+      - How a configured node takes the config (C(--mode)). V(auto) reboots only when the change needs it;
+        V(staged) applies it at the next reboot; V(try) rolls it back after C(--timeout) (1 minute).
+      - A node in maintenance mode takes V(auto), V(reboot) and V(try) only; V(no-reboot) and V(staged) are
+        sent to it as V(auto).
     type: str
-    choices: [auto, no-reboot, reboot, staged]
+    choices: [auto, no-reboot, reboot, staged, try]
     default: auto
   insecure:
     description:
@@ -93,24 +99,32 @@ config_sha256:
   returned: without O(configs)
   type: str
   sample: 3b1f0c5e8a2d4f6b9c7e1a0d2f4b6c8e0a1c3e5f7b9d1f3a5c7e9b1d3f5a7c9e
+mode:
+  description: The mode the config was sent with (V(auto) for a node in maintenance mode asked for V(no-reboot)
+    or V(staged)).
+  returned: when the config differs
+  type: str
+  sample: auto
 dry_run:
-  description: What the node said it would do with the config.
+  description: What the node said it would do with the config (talosctl's stderr).
   returned: in check mode, when the config differs
   type: str
   sample: "Dry run summary:\nApplied configuration without a reboot (skipped in dry-run).\n"
-stdout:
-  description: What C(talosctl apply-config) printed.
+answer:
+  description:
+    - What the node answered, as talosctl wrote it on stderr (warnings, then the mode details). A node in
+      maintenance mode answers nothing but warnings.
   returned: when the config was applied
   type: str
   sample: "Applied configuration without a reboot\n"
 nodes:
   description:
     - With O(configs), what each node that came out right returned (RV(node_state), RV(config_sha256),
-      C(changed), RV(dry_run) or RV(stdout)), by address.
+      C(changed), RV(mode), RV(dry_run) or RV(answer)), by address.
   returned: with O(configs)
   type: dict
   sample: {"10.0.40.11": {"changed": true, "node_state": "maintenance", "config_sha256": "3b1f0c5e",
-           "stdout": "Applied configuration with a reboot\n"}}
+           "mode": "auto", "answer": ""}}
 failed_nodes:
   description: With O(configs), the error of each node that failed, by address.
   returned: with O(configs)
@@ -121,10 +135,13 @@ failed_nodes:
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.ephemeral.castle.plugins.module_utils.talos import (
-    TalosError, comparable, config_diff, digest, load_config, run_module, talos_module, target_node)
+    TalosError, digest, load_config, run_module, talos_module, target_node)
+from ansible_collections.ephemeral.castle.plugins.module_utils.talos_config import comparable, config_diff
 
 # Most nodes applied to at the same time.
 APPLIERS = 16
+# What the maintenance service takes (internal/app/maintenance: any other mode is Unimplemented, dry run too).
+MAINTENANCE_MODES = ('auto', 'reboot', 'try')
 
 
 def read_config(params):
@@ -161,19 +178,21 @@ def apply_one(module, talosctl, node, text, label='', status=None):
     if module._diff:
         result['diff'] = config_diff(running, desired)
     path = talosctl.secret_file('config-{0}.yaml'.format(node.replace(':', '_').replace('/', '_')), text)
-    args = ['apply-config', '--file', path, '--mode', params['mode']]
     insecure = state == 'maintenance'
+    mode = params['mode'] if not insecure or params['mode'] in MAINTENANCE_MODES else 'auto'
+    result['mode'] = mode
+    args = ['apply-config', '--file', path, '--mode', mode]
     if module.check_mode:
-        result['dry_run'] = talosctl.run(args + ['--dry-run'], nodes=[node], insecure=insecure)
+        result['dry_run'] = talosctl.run_both(args + ['--dry-run'], nodes=[node], insecure=insecure)[1]
         return result
     try:
-        result['stdout'] = talosctl.run(args, nodes=[node], insecure=insecure)
+        result['answer'] = talosctl.run_both(args, nodes=[node], insecure=insecure)[1]
     except TalosError:
         if not insecure or not runs(talosctl, node, desired):
             raise
         # A try before this one went through (the node rebooted into the config, the answer was lost), or
         # someone else applied the same config meanwhile: the node has what was asked for.
-        result['stdout'] = 'The node already runs this config\n'
+        result['answer'] = 'The node already runs this config\n'
     return result
 
 
@@ -238,7 +257,7 @@ def apply(module, talosctl):
 def main():
     module = talos_module(dict(
         config=dict(type='str', no_log=True), config_path=dict(type='path'),
-        mode=dict(type='str', default='auto', choices=['auto', 'no-reboot', 'reboot', 'staged']),
+        mode=dict(type='str', default='auto', choices=['auto', 'no-reboot', 'reboot', 'staged', 'try']),
         insecure=dict(type='bool'), configs=dict(type='dict', no_log=True),
     ), required_one_of=[('config', 'config_path', 'configs')],
         mutually_exclusive=[('config', 'config_path', 'configs')])

@@ -9,7 +9,8 @@ module: talos_bootstrap
 short_description: Bootstrap etcd on a Talos cluster's first control-plane node, once
 version_added: 0.1.0
 description:
-  - Runs C(talosctl bootstrap) on the first of O(nodes), a configured control-plane node.
+  - Runs C(talosctl bootstrap) on the first of O(nodes), a configured control-plane node, and on it alone
+    (talosctl refuses a bootstrap of more than one node).
   - Give every control-plane node of the cluster in O(nodes). Each is asked for the etcd members first, and
     nothing is done when any of them lists members, or when the node answers that etcd is already
     bootstrapped, so it is safe to run on every play. A rebuilt first node (phoenix) that has not yet joined
@@ -71,7 +72,7 @@ def bootstrap(module, talosctl):
     if members or module.check_mode:
         return result
     try:
-        talosctl.run(['bootstrap'], nodes=[node])
+        talosctl.run(['bootstrap'], nodes=[node])  # one node per call, whatever the talosconfig's context lists
     except TalosError as exc:
         if not ALREADY.search('{0} {1}'.format(exc.stderr or '', exc)):
             raise

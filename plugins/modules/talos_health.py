@@ -12,9 +12,13 @@ description:
   - Asks the nodes of O(control_plane_nodes) and O(worker_nodes) whether they are configured (all in one
     C(talosctl get machinestatus), else each node on its own, all at once). Nodes still
     waiting in maintenance mode are left out (returned in RV(not_configured)); the rest are checked with
-    C(talosctl health) from the first configured control-plane node, which waits up to O(wait_timeout)
-    seconds for etcd, the control plane, the nodes' readiness and the cluster's pods.
-  - Fails naming the check that did not pass.
+    C(talosctl health) from the first configured control-plane node (etcd, apid, the nodes' boot, the
+    Kubernetes nodes' readiness, the control plane and the cluster's DNS and proxy pods, in that order).
+  - Talos gives each of its checks a cap of its own (5 minutes for most, 10 for the Kubernetes nodes'
+    readiness, 1 for diagnostics) and stops at the first that does not pass within it. This module runs
+    C(talosctl health) again after such a stop, until O(wait_timeout) seconds have passed since it started.
+  - Talos takes the nodes as IP addresses only; a node named otherwise fails the module before anything runs.
+  - Fails naming the check that did not pass and what it last said.
   - Never changes anything.
 author:
   - ephemeral.castle maintainers (@ephemeral-castle)
@@ -24,17 +28,18 @@ extends_documentation_fragment:
   - ephemeral.castle.attributes.INFO_MODULE
 options:
   control_plane_nodes:
-    description: Addresses of the control-plane nodes.
+    description: IP addresses of the control-plane nodes.
     type: list
     elements: str
     required: true
   worker_nodes:
-    description: Addresses of the worker nodes.
+    description: IP addresses of the worker nodes.
     type: list
     elements: str
     default: []
   wait_timeout:
-    description: Seconds the cluster may take to become healthy.
+    description:
+      - Seconds the cluster may take to become healthy, over as many runs of C(talosctl health) as fit in.
     type: int
     default: 600
 """
@@ -63,34 +68,68 @@ not_configured:
   elements: str
   sample: [10.0.40.22]
 checks:
-  description: The checks talosctl reported passing, in order.
+  description: The progress talosctl reported (on stderr) in its last run, in order.
   returned: when the cluster is healthy
   type: list
   elements: str
   sample: ["waiting for etcd to be healthy: OK", "waiting for all k8s nodes to report ready: OK"]
+runs:
+  description: How many times C(talosctl health) ran.
+  returned: when the cluster is healthy
+  type: int
+  sample: 1
 """
 
+import ipaddress
 import re
 
 from ansible_collections.ephemeral.castle.plugins.module_utils.talos import (
     TalosError, run_module, talos_module)
 
-CHECK = re.compile(r'waiting for (?P<check>[^:]+)(?::\s*(?P<detail>.*))?$')
+CHECK = re.compile(r'^waiting for (?P<check>.+?): (?P<detail>.*)$')
+# Seconds between two runs of talosctl health.
+PAUSE = 2
 
 
 def failing_check(text):
-    """The last check talosctl was waiting on, and what it said about it."""
+    """The last check talosctl was waiting on that did not end OK (or SKIP), and what it said last (a
+    multi-line answer, such as a multierror's `\t* <node>: ...` lines, joined into one)."""
     found = None
+    following = False
     for line in (text or '').splitlines():
-        match = CHECK.search(line.strip())
-        if match and (match.group('detail') or '').strip() != 'OK':
-            found = (match.group('check').strip(), (match.group('detail') or '').strip())
+        match = CHECK.match(line.strip())
+        if not match:
+            # Lines that go on the check's last answer; anything else (healthcheck error: ...) ends it.
+            following = following and line.startswith(('\t', ' ')) and bool(line.strip())
+            if following:
+                found = (found[0], '{0} {1}'.format(found[1], line.strip()).strip())
+            continue
+        detail = match.group('detail').strip()
+        following = False
+        if detail in ('OK', 'SKIP'):
+            found = None
+        elif detail != '...' or not found or found[0] != match.group('check'):
+            found = (match.group('check'), '' if detail == '...' else detail)
+            following = detail != '...'
     return found
+
+
+def not_ip(nodes):
+    bad = []
+    for node in nodes:
+        try:
+            ipaddress.ip_address(node)
+        except ValueError:
+            bad.append(node)
+    return bad
 
 
 def check(module, talosctl):
     params = module.params
     nodes = params['control_plane_nodes'] + params['worker_nodes']
+    bad = not_ip(nodes)
+    if bad:
+        raise TalosError('talosctl health takes IP addresses only; not one: {0}'.format(', '.join(bad)))
     states = talosctl.machine_states(nodes)
     checked = [node for node in nodes if states[node][0] != 'maintenance']
     not_configured = [node for node in nodes if states[node][0] == 'maintenance']
@@ -99,21 +138,30 @@ def check(module, talosctl):
         raise TalosError('no control-plane node of {0} is configured yet; nothing to check'.format(
             ', '.join(params['control_plane_nodes'])))
     workers = [node for node in params['worker_nodes'] if node in checked]
-    args = ['health', '--control-plane-nodes', ','.join(control_planes), '--wait-timeout',
-            '{0}s'.format(params['wait_timeout'])]
-    if workers:
-        args += ['--worker-nodes', ','.join(workers)]
-    try:
-        out = talosctl.run(args, nodes=[control_planes[0]], retry=False)
-    except TalosError as exc:
-        found = failing_check('{0}\n{1}'.format(exc.stdout or '', exc.stderr or ''))
-        what = 'health check "{0}" did not pass within {1}s{2}'.format(
-            found[0], params['wait_timeout'], ': ' + found[1] if found[1] else '') if found \
-            else 'cluster is not healthy within {0}s: {1}'.format(params['wait_timeout'], exc)
-        raise TalosError(what, rc=exc.rc, stdout=exc.stdout, stderr=exc.stderr, command=exc.command)
-    # talosctl reports progress on stderr.
-    lines = [line.strip() for line in (out + '\n' + talosctl.last_stderr).splitlines() if CHECK.search(line.strip())]
-    return dict(changed=False, checked=checked, not_configured=not_configured, checks=lines)
+    deadline = talosctl._clock() + params['wait_timeout']
+    runs = 0
+    while True:
+        left = params['wait_timeout'] if not runs else max(1, int(deadline - talosctl._clock()))
+        args = ['health', '--control-plane-nodes', ','.join(control_planes), '--wait-timeout', '{0}s'.format(left)]
+        if workers:
+            args += ['--worker-nodes', ','.join(workers)]
+        runs += 1
+        try:
+            dummy, err = talosctl.run_both(args, nodes=[control_planes[0]], retry=False)
+        except TalosError as exc:
+            found = failing_check(exc.stderr)
+            # A check that ran out of its own cap, or a node not answering: again, while time is left.
+            if talosctl._clock() + PAUSE < deadline and (found or 'code = Unavailable' in (exc.stderr or '')):
+                talosctl._sleep(PAUSE)
+                continue
+            what = 'health check "{0}" did not pass within {1}s ({2} run{3} of talosctl health){4}'.format(
+                found[0], params['wait_timeout'], runs, '' if runs == 1 else 's',
+                ': ' + found[1] if found[1] else '') if found \
+                else 'cluster is not healthy within {0}s: {1}'.format(params['wait_timeout'], exc)
+            raise TalosError(what, rc=exc.rc, stdout=exc.stdout, stderr=exc.stderr, command=exc.command)
+        # talosctl reports progress on stderr.
+        lines = [line.strip() for line in err.splitlines() if CHECK.match(line.strip())]
+        return dict(changed=False, checked=checked, not_configured=not_configured, checks=lines, runs=runs)
 
 
 def main():

@@ -13,6 +13,9 @@ description:
     C(talosctl gen config --with-secrets), then applies, in this order, the cluster patches, the patches
     of the node's role, the node's own settings (hostname, address, gateway, VIP, install disk and
     image) and the node's extra patches, merging them as Talos does.
+  - The node's address, gateway and VIP go on its network device, selected by its MAC address
+    (O(mac), as C(deviceSelector.hardwareAddr)) unless O(interface) names it. Talos 1.5 and later
+    name links predictably (C(ens18) for a Proxmox VE VM's first virtio NIC), so C(eth0) matches no link.
   - Validates the result with C(talosctl validate) and returns it. It holds the cluster's keys, so
     register it on a task with C(no_log=true).
   - With O(compare_to_node=true), reads the config the node runs (C(talosctl get machineconfig)) and
@@ -66,17 +69,25 @@ options:
     description: Static address of the node with its prefix length, for example C(10.0.40.11/24).
     type: str
   gateway:
-    description: Default gateway of O(interface).
+    description: Default gateway, set on the node's network device.
+    type: str
+  mac:
+    description:
+      - MAC address of the node's network device (for a Proxmox VE VM, that of C(net0)), for example
+        C(BC:24:11:00:00:01). The address, gateway and VIP are set on the device with this address.
+      - O(address), O(gateway) and O(vip) need O(mac) or O(interface).
     type: str
   interface:
-    description: Network interface the address, gateway and VIP are set on.
+    description:
+      - Name of the link to set the address, gateway and VIP on, instead of selecting it by O(mac), for
+        example C(bond0). Talos names links predictably (C(ens18), C(enp0s18)); C(eth0) exists only with
+        C(net.ifnames=0) on the kernel command line.
     type: str
-    default: eth0
   vip:
-    description: Shared virtual IP of the control plane, set on O(interface) (control-plane nodes only).
+    description: Shared virtual IP of the control plane, set on the node's network device (control-plane nodes only).
     type: str
   nameservers:
-    description: DNS servers of the node; replace the config's list, as Talos does.
+    description: DNS servers of the node, added to the config's list (a patch appends to a list, as Talos merges).
     type: list
     elements: str
   install_disk:
@@ -128,7 +139,7 @@ options:
     type: path
   machines:
     description:
-      - Several nodes at once, each with its own settings; O(role), O(address), O(gateway),
+      - Several nodes at once, each with its own settings; O(role), O(address), O(gateway), O(mac),
         O(interface), O(vip), O(install_disk) and O(node_patches) are then defaults for every machine.
       - Hostnames must be unique. Not with O(compare_to_node) or O(dest).
     type: list
@@ -146,10 +157,13 @@ options:
         description: Static address of the node with its prefix length.
         type: str
       gateway:
-        description: Default gateway of the node's interface.
+        description: Default gateway of the node's network device.
+        type: str
+      mac:
+        description: MAC address of the node's network device; its address, gateway and VIP go on that device.
         type: str
       interface:
-        description: Network interface the address, gateway and VIP are set on.
+        description: Name of the link to set the address, gateway and VIP on, instead of selecting it by O(machines[].mac).
         type: str
       vip:
         description: Shared virtual IP of the control plane (control-plane nodes only).
@@ -171,6 +185,7 @@ EXAMPLES = r"""
     cluster_endpoint: https://10.0.40.10:6443
     role: controlplane
     hostname: cp-1
+    mac: BC:24:11:00:00:01
     address: 10.0.40.11/24
     gateway: 10.0.40.1
     vip: 10.0.40.10
@@ -196,7 +211,7 @@ EXAMPLES = r"""
     cluster_endpoint: https://10.0.40.10:6443
     install_disk: /dev/sda
     machines:
-      - {hostname: cp-1, role: controlplane, vip: 10.0.40.10}
+      - {hostname: cp-1, role: controlplane, mac: "BC:24:11:00:00:01", vip: 10.0.40.10}
       - {hostname: w-1, role: worker}
       - {hostname: w-2, role: worker, node_patches: [{machine: {nodeLabels: {disk: ssd}}}]}
   register: cluster_configs
@@ -236,11 +251,14 @@ talosconfig:
   sample: "context: lab\ncontexts:\n  lab:\n    endpoints: [10.0.40.10]\n"
 """
 
+import re
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.ephemeral.castle.plugins.module_utils.talos import (
-    TalosError, apply_patches, comparable, config_diff, digest, dump_config, load_config, node_patch,
-    parse_yaml_docs, run_module, talos_module, target_node, write_private)
+    TalosError, digest, dump_config, load_config, parse_yaml_docs, run_module, talos_module, target_node,
+    write_private)
+from ansible_collections.ephemeral.castle.plugins.module_utils.talos_config import (
+    apply_patches, comparable, config_diff, node_patch)
 
 
 def read_secrets(params):
@@ -276,12 +294,16 @@ def talosconfig_for(talosctl, params, secrets_file):
     return dump_config([config])
 
 
-MACHINE_KEYS = ('hostname', 'role', 'address', 'gateway', 'interface', 'vip', 'install_disk', 'node_patches')
+MACHINE_KEYS = ('hostname', 'role', 'address', 'gateway', 'mac', 'interface', 'vip', 'install_disk', 'node_patches')
+MAC = re.compile(r'^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$')
 # Concurrent `talosctl validate` runs of one module run.
 VALIDATORS = 4
 
 
 def check_machine(params):
+    if params['mac'] and not MAC.match(params['mac']):
+        raise TalosError('mac {0!r} of {1} is not a MAC address like BC:24:11:00:00:01'.format(
+            params['mac'], params['hostname'] or 'this node'))
     if params['vip'] and params['role'] != 'controlplane':
         raise TalosError('vip is for control-plane nodes; {0} has role {1}'.format(
             params['hostname'] or 'this node', params['role']))
@@ -293,10 +315,13 @@ def check_machine(params):
 
 def patched(params, base, role_patches):
     """The base config of the node's role with the cluster, role and node patches applied, as YAML."""
-    own = node_patch(hostname=params['hostname'], address=params['address'], gateway=params['gateway'],
-                     interface=params['interface'], install_disk=params['install_disk'],
-                     install_image=params['install_image'], vip=params['vip'], nameservers=params['nameservers'])
     docs = base
+    try:
+        own = node_patch(hostname=params['hostname'], address=params['address'], gateway=params['gateway'],
+                         mac=params['mac'], interface=params['interface'], install_disk=params['install_disk'],
+                         install_image=params['install_image'], vip=params['vip'], nameservers=params['nameservers'])
+    except TalosError as exc:
+        raise TalosError('{0}{1}'.format(params['hostname'] + ': ' if params['hostname'] else '', exc))
     for name, patches in (('patches', params['patches']), ('role_patches.' + params['role'], role_patches),
                           ('node settings', [own] if own else []), ('node_patches', params['node_patches'])):
         try:
@@ -391,7 +416,7 @@ def main():
         kubernetes_version=dict(type='str'), talos_version=dict(type='str'),
         additional_sans=dict(type='list', elements='str'),
         hostname=dict(type='str'), address=dict(type='str'), gateway=dict(type='str'),
-        interface=dict(type='str', default='eth0'), vip=dict(type='str'),
+        mac=dict(type='str'), interface=dict(type='str'), vip=dict(type='str'),
         nameservers=dict(type='list', elements='str'),
         install_disk=dict(type='str'), install_image=dict(type='str'),
         patches=dict(type='list', elements='raw', default=[]), role_patches=dict(type='dict', default={}),
@@ -402,7 +427,8 @@ def main():
         dest=dict(type='path'),
         machines=dict(type='list', elements='dict', options=dict(
             hostname=dict(type='str', required=True), role=dict(type='str', choices=['controlplane', 'worker']),
-            address=dict(type='str'), gateway=dict(type='str'), interface=dict(type='str'), vip=dict(type='str'),
+            address=dict(type='str'), gateway=dict(type='str'), mac=dict(type='str'), interface=dict(type='str'),
+            vip=dict(type='str'),
             install_disk=dict(type='str'), node_patches=dict(type='list', elements='raw'))),
     ), required_one_of=[('secrets', 'secrets_path')], mutually_exclusive=[('secrets', 'secrets_path')])
     if not module.params['cluster_endpoint'].startswith('https://'):

@@ -15,6 +15,10 @@ description:
     O(gate_token), the approval token of a cleared phoenix gate. Without it the module fails and
     changes nothing, so a reset cannot happen by accident.
   - A node already in maintenance mode has nothing to reset; the module then changes nothing.
+  - C(talosctl reset) waits by default (up to 30 minutes) for events it can only see while the node runs its
+    config; a node wiped back to maintenance mode never sends them. So the module runs it with
+    C(--wait=false) and, with O(wait), waits itself until the node no longer runs its config (gone, or in
+    maintenance mode), up to O(wait_timeout) seconds.
   - In check mode the node is only read.
 author:
   - ephemeral.castle maintainers (@ephemeral-castle)
@@ -44,6 +48,14 @@ options:
     type: str
     choices: [all, system-disk, user-disks]
     default: all
+  wait:
+    description: Wait until the node no longer runs its config.
+    type: bool
+    default: true
+  wait_timeout:
+    description: Seconds the node may take to leave its config (draining and leaving etcd first when O(graceful)).
+    type: int
+    default: 600
 """
 
 EXAMPLES = r"""
@@ -76,12 +88,20 @@ node_state:
   returned: always
   type: str
   sample: configured
+state_after:
+  description: C(maintenance) or C(unreachable), as found once the node left its config.
+  returned: when the node was reset and waited for
+  type: str
+  sample: unreachable
 """
 
 import hmac
 
 from ansible_collections.ephemeral.castle.plugins.module_utils.talos import (
     TalosError, run_module, talos_module, target_node)
+
+# Seconds between two looks at a node being reset.
+POLL = 2
 
 
 def hostname_of(talosctl, node):
@@ -129,11 +149,25 @@ def reset(module, talosctl):
     if module.check_mode:
         return result
     args = ['reset', '--graceful={0}'.format(str(params['graceful']).lower()),
-            '--reboot={0}'.format(str(params['reboot']).lower())]
+            '--reboot={0}'.format(str(params['reboot']).lower()), '--wait=false']
     if params['wipe_mode'] != 'all':
         args += ['--wipe-mode', params['wipe_mode']]
     talosctl.run(args, nodes=[node], retry=False)
+    if params['wait']:
+        result['state_after'] = left_config(talosctl, node, params['wait_timeout'])
     return result
+
+
+def left_config(talosctl, node, timeout):
+    """The node's state once it no longer answers with its config; TalosError after timeout seconds."""
+    deadline = talosctl._clock() + timeout
+    while True:
+        state, dummy, dummy = talosctl.machine_status(node)
+        if state != 'configured':
+            return state
+        if talosctl._clock() >= deadline:
+            raise TalosError('node {0} still runs its config {1}s after the reset'.format(node, timeout))
+        talosctl._sleep(POLL)
 
 
 def main():
@@ -141,6 +175,7 @@ def main():
         confirm=dict(type='str'), gate_token=dict(type='str', no_log=True),
         graceful=dict(type='bool', default=True), reboot=dict(type='bool', default=True),
         wipe_mode=dict(type='str', default='all', choices=['all', 'system-disk', 'user-disks']),
+        wait=dict(type='bool', default=True), wait_timeout=dict(type='int', default=600),
     ))
     run_module(module, lambda talosctl: reset(module, talosctl))
 

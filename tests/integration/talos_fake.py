@@ -1,6 +1,11 @@
 """A stand-in talosctl for module tests: it records every argv and answers the subset of v1.11 commands
 the collection runs with the outputs the CLI reference documents, keeping node state in a JSON file.
 
+Shapes as talosctl v1.11 has them: answers and progress on stderr (apply-config's mode details, health's
+checks), a node's errors through an endpoint as a multierror (`1 error occurred:` then `\t* <node>: ...`),
+the maintenance service refusing --mode no-reboot and staged, `get machineconfig` listing `persistent` and
+`v1alpha1`, `bootstrap` and `health` refusing more than one node, `reset` waiting unless --wait=false.
+
 It checks nothing of Talos itself (no PKI, no real validation beyond required fields); it exists to
 show what the modules ask talosctl and what they make of its answers.
 """
@@ -36,6 +41,17 @@ def save():
 def fail(message, rc=1):
     sys.stderr.write(message + '\n')
     sys.exit(rc)
+
+
+def answer(message):
+    """talosctl's answers go to stderr (helpers.PrintApplyResults, the health and reset progress)."""
+    sys.stderr.write(message + '\n')
+    sys.exit(0)
+
+
+def node_failed(verb, node, error):
+    """A node's error through the endpoint: talosctl's multierror of the one-to-many call."""
+    fail('error {0}: 1 error occurred:\n\t* {1}: rpc error: {2}\n'.format(verb, node, error))
 
 
 words = []
@@ -134,7 +150,10 @@ elif command == 'get machinestatus':
     output([resource(nodes[0], {'stage': stage, 'status': {'ready': stage == 'running'}}, 'MachineStatuses.runtime.talos.dev')])
 elif command == 'get machineconfig':
     found = node_state(nodes[0])
-    output([resource(nodes[0], found['config'], 'MachineConfigs.config.talos.dev')])
+    docs = [resource(nodes[0], found.get('staged') or found['config'], 'MachineConfigs.config.talos.dev'),
+            resource(nodes[0], found['config'], 'MachineConfigs.config.talos.dev')]
+    docs[0]['metadata']['id'], docs[1]['metadata']['id'] = 'persistent', 'v1alpha1'
+    output(docs)
 elif command == 'get hostname':
     found = node_state(nodes[0])
     hostname = ((yaml.safe_load(found['config'])['machine'].get('network') or {}).get('hostname')) or 'talos-x'
@@ -146,26 +165,44 @@ elif command == 'get members':
             for n, s in sorted(state['nodes'].items()) if s.get('config')])
 elif command == 'apply-config':
     found = node_state(nodes[0])
+    mode = flag('--mode', 'auto')
     with open(flag('--file')) as handle:
         text = handle.read()
-    if '--dry-run' in argv:
-        print('Dry run summary:\nApplied configuration without a reboot (skipped in dry-run).')
+    if insecure:
+        if mode not in ('auto', 'reboot', 'try'):
+            fail('error applying new configuration: rpc error: code = Unimplemented desc = apply configuration '
+                 "--mode='{0}' is not supported in maintenance mode".format(mode))
+        if '--dry-run' in argv:
+            answer('Dry run summary:\nNode is running in maintenance mode and does not have a config yet.')
+        found['config'] = text
+        save()
         sys.exit(0)
-    found['config'] = text
+    if '--dry-run' in argv:
+        answer('Dry run summary:\nApplied configuration without a reboot (skipped in dry-run).\n\nConfig diff:\n')
+    if mode == 'staged':
+        found['staged'] = text
+    else:
+        found['config'] = text
+        found.pop('staged', None)
     save()
-    print('Applied configuration without a reboot' if flag('--mode') == 'no-reboot' else 'Applied configuration')
+    answer({'staged': 'Staged configuration to be applied after a reboot', 'reboot': 'Applied configuration with a '
+          'reboot', 'try': 'Applied configuration with a try mode: will roll back in 1m0s'}.get(
+              mode, 'Applied configuration without a reboot'))
 elif command == 'etcd members':
     node_state(nodes[0])
     if not state.get('bootstrapped') or nodes[0] in state.get('etcd_not_joined', []):
-        fail('error getting members: 1 error occurred:\n\t* {0}: rpc error: code = FailedPrecondition desc = '
-             'etcd is not running'.format(nodes[0]))
+        node_failed('getting members', nodes[0], 'code = FailedPrecondition desc = etcd is not running')
     print('NODE         ID                 HOSTNAME   PEER URLS                 CLIENT URLS               LEARNER')
     print('{0}   3a2f7c9d1e0b4a56   cp-1       https://{0}:2380   https://{0}:2379   false'.format(nodes[0]))
 elif command == 'bootstrap':
+    if len(nodes) > 1:
+        fail('command "bootstrap" is not supported with multiple nodes')
     node_state(nodes[0])
+    if state.get('bootstrap_error'):
+        node_failed('executing bootstrap', nodes[0], state['bootstrap_error'])
     # Like Talos, a node looks at its own etcd data only: one that has not joined yet starts a second cluster.
     if state.get('bootstrapped') and nodes[0] not in state.get('etcd_not_joined', []):
-        fail('error executing bootstrap: rpc error: code = AlreadyExists desc = etcd data directory is not empty')
+        node_failed('executing bootstrap', nodes[0], 'code = AlreadyExists desc = etcd data directory is not empty')
     if state.get('bootstrapped'):
         state['split_brain'] = nodes[0]
     state['bootstrapped'] = True
@@ -179,28 +216,50 @@ elif command == 'kubeconfig -':
         'users': [{'name': 'admin@lab', 'user': {'client-certificate-data': b64(base64.b64encode(os.urandom(8)).decode()),
                                                 'client-key-data': b64('admin key')}}]}), end='')
 elif command == 'health':
+    if len(nodes) > 1:
+        fail('command "health" is not supported with multiple nodes')
     node_state(nodes[0])
     listed = flag('--control-plane-nodes', '').split(',') + [n for n in flag('--worker-nodes', '').split(',') if n]
-    sys.stderr.write('discovered nodes: {0}\n'.format(listed))
+    for name in listed:
+        if not all(part.isdigit() for part in name.split('.')) or name.count('.') != 3:
+            fail('healthcheck error: rpc error: code = Unknown desc = ParseAddr("{0}"): unable to parse '
+                 'IP'.format(name))
+    deadline_error = 'healthcheck error: rpc error: code = DeadlineExceeded desc = context deadline exceeded'
+    sys.stderr.write('discovered nodes: [{0}]\n'.format(' '.join('"{0}"'.format(n) for n in listed)))
     sys.stderr.write('waiting for etcd to be healthy: ...\n')
     if not state.get('bootstrapped'):
         fail('waiting for etcd to be healthy: 1 error occurred:\n\t* {0}: service "etcd" not in expected state '
-             '"Running": current state [Preparing] Running pre state\nhealthcheck error: rpc error: code = '
-             'DeadlineExceeded desc = context deadline exceeded'.format(nodes[0]))
+             '"Running": current state [Preparing] Running pre state\n{1}'.format(nodes[0], deadline_error))
     sys.stderr.write('waiting for etcd to be healthy: OK\n')
     sys.stderr.write('waiting for all k8s nodes to report ready: ...\n')
     not_ready = [n for n in listed if not state['nodes'].get(n, {}).get('config')]
+    # A check that does not pass within its own cap ends the run (health_failing: how many runs it takes).
+    if state.get('health_failing', 0) > 0:
+        state['health_failing'] -= 1
+        save()
+        not_ready = not_ready or listed[-1:]
     if not_ready:
-        fail('waiting for all k8s nodes to report ready: some nodes are not ready: {0}\nhealthcheck error: '
-             'rpc error: code = DeadlineExceeded desc = context deadline exceeded'.format(not_ready))
+        fail('waiting for all k8s nodes to report ready: some nodes are not ready: {0}\n{1}'.format(
+            not_ready, deadline_error))
     sys.stderr.write('waiting for all k8s nodes to report ready: OK\n')
+    sys.stderr.write('waiting for kube-proxy to report ready: SKIP\n')
 elif command == 'reset':
     found = node_state(nodes[0])
     found['config'] = None
     save()
+    # By default talosctl tracks the reset until the node answers its mTLS client again: one wiped back to
+    # maintenance mode never does, and the tracker gives up at --timeout.
+    if '--wait=false' not in argv and '--reboot=true' in argv:
+        fail('"{0}": waiting for actor ID\n"{0}": actor ID: 5b0f1e8e-54cf-4b43-a4c2-0d62a4b7d1a1\n"{0}": events check '
+             'condition met\n"{0}": unavailable, retrying...\n"{0}": context deadline exceeded'.format(nodes[0]))
 elif command == 'version':
     node_state(nodes[0])
-    print('Client:\n\tTag:         v1.11.6\nServer:\n\tNODE:        {0}\n\tTag:         v1.11.6'.format(nodes[0]))
+    client = 'Talos v1.11.6' if '--short' in argv else (
+        '\tTag:         v1.11.6\n\tSHA:         6dd14300\n\tBuilt:       \n\tGo version:  go1.24.11\n'
+        '\tOS/Arch:     linux/amd64')
+    print('Client:\n{1}\nServer:\n\tNODE:        {0}\n\tTag:         v1.11.6\n\tSHA:         6dd14300\n'
+          '\tBuilt:       \n\tGo version:  go1.24.11\n\tOS/Arch:     linux/amd64\n\tEnabled:     RBAC'.format(
+              nodes[0], client))
 else:
     fail('Error: unknown command {0!r} for "talosctl"'.format(command))
 '''

@@ -3,12 +3,16 @@
 import contextlib
 import uuid
 
+from castle_lab.services.factory import default_iso
 from kube_helpers import wait_for
 from proxmoxer import ResourceException
 
 from conftest import remove_named
 
-ISO = 'local:iso/talos-v1.11.6-metal-amd64.iso,media=cdrom'
+# The Image Factory ISO of the lab's default extensions: its nodes run the guest agent, which reports addresses.
+ISO = 'local:iso/{0},media=cdrom'.format(default_iso()[0])
+# The stock Talos ISO: no system extensions, so no guest agent.
+STOCK_ISO = 'local:iso/talos-v1.11.6-metal-amd64.iso,media=cdrom'
 DEADLINE = 30.0
 
 
@@ -18,12 +22,12 @@ def until(check, what):
 
 
 def agent_address(pve, vmid):
-    """The VM's eth0 IPv4 address as its guest agent reports it, or None while it has none."""
+    """The VM's NIC's IPv4 address as its guest agent reports it (Talos names it ens18), or None while it has none."""
     try:
         interfaces = pve.nodes('pve1').qemu(vmid).agent('network-get-interfaces').get()['result']
     except ResourceException:  # the agent is not running (yet)
         return None
-    return next((ip['ip-address'] for iface in interfaces if iface['name'] == 'eth0'
+    return next((ip['ip-address'] for iface in interfaces if iface['name'] == 'ens18'
                  for ip in iface['ip-addresses'] if ip['ip-address-type'] == 'ipv4'), None)
 
 

@@ -1,4 +1,4 @@
-"""The lab's five services, checked through the real clients the collection uses."""
+"""The lab's six services, checked through the real clients the collection uses."""
 
 import os
 import pathlib
@@ -30,14 +30,14 @@ def proxmox(env, secret=None):
 
 def test_status_reports_every_service_healthy(lab):
     out = lab.castle_lab('status').stdout
-    for service in ('vault', 'proxmox', 'git', 'openclaw', 'kube'):
+    for service in ('vault', 'factory', 'proxmox', 'git', 'openclaw', 'kube'):
         assert '{0}: ok'.format(service) in out
 
 
 def test_every_address_is_loopback(env):
     # The session's (under pytest-xdist: this worker's) own network.
     assert env['CASTLE_LAB_NET'] == LAB_NET
-    for key in ('VAULT_ADDR', 'PROXMOX_URL', 'CASTLE_GITOPS_URL'):
+    for key in ('VAULT_ADDR', 'PROXMOX_URL', 'CASTLE_GITOPS_URL', 'CASTLE_LAB_FACTORY_URL'):
         assert '//{0}.'.format(env['CASTLE_LAB_NET']) in env[key]
     assert env['CASTLE_OPENCLAW_HOST'].startswith(env['CASTLE_LAB_NET'] + '.')
 
@@ -213,7 +213,7 @@ def test_status_names_a_killed_service_and_up_recovers(lab):
 
 
 def test_up_again_keeps_healthy_services(lab):
-    before = {s: lab.pid(s) for s in ('vault', 'proxmox', 'git', 'openclaw', 'kube')}
+    before = {s: lab.pid(s) for s in ('vault', 'factory', 'proxmox', 'git', 'openclaw', 'kube')}
     lab.castle_lab('up')
     assert {s: lab.pid(s) for s in before} == before
 
@@ -258,7 +258,7 @@ def test_down_leaves_no_process_alive():
     other.wipe()
     try:
         other.castle_lab('up')
-        pids = [other.pid(s) for s in ('vault', 'proxmox', 'git', 'openclaw', 'kube')]
+        pids = [other.pid(s) for s in ('vault', 'factory', 'proxmox', 'git', 'openclaw', 'kube')]
         # Services may fork helpers (git http-backend does); each recorded PID is among the lab's processes.
         assert set(pids) <= set(lab_processes(other.dir))
         other.run('ansible', '-i', str(other.inventory), 'openclaw', '-m', 'ansible.builtin.ping')

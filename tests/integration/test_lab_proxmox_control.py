@@ -5,21 +5,12 @@ import time
 import pytest
 from proxmoxer import ProxmoxAPI, ResourceException
 
-from castle_lab.control import ControlError, ProxmoxControl
+from castle_lab.control import ControlError
 
 pytestmark = pytest.mark.lab
 
 TEMPLATE = 9000
 TASK_DEADLINE = 30.0
-
-
-@pytest.fixture
-def control(env):
-    """The control API, with the fake put back to its initial state before and after the test."""
-    client = ProxmoxControl(env['CASTLE_LAB_PROXMOX_CONTROL'])
-    client.reset()
-    yield client
-    client.reset()
 
 
 @pytest.fixture
@@ -117,7 +108,8 @@ def test_resize_grows_the_disk_and_refuses_to_shrink_it(control, api):
     assert log[-1] == 'TASK ERROR: shrinking disks is not supported'
     assert 'size=24G' in vm.config.get()['scsi0']
     volumes = {v['volid']: v['size'] for v in api.nodes('pve1').storage('local-lvm').content.get()}
-    assert volumes['local-lvm:vm-140-disk-0'] == 24 * 1024 ** 3
+    # A linked clone of the template: its volume is named <base>/<own> (LvmThinPlugin clone_image).
+    assert volumes['local-lvm:base-9000-disk-0/vm-140-disk-0'] == 24 * 1024 ** 3
 
 
 def test_a_full_clone_takes_time_and_holds_the_new_vm_locked(control, api):
@@ -144,7 +136,7 @@ def test_concurrent_clones_of_the_template_share_its_lock(control, api):
 
 
 def test_vms_shows_the_servers_view_of_api_changes(control, api):
-    clone(api, 160)
+    clone(api, 160, full=1)
     vm = api.nodes('pve1').qemu(160)
     vm.config.put(memory=8192, description='from the api')
     assert finished(api, vm.status.start.post())['exitstatus'] == 'OK'
@@ -152,7 +144,8 @@ def test_vms_shows_the_servers_view_of_api_changes(control, api):
     assert (seen['node'], seen['status'], seen['template'], seen['lock']) == ('pve1', 'running', False, None)
     assert str(seen['config']['memory']) == '8192'
     assert seen['config']['description'] == 'from the api'
-    assert finished(api, vm.migrate.post(target='pve2', online=1))['exitstatus'] == 'OK'
+    # A running VM with a disk on the node's own storage migrates live only with with-local-disks.
+    assert finished(api, vm.migrate.post(target='pve2', online=1, **{'with-local-disks': 1}))['exitstatus'] == 'OK'
     assert server_vm(control, 160)['node'] == 'pve2'
     assert [v['vmid'] for v in api.nodes('pve2').qemu.get()] == [160]
 

@@ -3,6 +3,7 @@ maintenance mode, and the real `talosctl` executable takes them to a bootstrappe
 
 import base64
 import json
+import re
 import subprocess
 
 import pytest
@@ -65,6 +66,10 @@ def test_nodes_boot_into_maintenance_at_their_reserved_addresses(lab, env, pve, 
         assert until(lambda a=address: stage(talos, a, insecure=True), 'maintenance API') == 'maintenance'
         out = talos('version', '--insecure', '-n', address).stdout
         assert '\tTag:         v1.11.6' in out and '\tNODE:        {0}'.format(address) in out
+        # --short shortens the client's part only (pkg/machinery/version Short(): `Talos <tag>`).
+        short = talos('version', '--short', '--insecure', '-n', address).stdout
+        assert short.startswith('Client:\nTalos v1.11.6\nServer:\n\tNODE:        {0}\n\tTag:         v1.11.6\n'
+                                '\tSHA:'.format(address)), short
     leases = json.loads((lab.dir / 'talos' / 'leases.json').read_text())
     assert sorted(leases.values()) == sorted(addresses.values())
     listed = {n['vmid']: n for n in ProxmoxControl(env['CASTLE_LAB_PROXMOX_CONTROL']).talos_nodes()}
@@ -91,6 +96,8 @@ def test_gen_config_with_patches_validates(talos, machines):
     assert 'allowSchedulingOnControlPlanes' not in worker_config['cluster']
     assert worker_config['machine']['nodeLabels'] == {'role': 'worker'}
     assert worker_config['machine']['install']['disk'] == '/dev/vda'
+    # A release talosctl pins the default installer to its own version.
+    assert worker_config['machine']['install']['image'] == 'ghcr.io/siderolabs/installer:v1.11.6'
     assert worker_config['machine']['ca']['key'] == ''
     context = yaml.safe_load((talos.workdir / 'talosconfig').read_text())
     assert context['context'] == 'lab' and context['contexts']['lab']['endpoints'] == [cp]
@@ -112,19 +119,38 @@ def test_invalid_config_is_refused_and_nothing_applied(talos, machines):
     assert stage(talos, worker, insecure=True) == 'maintenance'
 
 
+def test_maintenance_mode_takes_auto_reboot_and_try_only(talos, machines):
+    """internal/app/maintenance/server.go: any other mode is Unimplemented, checked before the config (and dry run)."""
+    worker = machines['addresses']['worker']
+    for mode, dry in (('no-reboot', []), ('staged', ['--dry-run']), ('no-reboot', ['--dry-run'])):
+        refused = talos('apply-config', '--insecure', '-n', worker, '-f', 'broken.yaml', '--mode', mode, *dry, expect=1)
+        assert refused.stderr == ('error applying new configuration: rpc error: code = Unimplemented desc = apply '
+                                  "configuration --mode='{0}' is not supported in maintenance mode\n".format(mode))
+    for mode in ('try', 'reboot', 'auto'):
+        dry = talos('apply-config', '--insecure', '-n', worker, '-f', 'worker.yaml', '--mode', mode, '--dry-run')
+        assert (dry.stdout, dry.stderr) == (
+            '', 'Dry run summary:\nNode is running in maintenance mode and does not have a config yet.\n')
+    assert stage(talos, worker, insecure=True) == 'maintenance'
+
+
 def test_apply_bootstrap_kubeconfig_and_health(talos, machines):
     cp, worker = machines['addresses']['cp'], machines['addresses']['worker']
-    assert talos('apply-config', '--insecure', '-n', cp, '-f', 'controlplane.yaml').stdout == \
-        'Applied configuration with a reboot\n'
-    talos('apply-config', '--insecure', '--nodes', worker, '--file', 'worker.yaml', '--mode', 'auto')
+    # The maintenance service answers no mode details: talosctl prints nothing.
+    applied = talos('apply-config', '--insecure', '-n', cp, '-f', 'controlplane.yaml')
+    assert (applied.stdout, applied.stderr) == ('', '')
+    # try is taken in maintenance mode as a plain apply: nothing rolls back after its timeout.
+    talos('apply-config', '--insecure', '--nodes', worker, '--file', 'worker.yaml', '--mode', 'try', '--timeout', '1s')
     until(lambda: stage(talos, cp) == 'running' and stage(talos, worker) == 'running', 'configured nodes')
     # A configured node no longer answers the maintenance service's clients.
     assert 'code = Unavailable' in talos('version', '--insecure', '-n', cp, expect=1).stderr
 
     talos('bootstrap', '-n', cp, '-e', cp)
     again = talos('bootstrap', '-n', cp, expect=1)
-    assert again.stderr.strip() == ('error executing bootstrap: rpc error: code = AlreadyExists '
-                                    'desc = etcd data directory is not empty')
+    # One node through the endpoint is still a one-to-many call: its error comes back as a multierror.
+    assert again.stderr == ('error executing bootstrap: 1 error occurred:\n\t* {0}: rpc error: code = AlreadyExists '
+                            'desc = etcd data directory is not empty\n\n'.format(cp))
+    both = talos('bootstrap', '-n', '{0},{1}'.format(cp, worker), expect=1)
+    assert both.stderr == 'command "bootstrap" is not supported with multiple nodes\n'
     talos('kubeconfig', '-n', cp, str(talos.workdir / 'kubeconfig'))
 
     def ready_nodes():
@@ -143,16 +169,70 @@ def test_apply_bootstrap_kubeconfig_and_health(talos, machines):
     assert hostname in {n['metadata']['name'] for n in nodes}
     assert talos.kubectl('get', 'nodes').stdout.count(' Ready ') == 2
 
-    health = talos('health', '--control-plane-nodes', cp, '--worker-nodes', worker, '--wait-timeout', '30s').stdout
-    for check in ('etcd to be healthy', 'apid to be ready', 'all k8s nodes to report ready'):
-        assert 'waiting for {0}: OK'.format(check) in health
+    health = talos('health', '-n', cp, '--control-plane-nodes', cp, '--worker-nodes', worker, '--wait-timeout', '30s')
+    assert health.stdout == ''
+    progress = health.stderr.splitlines()
+    assert progress[0] == 'discovered nodes: ["{0}" "{1}"]'.format(cp, worker)
+    for check in ('etcd to be healthy', 'apid to be ready', 'no diagnostics', 'all k8s nodes to report ready'):
+        assert 'waiting for {0}: OK'.format(check) in progress
+    assert 'waiting for kube-proxy to report ready: SKIP' in progress
     members = talos('etcd', 'members', '-n', cp).stdout.splitlines()
     assert members[0].split()[:3] == ['NODE', 'ID', 'HOSTNAME'] and len(members) == 2 and cp in members[1]
     found = [json.loads(doc) for doc in talos('get', 'members', '-o', 'json').stdout.replace('}\n{', '}\x00{').split(
         '\x00')]
     assert sorted(m['spec']['machineType'] for m in found) == ['controlplane', 'worker']
-    machine_config = yaml.safe_load(talos('get', 'mc', '-n', worker, '-o', 'yaml').stdout)
-    assert yaml.safe_load(machine_config['spec'])['machine']['type'] == 'worker'
+    listed = [doc for doc in yaml.safe_load_all(talos('get', 'mc', '-n', worker, '-o', 'yaml').stdout)]
+    assert [doc['metadata']['id'] for doc in listed] == ['persistent', 'v1alpha1']
+    assert yaml.safe_load(listed[1]['spec'])['machine']['type'] == 'worker'
+
+
+def test_health_takes_ip_addresses_only(talos, machines):
+    cp = machines['addresses']['cp']
+    named = talos('health', '-n', cp, '--control-plane-nodes', 'cp-1', '--wait-timeout', '30s', expect=1)
+    assert named.stderr == 'healthcheck error: rpc error: code = Unknown desc = ParseAddr("cp-1"): unable to parse IP\n'
+    many = talos('health', '-n', '{0},{1}'.format(cp, machines['addresses']['worker']), expect=1)
+    assert many.stderr == 'command "health" is not supported with multiple nodes\n'
+
+
+def held_addresses(talos, node):
+    found = talos('get', 'addresses', '-n', node, '-o', 'json').stdout.replace('}\n{', '}\x00{').split('\x00')
+    return sorted((item['spec']['linkName'], item['spec']['address']) for item in map(json.loads, found))
+
+
+def test_addresses_go_on_the_link_a_device_names_or_selects(env, pve, talos, machines):
+    """Talos >= 1.5 names a Proxmox virtio NIC ens18 (predictable names): a device naming eth0 configures nothing,
+    one selecting the NIC by its MAC (deviceSelector.hardwareAddr) gets the static address and the VIP."""
+    cp, vmid = machines['addresses']['cp'], machines['vmids']['cp']
+    mac = pve.nodes('pve1').qemu(vmid).config.get()['net0'].split(',')[0].split('=')[1].lower()
+    links = [json.loads(doc) for doc in talos('get', 'links', '-n', cp, '-o', 'json').stdout.replace(
+        '}\n{', '}\x00{').split('\x00')]
+    assert [link['metadata']['id'] for link in links] == ['lo', 'ens18']
+    assert links[1]['spec']['hardwareAddr'] == links[1]['spec']['permanentAddr'] == mac
+    assert links[1]['spec']['driver'] == 'virtio_net'
+    table = talos('get', 'links', '-n', cp).stdout.splitlines()
+    assert table[0].split() == ['NODE', 'NAMESPACE', 'TYPE', 'ID', 'VERSION', 'TYPE', 'KIND', 'HW', 'ADDR', 'OPER',
+                                'STATE', 'LINK', 'STATE']
+    net = env['CASTLE_LAB_NET']
+    static, vip = '{0}.240/24'.format(net), '{0}.250'.format(net)
+    lease = [('ens18', '{0}/24'.format(cp)), ('lo', '127.0.0.1/8')]
+    assert held_addresses(talos, cp) == lease
+
+    def apply(device):
+        patch = json.dumps({'machine': {'network': {'interfaces': [
+            dict(device, dhcp=True, addresses=[static], vip={'ip': vip})]}}})
+        talos('apply-config', '-n', cp, '-f', 'controlplane.yaml', '--config-patch', patch)
+    try:
+        apply({'interface': 'eth0'})
+        assert held_addresses(talos, cp) == lease
+        apply({'deviceSelector': {'hardwareAddr': mac[:9] + '*'}})
+        assert held_addresses(talos, cp) == sorted(lease + [('ens18', static), ('ens18', vip + '/32')])
+        assert talos('get', 'addresses', 'ens18/' + static, '-n', cp).stdout.splitlines()[0].split()[-2:] == [
+            'ADDRESS', 'LINK']
+        apply({'deviceSelector': {'hardwareAddr': mac, 'driver': 'e1000'}})  # every field must match
+        assert held_addresses(talos, cp) == lease
+    finally:
+        talos('apply-config', '-n', cp, '-f', 'controlplane.yaml')
+    assert held_addresses(talos, cp) == lease
 
 
 def test_a_reader_certificate_reads_but_does_not_act(talos, machines):
@@ -169,11 +249,12 @@ def test_a_reader_certificate_reads_but_does_not_act(talos, machines):
 
 def test_dry_run_shows_the_diff_and_changes_nothing(talos, machines):
     worker = machines['addresses']['worker']
-    out = talos('apply-config', '-n', worker, '-f', 'worker.yaml', '--dry-run',
-                '--config-patch', 'machine: {nodeLabels: {tier: edge}}').stdout
-    assert out.startswith('Dry run summary:\nApplied configuration without a reboot (skipped in dry-run).')
-    assert '+    tier: edge' in out
-    spec = yaml.safe_load(yaml.safe_load(talos('get', 'mc', '-n', worker, '-o', 'yaml').stdout)['spec'])
+    dry = talos('apply-config', '-n', worker, '-f', 'worker.yaml', '--dry-run',
+                '--config-patch', 'machine: {nodeLabels: {tier: edge}}')
+    assert dry.stdout == ''
+    assert dry.stderr.startswith('Dry run summary:\nApplied configuration without a reboot (skipped in dry-run).')
+    assert '+    tier: edge' in dry.stderr
+    spec = yaml.safe_load(yaml.safe_load(talos('get', 'mc', 'v1alpha1', '-n', worker, '-o', 'yaml').stdout)['spec'])
     assert 'tier' not in spec['machine']['nodeLabels']
 
 
@@ -194,8 +275,8 @@ def test_a_kubeconfig_from_the_same_secrets_still_works(talos, machines, tmp_pat
     assert merged['current-context'] == 'admin@lab-1'
 
 
-def worker_labels(talos, worker):
-    spec = yaml.safe_load(talos('get', 'machineconfig', '-n', worker, '-o', 'yaml').stdout)['spec']
+def worker_labels(talos, worker, rid='v1alpha1'):
+    spec = yaml.safe_load(talos('get', 'machineconfig', rid, '-n', worker, '-o', 'yaml').stdout)['spec']
     return yaml.safe_load(spec)['machine'].get('nodeLabels') or {}
 
 
@@ -203,8 +284,9 @@ def test_staged_config_waits_for_the_vm_reboot(pve, talos, machines):
     worker, vmid = machines['addresses']['worker'], machines['vmids']['worker']
     staged = talos('apply-config', '-n', worker, '-f', 'worker.yaml', '--mode=staged',
                    '-p', '[{"op": "add", "path": "/machine/nodeLabels/stage", "value": "two"}]')
-    assert staged.stdout == 'Staged configuration to be applied after a reboot\n'
+    assert (staged.stdout, staged.stderr) == ('', 'Staged configuration to be applied after a reboot\n')
     assert 'stage' not in worker_labels(talos, worker)
+    assert worker_labels(talos, worker, 'persistent').get('stage') == 'two'
     pve.nodes('pve1').qemu(vmid).status.reboot.post()
     until(lambda: stage(talos, worker) == 'running' and worker_labels(talos, worker).get('stage') == 'two',
           'the staged config after the reboot')
@@ -214,18 +296,18 @@ def test_try_mode_rolls_back_after_its_timeout(talos, machines):
     worker = machines['addresses']['worker']
     tried = talos('apply-config', '-n', worker, '-f', 'worker.yaml', '--mode', 'try', '--timeout', '1s',
                   '--config-patch', 'machine: {nodeLabels: {trial: "yes"}}')
-    assert tried.stdout == 'Applied configuration with a try mode: will roll back in 1s\n'
+    assert (tried.stdout, tried.stderr) == ('', 'Applied configuration with a try mode: will roll back in 1s\n')
     assert worker_labels(talos, worker).get('trial') == 'yes'
     until(lambda: 'trial' not in worker_labels(talos, worker), 'the roll back')
 
 
 def test_health_discovers_the_nodes_and_etcd_refuses_unknown_members(talos, machines):
     cp, worker = machines['addresses']['cp'], machines['addresses']['worker']
-    out = talos('health', '--wait-timeout=30s').stdout.splitlines()
+    out = talos('health', '--wait-timeout=30s').stderr.splitlines()
     assert out[0] == 'discovered nodes: ["{0}" "{1}"]'.format(cp, worker)
     assert out[-1] == 'waiting for all k8s nodes to report schedulable: OK'
     missing = talos('etcd', 'remove-member', '0123456789abcdef', '-n', cp, expect=1)
-    assert missing.stderr.startswith('error removing member: rpc error: code = ')
+    assert missing.stderr.startswith('error removing member: 1 error occurred:\n\t* {0}: rpc error: code = '.format(cp))
 
 
 def test_upgrade_boots_the_new_version(talos, machines):
@@ -262,13 +344,22 @@ def test_the_cluster_keeps_its_objects_while_its_control_plane_node_is_off(pve, 
 
 def test_reset_takes_nodes_back_to_maintenance(talos, machines):
     cp, worker = machines['addresses']['cp'], machines['addresses']['worker']
-    talos('reset', '-n', worker, '--graceful=false', '--reboot', '--wipe-mode', 'all')
+    # Reset waits by default; a node wiped into maintenance never answers the cluster's client again.
+    waited = talos('reset', '-n', worker, '--graceful=false', '--reboot', '--timeout', '2s', expect=1)
+    assert waited.stdout == ''
+    lines = waited.stderr.splitlines()
+    assert lines[0] == '"{0}": waiting for actor ID'.format(worker)
+    assert re.match(r'"{0}": actor ID: [0-9a-f-]{{36}}$'.format(re.escape(worker)), lines[1]), lines[1]
+    assert '"{0}": events check condition met'.format(worker) in waited.stderr
+    assert waited.stderr.splitlines()[-1] == '"{0}": context deadline exceeded'.format(worker)
     until(lambda: stage(talos, worker, insecure=True) == 'maintenance', 'the worker in maintenance')
     until(lambda: talos.kubectl('get', 'nodes').stdout.count(' Ready ') == 1, 'the worker leaving Kubernetes')
     assert 'control-plane' in talos.kubectl('get', 'nodes').stdout
     refused = talos('reset', '-n', cp, '--reboot', expect=1)
     assert 'code = FailedPrecondition' in refused.stderr
-    talos('reset', '-n', cp, '--graceful=false', '--reboot', '--system-labels-to-wipe', 'STATE,EPHEMERAL')
+    quick = talos('reset', '-n', cp, '--graceful=false', '--reboot', '--wait=false',
+                  '--system-labels-to-wipe', 'STATE,EPHEMERAL')
+    assert (quick.stdout, quick.stderr) == ('', '')
     until(lambda: stage(talos, cp, insecure=True) == 'maintenance', 'the control plane node in maintenance')
 
 

@@ -13,7 +13,9 @@ import re
 import hvac
 import pytest
 import yaml
+from castle_lab import factory
 from castle_lab.control import ProxmoxControl
+from castle_lab.services.factory import default_schematic
 
 from conftest import find, remove_named
 
@@ -21,6 +23,7 @@ pytestmark = pytest.mark.lab
 
 NODES = ['talos-cp-1', 'talos-cp-2', 'talos-cp-3', 'talos-w-1', 'talos-w-2', 'talos-w-3']
 SERVICES = {'blog': 'blog', 'kaze': 'kaze', 'mcp': 'mcp'}  # service -> namespace
+DEFAULT_SCHEMATIC_ID = factory.schematic_id(factory.marshal(default_schematic()))
 WORKLOADS_ON_PVE_OLD = ['blog', 'kaze', 'mcp', 'identity', 'openbao']
 
 
@@ -129,12 +132,15 @@ def test_bootstrap_builds_the_cluster_of_the_fleet(lab, env, pve, fleet):
     talosconfig = lab.dir / 'talos' / 'castle' / 'talosconfig'
     for address in node_addresses(env).values():
         out = lab.run('talosctl', '--talosconfig', str(talosconfig), '--nodes', address,
-                      'get', 'machineconfig', '--output', 'yaml', env=env).stdout
+                      'get', 'machineconfig', 'v1alpha1', '--output', 'yaml', env=env).stdout
         spec = yaml.safe_load(out)['spec']
         machine = next(d for d in yaml.safe_load_all(spec if isinstance(spec, str) else yaml.safe_dump(spec))
                        if d and 'machine' in d)['machine']
         assert machine['time']['servers'] == ['time.lab.castle.internal']
-        assert machine['install']['image'] == 'ghcr.io/siderolabs/installer:v1.11.6'
+        # The lab factory's installer of the fleet's schematic (guest agent, iscsi-tools, util-linux-tools).
+        assert machine['install']['image'] == '{0}/metal-installer/{1}:v1.11.6'.format(
+            env['CASTLE_LAB_FACTORY_URL'].split('://', 1)[1], DEFAULT_SCHEMATIC_ID)
+        assert machine['kubelet']['extraMounts'][0]['destination'] == '/var/lib/longhorn'
     assert flux_not_ready(lab, env, fleet['kubeconfig']) == []
     for service, (data, stored) in synced_secrets(lab, env, fleet['kubeconfig']).items():
         assert data == stored and data, service

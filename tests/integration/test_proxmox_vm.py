@@ -182,6 +182,9 @@ def test_role_creates_every_vm_and_a_rerun_changes_nothing(lab, env, pve, name, 
         config = server_config(pve, vm['name'])[1]
         assert found['node'] == vm['node'] and found['status'] == 'running'
         assert str(config['memory']) == '2048'
+        # The pve2 ones were cloned on the template's node and migrated: their disk is on pve2's own local-lvm.
+        disk = config['scsi0'].split(',')[0]
+        assert disk in [v['volid'] for v in pve.nodes(vm['node']).storage('local-lvm').content.get()]
     second = lab.run('ansible-playbook', str(playbook), env=env, cwd=REPO)
     assert 'changed=0' in second.stdout.split('PLAY RECAP', 1)[1]
 
@@ -228,5 +231,7 @@ def test_a_linked_clone(lab, env, pve, name):
     assert refused.rc != 0 and 'target_storage applies to full clones only' in refused.result['msg']
     made = module(lab, env, name, **clone_with(full=False))
     assert made.rc == 0, made.stdout
-    assert server_config(pve, name)[1]['scsi0'].startswith('local-lvm:vm-{0}-disk-'.format(made.result['vmid']))
+    # A linked clone's volume on LVM-thin is <base volume>/<its own>, as LvmThinPlugin's clone_image names it.
+    assert server_config(pve, name)[1]['scsi0'].startswith('local-lvm:base-9000-disk-0/vm-{0}-disk-'.format(
+        made.result['vmid']))
     assert module(lab, env, name, **clone_with(full=False)).changed is False

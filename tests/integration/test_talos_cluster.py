@@ -58,7 +58,7 @@ def running_configs(lab, env, talosconfig):
     found = {}
     for hostname, node in talos_nodes(env).items():
         out = lab.run('talosctl', '--talosconfig', str(talosconfig), '--nodes', node['address'],
-                      'get', 'machineconfig', '--output', 'yaml', env=env).stdout
+                      'get', 'machineconfig', 'v1alpha1', '--output', 'yaml', env=env).stdout
         spec = yaml.safe_load(out)['spec']
         text = spec if isinstance(spec, str) else yaml.safe_dump(spec)
         found[hostname] = (hashlib.sha256(text.encode()).hexdigest(), list(yaml.safe_load_all(text)))

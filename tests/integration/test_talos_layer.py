@@ -75,7 +75,7 @@ def test_the_lab_cluster_from_maintenance_to_healthy_and_back(talos_env, nodes, 
     # An insecure apply tried again after the node took the config (its answer lost): the node runs exactly
     # that config, so it is done. Another config is refused all the same.
     retried = mod('talos_apply', config=cp_config, nodes=[cp], insecure=True, **connect)
-    assert retried.result['stdout'] == 'The node already runs this config\n'
+    assert retried.result['answer'] == 'The node already runs this config\n'
     other = cp_config.replace('hostname: cp-1', 'hostname: cp-9')
     assert other != cp_config
     refused_insecure = run_module(talos_env, 'talos_apply', config=other, nodes=[cp], insecure=True, **connect)
@@ -119,6 +119,7 @@ def test_the_lab_cluster_from_maintenance_to_healthy_and_back(talos_env, nodes, 
     assert mod('talos_info', nodes=[worker], **connect).result['nodes'][worker]['state'] == 'configured'
     reset = mod('talos_reset', nodes=[worker], confirm='worker-1', graceful=False, **connect)
     assert reset.changed and reset.result['hostname'] == 'worker-1'
+    assert reset.result['state_after'] in ('maintenance', 'unreachable')  # the module waited for the reset
 
     def in_maintenance():
         found = run_module(talos_env, 'talos_info', nodes=[worker], **connect).result.get('nodes', {})

@@ -81,7 +81,7 @@ def bundle_for_tests(fake, env):
 
 def render(env, fake, bundle, **args):
     params = dict(CLUSTER, secrets=bundle, role='controlplane', hostname='cp-1', address='10.0.40.11/24',
-                  gateway='10.0.40.1', vip='10.0.40.10', install_disk='/dev/vda')
+                  gateway='10.0.40.1', vip='10.0.40.10', mac='BC:24:11:00:00:01', install_disk='/dev/vda')
     params.update(args)
     return talos(env, fake, 'talos_machine_config', **params)
 
@@ -100,7 +100,9 @@ def test_machine_config_merges_cluster_role_and_node_patches_in_order(talos_env,
     config = yaml.safe_load(made.result['config'])
     machine, cluster = config['machine'], config['cluster']
     assert machine['network']['hostname'] == 'cp-1'
-    assert machine['network']['interfaces'] == [{'interface': 'eth0', 'addresses': ['10.0.40.11/24'], 'routes': [
+    # The node's device is the one with its MAC: Talos names a Proxmox virtio NIC ens18, not eth0.
+    assert machine['network']['interfaces'] == [{'deviceSelector': {'hardwareAddr': 'bc:24:11:00:00:01'},
+                                                 'addresses': ['10.0.40.11/24'], 'routes': [
         {'network': '0.0.0.0/0', 'gateway': '10.0.40.1'}], 'vip': {'ip': '10.0.40.10'}}]
     assert machine['install']['disk'] == '/dev/vda' and machine['certSANs'] == ['lab.example']
     assert machine['nodeLabels'] == {'rack': 'r1'}
@@ -120,7 +122,15 @@ def test_machine_config_names_bad_input(talos_env, fake):
     worker_vip = render(talos_env, fake, bundle, role='worker')
     assert worker_vip.rc != 0 and 'vip is for control-plane nodes' in worker_vip.result['msg']
     bad_patch = render(talos_env, fake, bundle, patches=[[{'op': 'remove', 'path': '/machine/nothing'}]])
-    assert bad_patch.rc != 0 and bad_patch.result['msg'] == 'patches: patch 1: JSON patch cannot remove /machine/nothing: it does not exist'
+    assert bad_patch.rc != 0 and bad_patch.result['msg'] == (
+        'patches: patch 1: failure applying rfc6902 patches to talos machine config: '
+        'cannot remove /machine/nothing: it does not exist')
+    no_device = render(talos_env, fake, bundle, mac=None)
+    assert no_device.rc != 0 and 'cp-1: address, gateway and vip go on a network device' in no_device.result['msg']
+    bad_mac = render(talos_env, fake, bundle, mac='bc:24:11:00:00')
+    assert bad_mac.rc != 0 and "mac 'bc:24:11:00:00' of cp-1 is not a MAC address" in bad_mac.result['msg']
+    named = render(talos_env, fake, bundle, interface='bond0')
+    assert yaml.safe_load(named.result['config'])['machine']['network']['interfaces'][0]['interface'] == 'bond0'
     endpoint = render(talos_env, fake, bundle, cluster_endpoint='10.0.40.10:6443')
     assert endpoint.rc != 0 and 'cluster_endpoint' in endpoint.result['msg']
 
@@ -145,14 +155,20 @@ def test_the_cluster_flow_apply_bootstrap_kubeconfig_health(talos_env, fake, tmp
                     vip=None).result['config']
     start = len(fake.calls)
 
-    predicted = talos(talos_env, fake, 'talos_apply', check=True, config=config, nodes=[CP])
-    assert predicted.rc == 0 and predicted.changed
+    # A node in maintenance mode takes auto, reboot and try only, in a dry run too: no-reboot goes as auto.
+    predicted = talos(talos_env, fake, 'talos_apply', check=True, config=config, nodes=[CP], mode='no-reboot')
+    assert predicted.rc == 0 and predicted.changed, predicted.result
     assert fake.state['nodes'][CP]['config'] is None
     assert '--dry-run' in fake.calls[-1] and '--insecure' in fake.calls[-1]
+    assert fake.calls[-1][fake.calls[-1].index('--mode') + 1] == 'auto' and predicted.result['mode'] == 'auto'
+    assert predicted.result['dry_run'] == ('Dry run summary:\nNode is running in maintenance mode and does not have a '
+                                           'config yet.\n')
 
-    applied = talos(talos_env, fake, 'talos_apply', config=config, nodes=[CP], talosconfig='/nonexistent/talosconfig')
+    applied = talos(talos_env, fake, 'talos_apply', config=config, nodes=[CP], talosconfig='/nonexistent/talosconfig',
+                    mode='staged')
     assert applied.rc == 0 and applied.changed, applied.result
-    assert applied.result['node_state'] == 'maintenance'
+    assert applied.result['node_state'] == 'maintenance' and applied.result['mode'] == 'auto'
+    assert applied.result['answer'] == ''
     assert fake.calls[-1][0] == 'apply-config' and '--insecure' in fake.calls[-1]
     assert '--talosconfig' not in fake.calls[-1]
     assert fake.state['nodes'][CP]['config'] == config
@@ -163,8 +179,17 @@ def test_the_cluster_flow_apply_bootstrap_kubeconfig_health(talos_env, fake, tmp
     assert fake.calls[-1][:2] == ['get', 'machineconfig']
 
     changed = render(talos_env, fake, bundle, hostname='cp-one').result['config']
+    # The node's MachineConfig `persistent` (staged, on disk) differs; the one it runs, `v1alpha1`, does not.
+    nodes = fake.state['nodes']
+    nodes[CP]['staged'] = changed
+    fake.update(nodes=nodes)
+    steady = talos(talos_env, fake, 'talos_apply', config=config, nodes=[CP])
+    assert steady.rc == 0 and steady.changed is False, steady.result
+    nodes[CP].pop('staged')
+    fake.update(nodes=nodes)
     shown = talos(talos_env, fake, 'talos_apply', check=True, diff=True, config=changed, nodes=[CP], mode='no-reboot')
     assert shown.changed and '--dry-run' in fake.calls[-1] and '--insecure' not in fake.calls[-1]
+    assert shown.result['dry_run'].startswith('Dry run summary:\nApplied configuration without a reboot')
     lines = shown.stdout.splitlines()
     assert [line for line in lines if line.startswith('-') and line.endswith('hostname: cp-1')]
     assert [line for line in lines if line.startswith('+') and line.endswith('hostname: cp-one')]
@@ -175,6 +200,10 @@ def test_the_cluster_flow_apply_bootstrap_kubeconfig_health(talos_env, fake, tmp
     assert render(talos_env, fake, bundle, compare_to_node=True, nodes=[CP]).result['differs'] is False
 
     assert talos(talos_env, fake, 'talos_apply', config=worker, nodes=[WORKER]).changed
+    relabelled = render(talos_env, fake, bundle, role='worker', hostname='worker-one', address='10.0.40.21/24',
+                        vip=None).result['config']
+    reapplied = talos(talos_env, fake, 'talos_apply', config=relabelled, nodes=[WORKER], mode='no-reboot')
+    assert reapplied.result['answer'] == 'Applied configuration without a reboot\n', reapplied.result
 
     booted = talos(talos_env, fake, 'talos_bootstrap', nodes=[CP])
     assert booted.rc == 0 and booted.changed and booted.result['members'] == []
@@ -210,6 +239,7 @@ def test_the_cluster_flow_apply_bootstrap_kubeconfig_health(talos_env, fake, tmp
     assert healthy.rc == 0 and healthy.changed is False, healthy.result
     assert healthy.result['not_configured'] == [SPARE] and healthy.result['checked'] == [CP, WORKER]
     assert 'waiting for all k8s nodes to report ready: OK' in healthy.result['checks']
+    assert healthy.result['runs'] == 1
     health_call = [c for c in fake.calls if c[0] == 'health'][-1]
     assert health_call[health_call.index('--wait-timeout') + 1] == '30s'
     assert health_call[health_call.index('--worker-nodes') + 1] == WORKER
@@ -231,11 +261,49 @@ def test_the_cluster_flow_apply_bootstrap_kubeconfig_health(talos_env, fake, tmp
 def test_health_names_the_failing_check(talos_env, fake):
     bundle = bundle_for_tests(fake, talos_env)
     talos(talos_env, fake, 'talos_apply', config=render(talos_env, fake, bundle).result['config'], nodes=[CP])
-    failed = talos(talos_env, fake, 'talos_health', control_plane_nodes=[CP], wait_timeout=5)
+    failed = talos(talos_env, fake, 'talos_health', control_plane_nodes=[CP], wait_timeout=1)
     assert failed.rc != 0
-    assert failed.result['msg'].startswith('health check "etcd to be healthy" did not pass within 5s: ')
+    assert failed.result['msg'] == (
+        'health check "etcd to be healthy" did not pass within 1s (1 run of talosctl health): 1 error occurred: '
+        '* {0}: service "etcd" not in expected state "Running": current state [Preparing] Running pre state'.format(CP))
+    assert failed.result['stderr'].splitlines()[-1] == ('healthcheck error: rpc error: code = DeadlineExceeded '
+                                                        'desc = context deadline exceeded')
     nothing = talos(talos_env, fake, 'talos_health', control_plane_nodes=[SPARE], wait_timeout=5)
     assert nothing.rc != 0 and 'no control-plane node of 127.0.69.53 is configured yet' in nothing.result['msg']
+
+
+def test_health_runs_again_past_a_checks_own_cap(talos_env, fake):
+    """Each Talos check stops at its own cap (5 or 10 minutes): the module runs talosctl health again until its
+    own wait_timeout."""
+    bundle = bundle_for_tests(fake, talos_env)
+    talos(talos_env, fake, 'talos_apply', config=render(talos_env, fake, bundle).result['config'], nodes=[CP])
+    fake.update(bootstrapped=True, health_failing=1)
+    healthy = talos(talos_env, fake, 'talos_health', control_plane_nodes=[CP], wait_timeout=60)
+    assert healthy.rc == 0, healthy.result
+    assert healthy.result['runs'] == 2 and 'waiting for kube-proxy to report ready: SKIP' in healthy.result['checks']
+    health_calls = [c for c in fake.calls if c[0] == 'health']
+    assert len(health_calls) == 2 and health_calls[0][health_calls[0].index('--nodes') + 1] == CP
+
+
+def test_health_takes_ip_addresses_only(talos_env, fake):
+    named = talos(talos_env, fake, 'talos_health', control_plane_nodes=[CP], worker_nodes=['worker-1'])
+    assert named.rc != 0 and named.result['msg'] == 'talosctl health takes IP addresses only; not one: worker-1'
+    assert not fake.calls
+
+
+def test_bootstrap_asks_one_node_and_names_each_nodes_error(talos_env, fake):
+    bundle = bundle_for_tests(fake, talos_env)
+    config = render(talos_env, fake, bundle).result['config']
+    talos(talos_env, fake, 'talos_apply', config=config, nodes=[CP])
+    nodes = fake.state['nodes']
+    nodes[SPARE]['config'] = config
+    fake.update(nodes=nodes, bootstrap_error='code = FailedPrecondition desc = time is not in sync yet')
+    failed = talos(talos_env, fake, 'talos_bootstrap', nodes=[CP, SPARE])
+    assert failed.rc != 0
+    assert failed.result['msg'] == ('talosctl bootstrap failed (rc=1): {0}: rpc error: code = FailedPrecondition '
+                                    'desc = time is not in sync yet'.format(CP))
+    bootstraps = [c for c in fake.calls if c[0] == 'bootstrap']
+    assert bootstraps and all(c[c.index('--nodes') + 1] == CP for c in bootstraps)
 
 
 def test_unreachable_nodes_are_retried_then_named(talos_env, fake):
@@ -267,8 +335,11 @@ def test_reset_needs_the_nodes_name_or_the_gate_token(talos_env, fake):
     predicted = talos(talos_env, fake, 'talos_reset', check=True, nodes=[CP], confirm='cp-1')
     assert predicted.rc == 0 and predicted.changed and not [c for c in fake.calls if c[0] == 'reset']
     done = talos(talos_env, fake, 'talos_reset', nodes=[CP], confirm='gate-7f3a', gate_token='gate-7f3a')
-    assert done.rc == 0 and done.changed and done.result['hostname'] == 'cp-1'
-    assert fake.calls[-1] == ['reset', '--graceful=true', '--reboot=true', '--nodes', CP]
+    assert done.rc == 0 and done.changed and done.result['hostname'] == 'cp-1', done.result
+    # talosctl's own wait would never see a node wiped back to maintenance mode: the module waits itself.
+    resets = [c for c in fake.calls if c[0] == 'reset']
+    assert resets == [['reset', '--graceful=true', '--reboot=true', '--wait=false', '--nodes', CP]]
+    assert done.result['state_after'] == 'maintenance'
     assert fake.state['nodes'][CP]['config'] is None
     again = talos(talos_env, fake, 'talos_reset', nodes=[CP], confirm=CP)
     assert again.rc == 0 and again.changed is False and again.result['node_state'] == 'maintenance'
@@ -371,8 +442,8 @@ PLAY = """
                 nodeLabels:
                   role: worker
         talos_cluster_nodes:
-          - {{hostname: cp-1, address: {cp}, role: controlplane, cidr: 10.0.40.11/24}}
-          - {{hostname: worker-1, address: {worker}, role: worker, cidr: 10.0.40.21/24}}
+          - {{hostname: cp-1, address: {cp}, role: controlplane, cidr: 10.0.40.11/24, mac: "BC:24:11:00:00:51"}}
+          - {{hostname: worker-1, address: {worker}, role: worker, cidr: 10.0.40.21/24, mac: "BC:24:11:00:00:52"}}
 """
 
 
@@ -395,7 +466,11 @@ def test_the_role_builds_the_cluster_then_changes_nothing(vault_env, fake, tmp_p
     state = fake.state
     assert state['bootstrapped'] and state['nodes'][CP]['config'] and state['nodes'][WORKER]['config']
     assert yaml.safe_load(state['nodes'][WORKER]['config'])['machine']['nodeLabels'] == {'role': 'worker'}
-    assert 'vip' not in yaml.safe_load(state['nodes'][WORKER]['config'])['machine']['network']['interfaces'][0]
+    assert yaml.safe_load(state['nodes'][WORKER]['config'])['machine']['network']['interfaces'] == [
+        {'deviceSelector': {'hardwareAddr': 'bc:24:11:00:00:52'}, 'addresses': ['10.0.40.21/24'],
+         'routes': [{'network': '0.0.0.0/0', 'gateway': '10.0.40.1'}]}]
+    assert yaml.safe_load(state['nodes'][CP]['config'])['machine']['network']['interfaces'][0]['vip'] == {
+        'ip': '10.0.40.10'}
     for name in ('kubeconfig', 'talosconfig'):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600
     bootstraps = [c for c in fake.calls if c[0] == 'bootstrap']

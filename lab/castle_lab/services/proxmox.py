@@ -40,7 +40,8 @@ class ProxmoxService(Service):
         return [sys.executable, '-m', 'castle_lab.pve_server', '--host', self.address, '--port', str(self.port),
                 '--control-port', str(self.control_port), '--cert', str(self.cert), '--key', str(self.key),
                 '--token-id', self.token_id, '--token-file', str(self.token_file),
-                '--talos-state', str(self.cfg.dir('talos')), '--lab-net', self.cfg.net]
+                '--talos-state', str(self.cfg.dir('talos')), '--lab-net', self.cfg.net,
+                '--storage-dir', str(self.dir / 'storage'), '--ca', str(self.cfg.ca_cert)]
 
     @property
     def ports(self):

@@ -17,12 +17,18 @@ RESOURCES = {
     'members': ('cluster', 'Members.cluster.talos.dev'),
     'machinestatus': ('runtime', 'MachineStatuses.runtime.talos.dev'),
     'hostname': ('network', 'HostnameStatuses.net.talos.dev'),
+    'links': ('network', 'LinkStatuses.net.talos.dev'),
+    'addresses': ('network', 'AddressStatuses.net.talos.dev'),
+    'extensions': ('runtime', 'ExtensionStatuses.runtime.talos.dev'),
 }
 ALIASES = {'machineconfig': 'machineconfig', 'machineconfigs': 'machineconfig', 'mc': 'machineconfig',
            'members': 'members', 'member': 'members',
            'machinestatus': 'machinestatus', 'machinestatuses': 'machinestatus', 'ms': 'machinestatus',
            'hostname': 'hostname', 'hostnames': 'hostname', 'hostnamestatus': 'hostname',
-           'hostnamestatuses': 'hostname'}
+           'hostnamestatuses': 'hostname', 'links': 'links', 'link': 'links', 'linkstatus': 'links',
+           'linkstatuses': 'links', 'addresses': 'addresses', 'address': 'addresses', 'addressstatus': 'addresses',
+           'addressstatuses': 'addresses', 'extensions': 'extensions', 'extension': 'extensions',
+           'extensionstatus': 'extensions', 'extensionstatuses': 'extensions'}
 
 
 class ConfigError(Exception):
@@ -30,18 +36,23 @@ class ConfigError(Exception):
 
 
 class RpcError(Exception):
-    """A failed call, shown as talosctl shows a gRPC status."""
+    """A failed call, shown as talosctl shows a gRPC status. whole_call: the call failed before any target node
+    answered (the endpoint unreachable, or refusing the client), so no node's name goes with the error."""
 
-    def __init__(self, code, message):
+    def __init__(self, code, message, whole_call=False):
         super().__init__(message)
         self.code = code
         self.message = message
+        self.whole_call = whole_call
 
     def __str__(self):
         return 'rpc error: code = {0} desc = {1}'.format(self.code, self.message)
 
     def body(self):
-        return {'code': self.code, 'message': self.message}
+        found = {'code': self.code, 'message': self.message}
+        if self.whole_call:
+            found['whole_call'] = True
+        return found
 
     @property
     def http_status(self):

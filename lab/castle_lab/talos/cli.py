@@ -10,6 +10,7 @@ import os
 import pathlib
 import re
 import sys
+import time
 
 import yaml
 
@@ -40,9 +41,10 @@ def Client(args, insecure=False):
 GO_VERSION = 'go1.24.11'
 SHA = '6dd14300'
 # Boolean flags that also take `--flag=false` (pflag style).
-BOOL_FLAGS = ('force', 'merge', 'graceful', 'reboot', 'wait', 'insecure', 'dry-run', 'strict', 'client', 'short',
-              'with-docs', 'with-examples', 'persist', 'server')
+BOOL_FLAGS = ('force', 'merge', 'graceful', 'reboot', 'wait', 'debug', 'insecure', 'dry-run', 'strict', 'client',
+              'short', 'with-docs', 'with-examples', 'persist', 'server')
 DURATION = re.compile(r'(\d+(?:\.\d+)?)(h|ms|m|s)')
+TRACK_POLL = 0.5  # seconds between the reset tracker's looks at a node
 
 
 class Failure(Exception):
@@ -114,20 +116,40 @@ def write_new(path, data, force):
         handle.write(data)
 
 
-def each_node(client, verb, action):
-    """Run action(node) for every target node; errors are collected as talosctl collects them."""
+def multierror(errors):
+    """hashicorp/go-multierror's list format: `N error(s) occurred:`, a `\\t* ` line each, a blank line."""
+    errors = list(errors)
+    return '{0} error{1} occurred:\n\t{2}\n\n'.format(
+        len(errors), '' if len(errors) == 1 else 's', '\n\t'.join('* {0}'.format(error) for error in errors))
+
+
+def each_node(client, verb, action, aggregated=True):
+    """Run action(node) for every target node. Through an endpoint talosctl sends one machine API call naming the
+    nodes (gRPC metadata `nodes`, even for one node): apid answers for each, and the client turns the nodes' errors
+    into one multierror, `<node>: <error>` each (machinery client FilterMessages). A call that reached no node (the
+    endpoint itself unreachable), and a direct call to the maintenance service, fail with the plain gRPC error.
+    aggregated=False: a command asking node by node (resources), whose single error stays plain."""
     errors = []
     for node in client.targets():
         try:
             action(node)
         except RpcError as exc:
+            if client.insecure or node is None or exc.whole_call:
+                raise Failure('error {0}: {1}'.format(verb, exc)) from None
             errors.append((node, exc))
+    if not errors:
+        return
+    if aggregated:
+        raise Failure('error {0}: {1}'.format(verb, multierror('{0}: {1}'.format(*e) for e in errors)))
     if len(errors) == 1 and len(client.targets()) == 1:
         raise Failure('error {0}: {1}'.format(verb, errors[0][1]))
-    if errors:
-        lines = ['{0} error{1} occurred:'.format(len(errors), '' if len(errors) == 1 else 's')]
-        lines += ['\t* {0}: {1}'.format(node, exc) for node, exc in errors]
-        raise Failure('\n'.join(lines) + '\n')
+    raise Failure(multierror('{0}: {1}'.format(*e) for e in errors))
+
+
+def single_node(client, command):
+    """Commands that take one node: more is refused before any call (talosctl helpers.FailIfMultiNodes)."""
+    if len(client.targets()) > 1:
+        raise Failure('command "{0}" is not supported with multiple nodes'.format(command))
 
 
 # ------------------------------------------------------------------ gen
@@ -226,39 +248,39 @@ def cmd_validate(args):
     try:
         _documents, warnings = schema.validate(text, mode=args.mode, strict=args.strict)
     except schema.ConfigInvalid as exc:
-        raise Failure(str(exc).rstrip('\n')) from None
+        raise Failure(multierror(exc.errors)) from None
     except ValueError as exc:
         raise Failure(str(exc)) from None
     for warning in warnings:
-        print(warning, file=sys.stderr)
+        print('WARNING: {0}'.format(warning), file=sys.stderr)
     print('{0} is valid for {1} mode'.format(args.config, args.mode))
     return 0
 
 
-def _version_block(fields, short):
-    if short:
-        return ['\tTag:         {0}'.format(fields['Tag'])]
+def _version_block(fields):
     return ['\t{0:<13}{1}'.format(key + ':', value) for key, value in fields.items()]
 
 
 def cmd_version(args):
+    """Client: `Talos <tag>` with --short, else the long block; Server: once, then each node's long block and its
+    enabled features (--short shortens the client's part only)."""
     print('Client:')
-    print('\n'.join(_version_block({'Tag': TALOS_VERSION, 'SHA': SHA, 'Built': '', 'Go version': GO_VERSION,
-                                    'OS/Arch': 'linux/amd64'}, args.short)))
+    if args.short:
+        print('Talos {0}'.format(TALOS_VERSION))
+    else:
+        print('\n'.join(_version_block({'Tag': TALOS_VERSION, 'SHA': SHA, 'Built': '', 'Go version': GO_VERSION,
+                                        'OS/Arch': 'linux/amd64'})))
     if args.client:
         return 0
+    print('Server:')
     client = Client(args, insecure=args.insecure)
 
     def show(node):
         answer = client.call('Version', node)
-        fields = {'NODE': answer['node'], 'Tag': answer['tag'], 'SHA': answer['sha'], 'Built': '',
-                  'Go version': answer['go_version'], 'OS/Arch': '{0}/{1}'.format(answer['os'], answer['arch'])}
-        if answer['features'].get('rbac'):
-            fields['Enabled'] = 'RBAC'
-        print('Server:')
-        if args.short:
-            print('\tNODE:        {0}'.format(answer['node']))
-        print('\n'.join(_version_block(fields, args.short)))
+        print('\n'.join(_version_block({
+            'NODE': answer['node'], 'Tag': answer['tag'], 'SHA': answer['sha'], 'Built': '',
+            'Go version': answer['go_version'], 'OS/Arch': '{0}/{1}'.format(answer['os'], answer['arch']),
+            'Enabled': 'RBAC' if answer['features'].get('rbac') else ''})))
     each_node(client, 'getting version', show)
     return 0
 
@@ -283,18 +305,18 @@ def cmd_apply_config(args):
     def apply(node):
         answer = client.call('ApplyConfiguration', node, data=text, mode=args.mode, dry_run=args.dry_run,
                              try_timeout=args.timeout)
+        # helpers.PrintApplyResults: warnings, then the node's mode details, all on stderr.
         for warning in answer.get('warnings') or ():
             print('WARNING: {0}'.format(warning), file=sys.stderr)
-        if args.dry_run:
-            print('Dry run summary:\n{0}.\n\nConfig diff:\n\n{1}'.format(answer['mode_details'], answer['diff']))
-        else:
-            print(answer['mode_details'])
+        if answer.get('mode_details'):
+            print(answer['mode_details'], file=sys.stderr)
     each_node(client, 'applying new configuration', apply)
     return 0
 
 
 def cmd_bootstrap(args):
     client = Client(args)
+    single_node(client, 'bootstrap')
     each_node(client, 'executing bootstrap', lambda node: client.call('Bootstrap', node))
     return 0
 
@@ -308,10 +330,65 @@ def cmd_upgrade(args):
 def cmd_reset(args):
     client = Client(args, insecure=args.insecure)
     labels = [label for value in args.system_labels_to_wipe or () for label in value.split(',') if label]
-    each_node(client, 'executing reset', lambda node: client.call(
-        'Reset', node, graceful=args.graceful, reboot=args.reboot, system_labels_to_wipe=labels,
-        wipe_mode=args.wipe_mode))
-    return 0
+    wait = (args.wait or args.debug) and not args.insecure
+    deadline = time.monotonic() + args.timeout
+    actors = {}
+
+    def reset(node):
+        actors[node] = client.call('Reset', node, graceful=args.graceful, reboot=args.reboot,
+                                   system_labels_to_wipe=labels, wipe_mode=args.wipe_mode).get('actor_id', '')
+    each_node(client, 'executing reset', reset)
+    if not wait:
+        return 0
+    # The action tracker: progress on stderr (`"<node>": <message>` when stderr is not a terminal), done once the
+    # node stopped its services (its API goes away) and, with --reboot, once it answers again (a new boot).
+    failed = False
+    for node in client.targets():
+        label = node or client.endpoints[0]
+        track = _Tracker(label)
+        track.update('waiting for actor ID')
+        track.update('actor ID: {0}'.format(actors[node]))
+        if not track.until(deadline, lambda: not _answers(client, node)):
+            failed = True
+            continue
+        track.update('events check condition met')
+        if args.reboot:
+            if not track.until(deadline, lambda: _answers(client, node), 'unavailable, retrying...'):
+                failed = True
+                continue
+            track.update('post check passed')
+    return 1 if failed else 0
+
+
+class _Tracker:
+    """One node's progress lines, as talosctl's tracker prints them to a stderr that is not a terminal."""
+
+    def __init__(self, node):
+        self.node = node
+
+    def update(self, message):
+        print('"{0}": {1}'.format(self.node, message), file=sys.stderr, flush=True)
+
+    def until(self, deadline, done, waiting=None):
+        """Poll done() until it holds (True) or the deadline passes (False, reported as the context's error)."""
+        said = False
+        while not done():
+            if time.monotonic() >= deadline:
+                self.update('context deadline exceeded')
+                return False
+            if waiting and not said:
+                self.update(waiting)
+                said = True
+            time.sleep(TRACK_POLL)
+        return True
+
+
+def _answers(client, node):
+    try:
+        client.call('Version', node)
+        return True
+    except RpcError:
+        return False
 
 
 # ------------------------------------------------------------------ kubeconfig
@@ -383,7 +460,7 @@ def cmd_kubeconfig(args):
 # ------------------------------------------------------------------ get, etcd
 
 SHORT_TYPES = {'MachineConfigs': 'MachineConfig', 'Members': 'Member', 'MachineStatuses': 'MachineStatus',
-               'HostnameStatuses': 'HostnameStatus'}
+               'HostnameStatuses': 'HostnameStatus', 'LinkStatuses': 'LinkStatus', 'AddressStatuses': 'AddressStatus'}
 
 
 def _short_type(rtype):
@@ -394,7 +471,8 @@ def _short_type(rtype):
 def _table_rows(kind, node, items):
     head = ['NODE', 'NAMESPACE', 'TYPE', 'ID', 'VERSION']
     extra = {'members': ['HOSTNAME', 'MACHINE TYPE', 'OS', 'ADDRESSES'], 'machinestatus': ['STAGE', 'READY'],
-             'hostname': ['HOSTNAME', 'DOMAINNAME']}
+             'hostname': ['HOSTNAME', 'DOMAINNAME'], 'links': ['TYPE', 'KIND', 'HW ADDR', 'OPER STATE', 'LINK STATE'],
+             'addresses': ['ADDRESS', 'LINK'], 'extensions': ['NAME', 'VERSION']}
     rows = []
     for item in items:
         meta, spec = item['metadata'], item['spec']
@@ -405,6 +483,13 @@ def _table_rows(kind, node, items):
             row += [spec['stage'], str(spec['status']['ready']).lower()]
         elif kind == 'hostname':
             row += [spec['hostname'], spec['domainname']]
+        elif kind == 'links':
+            row += [spec['type'], spec['kind'], spec['hardwareAddr'], spec['operationalState'],
+                    str(spec['linkState']).lower()]
+        elif kind == 'addresses':
+            row += [spec['address'], spec['linkName']]
+        elif kind == 'extensions':
+            row += [spec['metadata']['name'], spec['metadata']['version']]
         rows.append(row)
     return head + extra.get(kind, []), rows
 
@@ -434,7 +519,7 @@ def cmd_get(args):
             out.append({'node': label, 'metadata': item['metadata'], 'spec': item['spec']})
         head, found = _table_rows(kind, label, answer['items'])
         rows.extend(found)
-    each_node(client, 'getting resources', get)
+    each_node(client, 'getting resources', get, aggregated=False)
     if args.output == 'json':
         for item in out:
             print(json.dumps(item, indent=4))
@@ -573,7 +658,8 @@ def _parser():
     bool_flag(reset, 'graceful', True, 'attempt to cordon/drain node and leave etcd')
     bool_flag(reset, 'reboot', False, 'reboot the node after resetting instead of shutting down')
     bool_flag(reset, 'insecure', False, 'reset using the insecure maintenance service')
-    bool_flag(reset, 'wait', True, 'wait for the operation to complete')
+    bool_flag(reset, 'wait', True, 'wait for the operation to complete, tracking its progress')
+    bool_flag(reset, 'debug', False, 'debug operation from kernel logs; --wait is set to true when this flag is set')
     reset.add_argument('--system-labels-to-wipe', action='append')
     reset.add_argument('--wipe-mode', default='all', choices=('all', 'system-disk', 'user-disks'))
     reset.add_argument('--timeout', type=go_duration, default=1800.0)

@@ -128,23 +128,24 @@ class Client:
             except ssl.SSLError as exc:
                 self._drop(host)
                 raise RpcError('Unavailable', 'connection error: desc = "transport: authentication handshake failed: '
-                               '{0}"'.format(_tls_reason(exc))) from None
+                               '{0}"'.format(_tls_reason(exc)), whole_call=True) from None
             except socket.timeout:
                 self._drop(host)
-                raise RpcError('DeadlineExceeded', 'context deadline exceeded') from None
+                raise RpcError('DeadlineExceeded', 'context deadline exceeded', whole_call=True) from None
             except (OSError, http.client.HTTPException) as exc:
                 self._drop(host)
                 # A kept-alive connection the node closed meanwhile (it rebooted, or let it idle): dial again.
                 if reused and isinstance(exc, (ConnectionError, http.client.RemoteDisconnected)):
                     continue
                 raise RpcError('Unavailable', 'connection error: desc = "transport: Error while dialing: dial tcp '
-                               '{0}:{1}: connect: connection refused"'.format(host, API_PORT)) from None
+                               '{0}:{1}: connect: connection refused"'.format(host, API_PORT),
+                               whole_call=True) from None
         try:
             answer = json.loads(data)
         except ValueError:
             raise RpcError('Unknown', 'unexpected answer {0} from {1}'.format(response.status, host)) from None
         if response.status != 200:
-            raise RpcError(answer.get('code', 'Unknown'), answer.get('message', ''))
+            raise RpcError(answer.get('code', 'Unknown'), answer.get('message', ''), bool(answer.get('whole_call')))
         return answer
 
     def _dial(self, host, connection):
@@ -157,7 +158,7 @@ class Client:
         except socket.timeout:
             self._drop(host)
             raise RpcError('Unavailable', 'connection error: desc = "transport: Error while dialing: dial tcp '
-                           '{0}:{1}: i/o timeout"'.format(host, API_PORT)) from None
+                           '{0}:{1}: i/o timeout"'.format(host, API_PORT), whole_call=True) from None
 
     def _drop(self, host):
         connection = self.connections.pop(host, None)

@@ -1,8 +1,10 @@
 """`talosctl gen config`: machine configs and a talosconfig from a secrets bundle, with config patches.
 
-Patches are Talos's two kinds: a strategic merge patch (a YAML/JSON mapping deep-merged into the
-config: mappings merge, lists append, `$patch: delete` removes a key) or an RFC 6902 JSON patch (a
-list of operations). Either is given inline or as `@file`.
+Patches are Talos's two kinds: a strategic merge patch (YAML documents merged into the config's
+documents of the same apiVersion, kind and name: mappings merge, lists append except a few keyed or
+replaced ones, unset values change nothing, `$patch: delete` removes a key, a list item or a document
+first) or an RFC 6902 JSON patch (a list of operations, for a single-document config only). Either is
+given inline or as `@file`.
 """
 
 import copy
@@ -12,12 +14,13 @@ from urllib.parse import urlparse
 import jsonpatch
 import yaml
 
-from . import KUBERNETES_VERSION, secrets
+from . import KUBERNETES_VERSION, TALOS_VERSION, secrets
 
 OUTPUT_TYPES = ('controlplane', 'worker', 'talosconfig')
 DEFAULT_INSTALL_DISK = '/dev/sda'
-DEFAULT_INSTALL_IMAGE = 'ghcr.io/siderolabs/installer:latest'
-DELETE = {'$patch': 'delete'}
+# A release talosctl pins the installer to its own version (the CLI reference, built without a release tag,
+# shows :latest).
+DEFAULT_INSTALL_IMAGE = 'ghcr.io/siderolabs/installer:{0}'.format(TALOS_VERSION)
 
 
 class PatchError(Exception):
@@ -44,80 +47,176 @@ def read_patch(argument):
     return ('merge', documents)
 
 
-# Lists Talos merges item by item, matched on the first of these keys an item has; '*' is any item.
-MERGE_KEYS = {
-    ('machine', 'network', 'interfaces'): ('interface', 'deviceSelector'),
-    ('machine', 'network', 'interfaces', '*', 'vlans'): ('vlanId',),
-    ('cluster', 'apiServer', 'admissionControl'): ('name',),
-}
-# Fields a patch replaces whole instead of merging.
+# Fields a patch replaces instead of merging (tagged merge:"replace" in v1alpha1_types.go).
 REPLACED_WHOLE = frozenset((
-    ('machine', 'network', 'nameservers'), ('cluster', 'network', 'podSubnets'),
-    ('cluster', 'network', 'serviceSubnets'), ('cluster', 'apiServer', 'auditPolicy'),
+    ('cluster', 'network', 'podSubnets'), ('cluster', 'network', 'serviceSubnets'),
+    ('cluster', 'apiServer', 'auditPolicy'),
 ))
+INTERFACES = ('machine', 'network', 'interfaces')
+# Lists whose items merge with the item of the same key (the types' Merge methods); '*' is any item.
+ITEM_KEYS = {('machine', 'network', 'interfaces', '*', 'vlans'): 'vlanId',
+             ('cluster', 'apiServer', 'admissionControl'): 'name'}
 
 
-def _without_markers(value):
-    """A patch value as it lands in the config: without `$patch` keys or deleted items."""
-    if isinstance(value, dict):
-        return {k: _without_markers(v) for k, v in value.items() if k != '$patch' and v != DELETE}
-    if isinstance(value, list):
-        return [_without_markers(v) for v in value if v != DELETE]
-    return copy.deepcopy(value)
+def _unset(value):
+    """A value Talos's merge skips: null, '' or 0 (false is a value: the config's booleans are pointers)."""
+    return value is None or (not isinstance(value, bool) and value in ('', 0))
 
 
-def _matching_item(items, item, keys):
-    """Index of the item of `items` with the same merge key as `item`, or None."""
-    key = next((k for k in keys if isinstance(item, dict) and k in item), None)
-    if key is None:
-        return None
-    return next((i for i, have in enumerate(items) if isinstance(have, dict) and have.get(key) == item[key]), None)
+def _same_device(have, device):
+    """NetworkDeviceList.Merge: a named device matches on its name, else on an equal selector (a Go struct
+    compare, where a set `physical` is a *bool compared by address, so it never matches)."""
+    if not isinstance(have, dict):
+        return False
+    if device.get('interface'):
+        return have.get('interface') == device['interface']
+    selector = device.get('deviceSelector')
+    return isinstance(selector, dict) and 'physical' not in selector and have.get('deviceSelector') == selector
 
 
-def _merge_list(base, patch, path):
-    keys = MERGE_KEYS.get(path)
-    if not keys:
-        return copy.deepcopy(base) + _without_markers(patch)
+def _merge_items(base, patch, path):
     out = copy.deepcopy(base)
     for item in patch:
-        index = _matching_item(out, item, keys)
+        if not isinstance(item, dict):
+            out.append(copy.deepcopy(item))
+            continue
+        if path == INTERFACES:
+            index = next((i for i, have in enumerate(out) if _same_device(have, item)), None)
+        else:
+            key = ITEM_KEYS[path]
+            index = next((i for i, have in enumerate(out)
+                          if isinstance(have, dict) and (have.get(key) or None) == (item.get(key) or None)), None)
         if index is None:
-            out.append(_without_markers(item))
-        elif isinstance(item, dict) and item.get('$patch') == 'delete':
-            del out[index]
+            out.append(copy.deepcopy(item))
         else:
             out[index] = strategic_merge(out[index], item, path + ('*',))
     return out
 
 
 def strategic_merge(base, patch, path=()):
-    """base with patch merged in, as Talos merges machine config; neither argument is changed.
+    """base with patch merged in, as Talos merges a patch without delete markers; neither is changed.
 
-    Mappings merge key by key (`$patch: delete` removes a key or a keyed list item), lists append
-    except the keyed ones (MERGE_KEYS), REPLACED_WHOLE fields and scalars are replaced."""
-    if path in REPLACED_WHOLE:
-        return _without_markers(patch)
+    Mappings merge key by key, lists append except the keyed ones and REPLACED_WHOLE fields, scalars
+    replace, and unset values (null, '', 0) leave the base as it is."""
+    if _unset(patch):
+        return copy.deepcopy(base)
+    if base is None or path in REPLACED_WHOLE:
+        return copy.deepcopy(patch)
     if isinstance(patch, dict) and isinstance(base, dict):
         out = copy.deepcopy(base)
         for key, value in patch.items():
-            if key == '$patch':
-                continue
-            if value == DELETE:
-                out.pop(key, None)
-            else:
-                out[key] = strategic_merge(out.get(key), value, path + (key,))
+            if out.get(key) is not None:
+                out[key] = strategic_merge(out[key], value, path + (key,))
+            elif not _unset(value):
+                out[key] = copy.deepcopy(value)
         return out
     if isinstance(patch, list) and isinstance(base, list):
-        return _merge_list(base, patch, path)
-    return _without_markers(patch)
+        if path == INTERFACES or path in ITEM_KEYS:
+            return _merge_items(base, patch, path)
+        return copy.deepcopy(base) + copy.deepcopy(patch)
+    return copy.deepcopy(patch)
+
+
+def _deletes(document):
+    """Take the `$patch: delete` markers out of a patch document (in place), as Talos's decoder does.
+
+    Returns the selectors, (path, key, value) each (key and value pick a list item; None deletes the path),
+    and whether the whole document went (marked itself, or emptied by the markers taken out)."""
+    found = []
+
+    def walk(value, where, inside):
+        if isinstance(value, dict):
+            if value.get('$patch') == 'delete':
+                if inside == 'list':
+                    pair = next(((k, v) for k, v in value.items() if k != '$patch'), None)
+                    if pair is None:
+                        raise PatchError('no key:val found in sequence node for path {0}'.format('.'.join(where)))
+                    found.append((where, pair[0], pair[1]))
+                else:
+                    if any(part.startswith('[') for part in where):
+                        raise PatchError("cannot delete an inner key in '{0}'".format('.'.join(where)))
+                    found.append((where, None, None))
+                return True
+            for key in list(value):
+                if walk(value[key], where + (key,), 'mapping'):
+                    del value[key]
+                    if not value:
+                        return True
+        elif isinstance(value, list):
+            i = 0
+            while i < len(value):
+                if walk(value[i], where + ('[{0}]'.format(i),), 'list'):
+                    del value[i]
+                    if not value:
+                        return True
+                else:
+                    i += 1
+        return False
+    gone = walk(document, (), 'document')
+    return found, gone
+
+
+def _delete(document, path, key, value):
+    """Apply one delete selector to a document in place; the reason it failed, or None."""
+    target = document
+    for part in path[:-1]:
+        if isinstance(target, list):
+            return 'searching for complex paths in slices is not supported'
+        if not isinstance(target, dict) or target.get(part) is None:
+            return 'lookup failed'
+        target = target[part]
+    if key is None:
+        if not isinstance(target, dict):
+            return 'lookup failed'
+        target.pop(path[-1], None)
+        return None
+    if not isinstance(target, list):
+        return 'lookup failed'
+    # The item's field is compared as a Go string: only string fields can match.
+    for i, item in enumerate(target):
+        if isinstance(item, dict) and isinstance(item.get(key), str) and isinstance(value, str) and item[key] == value:
+            del target[i]
+            return None
+    return 'lookup failed'
 
 
 def _kind_key(document):
-    return (document.get('apiVersion'), document.get('kind'), document.get('name'))
+    """Document identity (the decoder's documentID): apiVersion, kind (v1alpha1 for the legacy document), name."""
+    return (document.get('apiVersion') or '', document.get('kind') or 'v1alpha1', document.get('name') or '')
+
+
+def _merge_document(documents, patch):
+    original, patch = patch, copy.deepcopy(patch)
+    selectors, gone = _deletes(patch)
+    key = _kind_key(original)
+    match = next((i for i, have in enumerate(documents) if _kind_key(have) == key), None)
+    for path, item_key, item_value in selectors:
+        if not path:
+            for field in ('apiVersion', 'kind'):
+                if field not in original:
+                    raise PatchError('missing {0} in document for which $patch: delete is used'.format(field))
+            if match is not None:
+                del documents[match]
+                match = None
+            continue
+        reason = 'lookup failed' if match is None else _delete(documents[match], path, item_key, item_value)
+        if reason:
+            where = '.'.join(path)
+            failed = "failed to delete path '{0}': {1}".format(where, reason)
+            if key[2]:
+                raise PatchError('named patch delete: document {0}/{1}: {2}'.format(key[0], key[1], failed))
+            raise PatchError("patch delete: path '{0}' in document '{1}/{2}': {3}".format(where, key[0], key[1], failed))
+    rest = set(() if gone else patch)
+    if rest <= {'version', 'kind', 'name'} or (selectors and rest <= {'version', 'kind', 'name', 'apiVersion'}):
+        return
+    if match is None:
+        documents.append(patch)
+    else:
+        documents[match] = strategic_merge(documents[match], patch)
 
 
 def apply_patches(documents, patches):
-    """The config documents after each (kind, content) patch in order."""
+    """The config documents after each (kind, content) patch in order (configpatcher.Apply)."""
     documents = copy.deepcopy(documents)
     for kind, content in patches:
         if kind == 'json6902':
@@ -126,15 +225,10 @@ def apply_patches(documents, patches):
             try:
                 documents = [jsonpatch.apply_patch(documents[0], content)]
             except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError) as exc:
-                raise PatchError('failed to apply JSON patch: {0}'.format(exc)) from None
+                raise PatchError('failure applying rfc6902 patches to talos machine config: {0}'.format(exc)) from None
             continue
         for doc in content:
-            key = _kind_key(doc)
-            match = next((i for i, have in enumerate(documents) if _kind_key(have) == key), None)
-            if match is None:
-                documents.append(copy.deepcopy(doc))
-            else:
-                documents[match] = strategic_merge(documents[match], doc)
+            _merge_document(documents, doc)
     return documents
 
 

@@ -24,6 +24,7 @@ import ssl
 import sys
 import tempfile
 import time
+import uuid
 from urllib.parse import urlparse
 
 import yaml
@@ -33,8 +34,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from ..factory import extension_status
 from ..pki import write_secret
-from . import API_PORT, TALOS_VERSION, secrets
+from . import API_PORT, TALOS_VERSION, network, secrets
 from .api import ALIASES, MAINTENANCE_METHODS, RESOURCES, RpcError
 from .schema import ConfigInvalid, machine_document, validate
 
@@ -252,6 +254,9 @@ class Node:
         self.own_etcd = None  # member id of an etcd bootstrapped here beside the cluster's running one
         self.version = TALOS_VERSION
         self.stage = 'off'
+        # (schematic ID or None, official extension names) of what the node booted: its ISO in maintenance
+        # mode, the installer image of its config once installed (set by the Proxmox hook on each boot).
+        self.extensions = (None, [])
         self.runner = None
         self.site = None
         self.scratch = pathlib.Path(tempfile.mkdtemp(prefix='talos-node-'))
@@ -299,6 +304,8 @@ class Node:
         if self.staged_text is not None:
             self.config_text, self.staged_text = self.staged_text, None
         self.stage = 'running' if self.configured else 'maintenance'
+        if self.fleet.on_boot is not None:
+            self.fleet.on_boot(self)
         await self._serve()
         if self.configured:
             cluster = self.cluster
@@ -388,12 +395,13 @@ class Node:
                                        or target.cluster is not self.cluster):
                 raise RpcError('Unavailable', 'connection error: desc = "transport: authentication handshake failed: '
                                'tls: failed to verify certificate: x509: certificate signed by unknown authority"')
+            # The endpoint's own refusals (apid's authentication and authorization) fail the call as a whole.
             if not peer and self.configured:
-                raise RpcError('Unauthenticated', 'client certificate required')
+                raise RpcError('Unauthenticated', 'client certificate required', whole_call=True)
             if self.configured and method not in READER_METHODS and ADMIN_ROLE not in _roles(peer):
-                raise RpcError('PermissionDenied', 'not authorized')
+                raise RpcError('PermissionDenied', 'not authorized', whole_call=True)
             if not self.configured and method not in MAINTENANCE_METHODS:
-                raise RpcError('Unimplemented', 'API is not implemented in maintenance mode')
+                raise RpcError('Unimplemented', 'API is not implemented in maintenance mode', whole_call=True)
             handler = getattr(target, 'rpc_' + method, None)
             if handler is None:
                 raise RpcError('Unimplemented', 'unknown method {0}'.format(method))
@@ -414,23 +422,30 @@ class Node:
         mode, dry_run = body.get('mode', 'auto'), bool(body.get('dry_run'))
         if mode not in APPLY_MODES:
             raise RpcError('InvalidArgument', 'unknown apply mode {0!r}'.format(mode))
+        # The maintenance service takes auto, reboot and try only, checked before anything else (dry run too).
+        if not self.configured and mode not in ('auto', 'reboot', 'try'):
+            raise RpcError('Unimplemented', "apply configuration --mode='{0}' is not supported in maintenance "
+                           'mode'.format(mode))
         text = body.get('data') or ''
         try:
             documents, warnings = validate(text, mode='metal')
         except ConfigInvalid as exc:
             raise RpcError('InvalidArgument', 'configuration validation failed: {0}'.format(exc)) from None
         new = machine_document(documents)
-        if self.configured:
-            reboot = self._needs_reboot(new)
-        else:
-            if mode in ('staged', 'try'):
-                raise RpcError('InvalidArgument', '{0} mode is not supported in maintenance mode'.format(mode))
-            reboot = True
+        if not self.configured:
+            # It installs the config and reboots whatever the mode; it answers no mode details.
+            if dry_run:
+                return {'mode_details': 'Dry run summary:\nNode is running in maintenance mode and does not have '
+                                        'a config yet.', 'warnings': warnings}
+            await self._apply(text, 'reboot', True, 0)
+            return {'mode_details': '', 'warnings': warnings}
+        reboot = self._needs_reboot(new)
         summary = self._summary(mode, reboot, body.get('try_timeout', 60))
         diff = ''.join(difflib.unified_diff((self.config_text or '').splitlines(True), text.splitlines(True),
                                             'a/machineconfig', 'b/machineconfig'))
         if dry_run:
-            return {'mode_details': summary + ' (skipped in dry-run)', 'diff': diff, 'warnings': warnings}
+            return {'mode_details': 'Dry run summary:\n{0} (skipped in dry-run).\n\nConfig diff:\n\n{1}'.format(
+                summary, diff), 'warnings': warnings}
         if mode == 'no-reboot' and reboot:
             raise RpcError('FailedPrecondition', 'apply configuration without reboot failed: '
                            'the configuration change requires a reboot')
@@ -519,7 +534,7 @@ class Node:
         kind = ALIASES.get(str(body.get('type', '')).lower())
         if kind is None:
             raise RpcError('NotFound', 'resource type {0!r} is not registered'.format(body.get('type')))
-        if not self.configured and kind not in ('machinestatus', 'hostname'):
+        if not self.configured and kind not in ('machinestatus', 'hostname', 'links', 'addresses'):
             raise RpcError('PermissionDenied', 'not authorized')
         items = getattr(self, '_resources_' + kind)()
         if body.get('id'):
@@ -534,7 +549,11 @@ class Node:
                 'phase': 'running', 'created': '', 'updated': ''}
 
     def _resources_machineconfig(self):
-        return [{'metadata': self._metadata('machineconfig', 'v1alpha1'), 'spec': self.config_text}]
+        """`persistent` (the config on disk: ahead after a staged apply, behind during a try) and `v1alpha1` (the
+        one running), by ID as Talos lists them."""
+        persistent = self.staged_text or (self.rollback[1] if self.rollback else None) or self.config_text
+        return [{'metadata': self._metadata('machineconfig', 'persistent'), 'spec': persistent},
+                {'metadata': self._metadata('machineconfig', 'v1alpha1'), 'spec': self.config_text}]
 
     def _resources_members(self):
         return [{'metadata': self._metadata('members', node.hostname),
@@ -542,6 +561,37 @@ class Node:
                           'machineType': node.machine_type, 'operatingSystem': 'Talos ({0})'.format(node.version)}}
                 for node in sorted(self.cluster.nodes(), key=lambda n: ipaddress.ip_address(n.address))
                 if node.stage == 'running']
+
+    def _resources_extensions(self):
+        sid, names = self.extensions
+        return [{'metadata': self._metadata('extensions', str(index)), 'spec': spec}
+                for index, spec in enumerate(extension_status(names, sid, self.version))]
+
+    def _resources_links(self):
+        return [{'metadata': self._metadata('links', name), 'spec': spec}
+                for name, spec in network.links(self.mac).items()]
+
+    def _resources_addresses(self):
+        return [{'metadata': self._metadata('addresses', '{0}/{1}'.format(name, cidr)),
+                 'spec': network.address_status(name, cidr, self.mac)} for name, cidr in self.network_addresses()]
+
+    def network_addresses(self):
+        """[(link name, CIDR)] of the addresses the node holds, as Talos assigns them from its config."""
+        return network.addresses(self.document, self.mac, self.address, self.held_vip())
+
+    def held_vip(self):
+        """The shared IP this node holds, or None. Talos elects its holder among the control plane nodes through
+        etcd, so it comes up once the cluster is bootstrapped and only on a node that puts it on an existing link;
+        here the running such node with the lowest address holds it."""
+        if not self.configured or self.machine_type != 'controlplane' or self.stage != 'running':
+            return None
+        vip = network.configured_vip(self.document, self.mac)
+        if vip is None or not self.cluster.bootstrapped:
+            return None
+        holders = [node for node in self.cluster.nodes() if node.stage == 'running'
+                   and node.machine_type == 'controlplane' and network.configured_vip(node.document, node.mac) == vip]
+        holder = min(holders, key=lambda node: ipaddress.ip_address(node.address))
+        return vip if holder is self else None
 
     def _resources_hostname(self):
         return [{'metadata': self._metadata('hostname', 'hostname'),
@@ -607,7 +657,7 @@ class Node:
             loop.call_soon(lambda: asyncio.ensure_future(self.fleet.reboot(self)))
         else:
             loop.call_soon(lambda: asyncio.ensure_future(self.fleet.shutdown(self)))
-        return {}
+        return {'actor_id': str(uuid.uuid4())}
 
     async def rpc_Upgrade(self, body):
         self._require()
@@ -647,6 +697,7 @@ class Fleet:
         self.clusters = {}
         self.power = {}  # key -> a queue of power events, handled in order
         self.on_shutdown = None  # called with a node that powered itself off
+        self.on_boot = None  # called with a node as it boots, before it serves
         self.exists = None  # key -> whether the machine (its VM) still exists; set by the Proxmox hook
 
     def cluster(self, cluster_id):

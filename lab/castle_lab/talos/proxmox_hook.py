@@ -5,8 +5,12 @@ a VM going to running boots its node, one going to stopped powers it off, and a 
 running VM (a reset) reboots it. Every change is queued per VM, so short reboots are not missed.
 
 Addresses work like a DHCP server with reservations: the VM's net0 MAC address gets the next free
-address of <lab net>.100-.199, kept in leases.json of the lab state; a VM with the guest agent
-enabled reports it through the agent's network-get-interfaces.
+address of <lab net>.100-.199, kept in leases.json of the lab state. A node runs only the system extensions of
+what it booted: in maintenance mode those of the ISO in its CD-ROM drive (an Image Factory ISO names them, a stock
+ISO has none), once installed those of the installer image of its config (a factory installer, resolved through
+the lab factory's schematics; ghcr.io/siderolabs/installer has none). Its guest agent answers (the VM's
+network-get-interfaces) only when the VM has the agent enabled and the node runs siderolabs/qemu-guest-agent; it
+reports the NIC under the name Talos gives it (ens18) with the addresses the node holds.
 """
 
 import ipaddress
@@ -17,9 +21,12 @@ import pathlib
 from fakepve.model import FakeVm
 from fakepve.qemu import DRIVE_KEY, split_drive
 
+from ..factory import Store, installer_schematic, read_iso
+from . import network
 from .node import Fleet
 
 LOG = logging.getLogger('castle_lab.talos')
+GUEST_AGENT = 'siderolabs/qemu-guest-agent'
 FIRST_HOST, LAST_HOST = 100, 199
 WATCHED = ('status', 'started_at')
 _MISSING = object()
@@ -62,12 +69,17 @@ def net0_mac(vm):
 
 def boots_talos(vm):
     """Whether a CD-ROM drive of the VM holds a Talos ISO."""
+    return boot_volume(vm) is not None
+
+
+def boot_volume(vm):
+    """The volume of the VM's CD-ROM drive that holds a Talos ISO, or None."""
     for key, value in vm.config.items():
         if DRIVE_KEY.match(key):
             volume, props = split_drive(value)
             if props.get('media') == 'cdrom' and '/talos-' in (volume or '') and volume.endswith('.iso'):
-                return True
-    return False
+                return volume
+    return None
 
 
 def agent_enabled(vm):
@@ -76,11 +88,19 @@ def agent_enabled(vm):
     return first in ('1', 'enabled=1') or 'enabled=1' in value
 
 
-def agent_interfaces(mac, address):
-    return [{'name': 'lo', 'hardware-address': '00:00:00:00:00:00',
-             'ip-addresses': [{'ip-address': '127.0.0.1', 'ip-address-type': 'ipv4', 'prefix': 8}]},
-            {'name': 'eth0', 'hardware-address': mac,
-             'ip-addresses': [{'ip-address': address, 'ip-address-type': 'ipv4', 'prefix': 24}]}]
+def agent_interfaces(node):
+    """network-get-interfaces of a running node (QEMU guest-agent shape): its links under their Talos names
+    (the NIC is ens18, not eth0), each with the addresses the node holds on it."""
+    found = []
+    for name, link in network.links(node.mac).items():
+        ips = []
+        for held, cidr in node.network_addresses():
+            if held == name:
+                interface = ipaddress.ip_interface(cidr)
+                ips.append({'ip-address': str(interface.ip), 'prefix': interface.network.prefixlen,
+                            'ip-address-type': 'ipv4' if interface.version == 4 else 'ipv6'})
+        found.append({'name': name, 'hardware-address': link['hardwareAddr'], 'ip-addresses': ips})
+    return found
 
 
 class TalosMachines:
@@ -92,11 +112,16 @@ class TalosMachines:
         self.leases = Leases(pathlib.Path(state) / 'leases.json', net)
         self.vms = {}
         self.hanging = set()  # names of VMs whose Talos boot hangs: no node, no guest agent
+        self.pve = None
+        self.media = {}  # vmid -> what the ISO the VM booted carries (read_iso), None for a stock ISO
+        self.schematics = Store(pathlib.Path(state).parent / 'factory' / 'schematics')
+        self.fleet.on_boot = self._node_booted
         ipaddress.ip_address('{0}.{1}'.format(net, FIRST_HOST))
 
     def install(self, pve=None):
         """Watch every VM's power; with `pve`, also a reset of its guests to the initial ones."""
         machines = self
+        self.pve = pve
         if pve is not None:
             pve.on_guests_replaced.append(lambda: self.guests_replaced(pve.vms))
             self.fleet.exists = lambda vmid: any(vm.vmid == vmid for vm in pve.vms)
@@ -145,9 +170,33 @@ class TalosMachines:
             LOG.error('VM %s: %s', vm.vmid, exc)
             return
         self.vms[vm.vmid] = vm
+        self.media[vm.vmid] = self._iso_of(vm)
         self.fleet.switch(vm.vmid, True, address, mac)
-        if agent_enabled(vm):
-            vm.agent = {'interfaces': agent_interfaces(mac, address)}
+
+    def _iso_of(self, vm):
+        volume = boot_volume(vm)
+        reader = getattr(self.pve, 'volume_bytes', None)
+        if volume is None or reader is None:
+            return None
+        try:
+            return read_iso(reader(vm.node, volume))
+        except (OSError, ValueError) as exc:
+            LOG.warning('VM %s: its ISO %s could not be read: %s', vm.vmid, volume, exc)
+            return None
+
+    def _node_booted(self, node):
+        """A node boots: it runs the extensions of its boot medium, and the guest agent only as one of them."""
+        vmid = next((key for key, candidate in self.fleet.nodes.items() if candidate is node), None)
+        if node.configured:
+            image = ((node.document.get('machine') or {}).get('install') or {}).get('image')
+            node.extensions = installer_schematic(image, self.schematics) or (None, [])
+        else:
+            iso = self.media.get(vmid)
+            node.extensions = (iso['schematic'], list(iso['extensions'])) if iso else (None, [])
+        vm = self.vms.get(vmid)
+        if vm is not None and agent_enabled(vm):
+            runs_agent = GUEST_AGENT in node.extensions[1]
+            vm.agent = {'interfaces': agent_interfaces(node)} if runs_agent else None
 
     def _off(self, vm):
         if vm.vmid in self.fleet.power:

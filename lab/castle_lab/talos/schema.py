@@ -6,6 +6,7 @@ then the semantic checks a node runs for the chosen mode. Errors name the field 
 
 import functools
 import importlib.resources
+import ipaddress
 import json
 from urllib.parse import urlparse
 
@@ -14,7 +15,6 @@ import yaml
 
 V1ALPHA1 = 'v1alpha1.Config'
 MODES = ('metal', 'cloud', 'container')
-MACHINE_TYPES = ('controlplane', 'worker')
 
 
 class ConfigInvalid(Exception):
@@ -92,27 +92,120 @@ def schema_errors(document):
     return ['{0}: {1}'.format(_path(error), _reason(error)) for error in found]
 
 
+def _ip(text):
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+def _ip_or_cidr_error(address):
+    """Go's net.ParseCIDR / net.ParseIP verdict on an address, as validateIPOrCIDR words it, or None."""
+    if '/' in address:
+        try:
+            ipaddress.ip_interface(address)
+        except ValueError:
+            return 'invalid CIDR address: {0}'.format(address)
+        return None
+    return None if _ip(address) else 'failed to parse IP address "{0}"'.format(address)
+
+
+def _device_errors(device):
+    """CheckDeviceInterface, CheckDeviceAddressing and CheckDeviceRoutes of one machine.network.interfaces item."""
+    errors = []
+    if device.get('ignore'):
+        return errors
+    name, selector = device.get('interface') or '', device.get('deviceSelector')
+    pair = '[networking.os.device.interface], [networking.os.device.deviceSelector]: '
+    if not name and selector is None:
+        errors.append(pair + 'required either config section to be set')
+    elif name and selector is not None:
+        errors.append(pair + 'config sections are mutually exclusive')
+    if selector is not None and not any(v not in (None, '') for v in (selector or {}).values()):
+        errors.append('[networking.os.device.deviceSelector]: config section should contain at least one field')
+    for vlan in device.get('vlans') or []:
+        where = '{0}.{1}'.format(name, vlan.get('vlanId', 0))
+        if vlan.get('addresses') and vlan.get('cidr'):
+            errors.append('[networking.os.device.vlan] {0}: vlan can\'t have both .cidr and .addresses set'.format(where))
+        for address in vlan.get('addresses') or []:
+            reason = _ip_or_cidr_error(address)
+            if reason:
+                errors.append('[networking.os.device.vlan.addresses] {0}: {1}'.format(where, reason))
+    if device.get('addresses') and device.get('cidr'):
+        errors.append('[networking.os.device] "{0}": interface can\'t have both .cidr and .addresses set'.format(name))
+    for address in device.get('addresses') or []:
+        reason = _ip_or_cidr_error(address)
+        if reason:
+            errors.append('[networking.os.device.addresses] "{0}": {1}'.format(name, reason))
+    vip = device.get('vip')
+    if vip is not None and not _ip((vip or {}).get('ip') or ''):
+        errors.append('[networking.os.device.vip] failed to parse "{0}" as IP address'.format((vip or {}).get('ip') or ''))
+    for index, route in enumerate(device.get('routes') or []):
+        where = '[networking.os.device.route[{0}]'.format(index)
+        network, gateway, source = route.get('network') or '', route.get('gateway') or '', route.get('source') or ''
+        if network and ('/' not in network or _ip_or_cidr_error(network)):
+            errors.append('{0}.network] "{1}": invalid network address'.format(where, network))
+        if gateway and not _ip(gateway):
+            errors.append('{0}.gateway] "{1}": invalid network address'.format(where, gateway))
+        if not network and not gateway:
+            errors.append('{0}]: either network or gateway should be set'.format(where))
+        if source and not _ip(source):
+            errors.append('{0}.source] "{1}": invalid network address'.format(where, source))
+    return errors
+
+
 def semantic_errors(config, mode):
-    """The checks a node runs on a v1alpha1 document beyond the schema (a subset of Talos's)."""
+    """The checks a node runs on a v1alpha1 document beyond the schema (Config.Validate of
+    v1alpha1_validation.go, in its order and words, for the rules a rendered config can break)."""
     errors, warnings = [], []
     machine, cluster = config.get('machine') or {}, config.get('cluster') or {}
+    machine_type = machine.get('type')
+    control_plane = machine_type in ('controlplane', 'init')
     if config.get('version') != 'v1alpha1':
         errors.append('version: config version {0!r} is not supported'.format(config.get('version')))
-    if machine.get('type') not in MACHINE_TYPES:
-        errors.append('machine.type: machine type {0!r} is not valid'.format(machine.get('type')))
     endpoint = ((cluster.get('controlPlane') or {}).get('endpoint'))
     parsed = urlparse(endpoint or '')
     if parsed.scheme != 'https' or not parsed.hostname:
         errors.append('cluster.controlPlane.endpoint: {0!r} is not a valid https URL'.format(endpoint))
-    install = machine.get('install') or {}
-    if mode == 'metal' and not (install.get('disk') or install.get('diskSelector')):
-        errors.append('machine.install: install disk or diskSelector should be defined')
-    if not (machine.get('ca') or {}).get('crt'):
-        errors.append('machine.ca: issuing CA is required')
+    if cluster.get('etcd') is not None and not control_plane:
+        errors.append('etcd config is only allowed on control plane machines')
+    if (cluster.get('ca') or {}).get('key') and not control_plane:
+        errors.append('cluster CA key is not allowed on non-controlplane nodes (.cluster.ca)')
+    if mode == 'metal':
+        install = machine.get('install')
+        if install is None:
+            errors.append('install instructions are required in "metal" mode')
+        elif not (install.get('disk') or install.get('diskSelector')):
+            errors.append('either install disk or diskSelector should be defined')
+    os_ca = machine.get('ca')
+    if os_ca is None and not machine.get('acceptedCAs'):
+        errors.append('issuing CA or some accepted CAs are required (.machine.ca, machine.acceptedCAs)')
+    if control_plane:
+        if os_ca is None:
+            errors.append('issuing CA is required (.machine.ca)')
+        elif not os_ca.get('key'):
+            errors.append('issuing CA key is required for controlplane nodes (.machine.ca.key)')
+        if not (cluster.get('ca') or {}).get('key'):
+            errors.append('cluster.ca: a control plane node needs the cluster CA key')
+    elif machine_type == 'worker':
+        for device in (machine.get('network') or {}).get('interfaces') or []:
+            for vip in [device.get('vip')] + [vlan.get('vip') for vlan in device.get('vlans') or []]:
+                if vip is not None:
+                    errors.append('virtual (shared) IP is not allowed on non-controlplane nodes')
+        if os_ca is not None:
+            if os_ca.get('key'):
+                errors.append('issuing Talos API CA key is not allowed on non-controlplane nodes (.machine.ca)')
+            if not os_ca.get('crt') and not machine.get('acceptedCAs'):
+                errors.append('trusted CA certificates are required on non-controlplane nodes '
+                              '(.machine.ca.crt, .machine.acceptedCAs)')
+        if (cluster.get('ca') or {}).get('key'):
+            errors.append('issuing Kubernetes API CA key is not allowed on non-controlplane nodes (.cluster.ca)')
+    else:
+        errors.append('unknown machine type "{0}"'.format(machine_type or ''))
+    for device in (machine.get('network') or {}).get('interfaces') or []:
+        errors.extend(_device_errors(device or {}))
     if not machine.get('token'):
         errors.append('machine.token: machine token is required')
-    if machine.get('type') in ('controlplane', 'init') and not (cluster.get('ca') or {}).get('key'):
-        errors.append('cluster.ca: a control plane node needs the cluster CA key')
     if not cluster.get('clusterName'):
         warnings.append('cluster.clusterName: cluster name is empty')
     return errors, warnings
@@ -125,6 +218,12 @@ def validate(text, mode='metal', strict=False):
     if mode not in MODES:
         raise ValueError('unknown mode {0!r}, valid values are metal, cloud, and container'.format(mode))
     documents = parse_documents(text)
+    seen = set()
+    for doc in documents:
+        key = (doc.get('apiVersion') or '', doc.get('kind') or 'v1alpha1', doc.get('name') or '')
+        if key in seen:
+            raise ConfigInvalid(['duplicate document {0}/{1}/{2} is not allowed'.format(*key)])
+        seen.add(key)
     errors, warnings = [], []
     for doc in documents:
         errors.extend(schema_errors(doc))
@@ -136,7 +235,8 @@ def validate(text, mode='metal', strict=False):
         errors.extend(found)
         warnings.extend(warned)
     if strict:
-        errors.extend(warnings)
+        errors.extend('warning: ' + warning for warning in warnings)
+        warnings = []
     if errors:
         raise ConfigInvalid(errors)
     return documents, warnings

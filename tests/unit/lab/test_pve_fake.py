@@ -1,8 +1,11 @@
-"""Sizes as the lab's Proxmox VE fake reads them for disk resizes and clone durations."""
+"""Sizes as the lab's Proxmox VE fake reads them for disk resizes and clone durations; storage that is each
+node's own; migrate's storage map and a volume's owner."""
+
+import copy
 
 import pytest
 
-from castle_lab.pve_fake import drive_size, parse_size, resized
+from castle_lab.pve_fake import LabPve, NodeLocalStore, drive_size, parse_size, resized, storage_map, volume_owner
 
 GIB = 1024 ** 3
 
@@ -39,3 +42,52 @@ def test_drive_size_reads_the_size_option():
     assert drive_size('local-lvm:vm-100-disk-0,iothread=1,size=32G') == 32 * GIB
     assert drive_size('local:iso/talos.iso,media=cdrom') == 0
     assert drive_size('local-lvm:vm-100-disk-0,size=junk') == 0
+
+
+def test_a_store_that_is_not_shared_keeps_files_volumes_and_space_per_node():
+    pve = LabPve()
+    pve.add_node('pve2')
+    pve.local_storages('local')
+    store = pve.storages['local']
+    assert isinstance(store, NodeLocalStore) and store['type'] == 'dir'
+    with pve.on_node('pve1'):
+        pve.store_file('local', 'a.iso', 1024)
+        assert 'iso/a.iso' in pve._volumes('local')
+    with pve.on_node('pve2'):
+        assert pve._volumes('local') == {}
+        assert store['avail'] == 50 * 1024 ** 3
+    with pve.on_node('pve1'):
+        assert store['avail'] == 50 * 1024 ** 3 - 1024
+    with pytest.raises(RuntimeError, match='not shared'):
+        store.get('volumes')
+    # storage.cfg shows the options only, and a copy (keep_initial, reset) keeps each node's part.
+    assert 'volumes' not in pve.storage_config('local') and 'avail' not in pve.storage_config('local')
+    copied = copy.deepcopy(store)
+    with pve.on_node('pve1'):
+        assert 'iso/a.iso' in copied['volumes']
+
+
+def test_a_shared_store_stays_one():
+    pve = LabPve()
+    pve.storages['nfs'] = {'type': 'nfs', 'shared': 1, 'files': set(), 'content': 'iso'}
+    pve.local_storages('nfs')
+    assert not isinstance(pve.storages['nfs'], NodeLocalStore)
+
+
+@pytest.mark.parametrize('text, mapping', [
+    ('local-lvm', ({}, 'local-lvm', False)),
+    ('1', ({}, None, True)),
+    ('local-lvm:fast,ceph:slow', ({'local-lvm': 'fast', 'ceph': 'slow'}, None, False)),
+    ('local-lvm:fast,other', ({'local-lvm': 'fast'}, 'other', False)),
+])
+def test_storage_map_reads_targetstorage_as_pve_does(text, mapping):
+    assert storage_map(text) == mapping
+
+
+@pytest.mark.parametrize('name, owner', [
+    ('vm-101-disk-0', (101, None)), ('base-9000-disk-0', (9000, None)),
+    ('base-9000-disk-0/vm-101-disk-0', (101, 'base-9000-disk-0')), ('101/vm-101-disk-0.qcow2', (101, None)),
+    ('iso/talos.iso', (None, None)),
+])
+def test_volume_owner_names_the_vm_and_the_base_of_a_linked_clone(name, owner):
+    assert volume_owner(name) == owner

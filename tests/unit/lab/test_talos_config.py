@@ -2,6 +2,7 @@
 
 import argparse
 import base64
+import pathlib
 
 import pytest
 import yaml
@@ -49,25 +50,27 @@ def test_talosconfig_admin_certificate_comes_from_the_os_ca(bundle):
     assert admin.subject.get_attributes_for_oid(x509.NameOID.ORGANIZATION_NAME)[0].value == 'os:admin'
 
 
-def test_strategic_merge_merges_maps_appends_lists_and_deletes():
-    base = {'machine': {'certSANs': ['a'], 'network': {'hostname': 'x'}, 'kubelet': {'image': 'k'}}}
-    patch = {'machine': {'certSANs': ['b'], 'network': {'nameservers': ['1.1.1.1']}, 'kubelet': {'$patch': 'delete'}}}
-    assert machineconfig.strategic_merge(base, patch) == {
-        'machine': {'certSANs': ['a', 'b'], 'network': {'hostname': 'x', 'nameservers': ['1.1.1.1']}}}
+CASES = yaml.safe_load((pathlib.Path(__file__).parents[2] / 'fixtures' / 'talos' / 'merge_cases.yaml').read_text())['cases']
+
+
+@pytest.mark.parametrize('case', CASES, ids=[case['name'] for case in CASES])
+def test_upstream_merge_case(case):
+    """The shared table of Talos's merge cases, through gen config's patch engine."""
+    def run():
+        return machineconfig.apply_patches(case['base'], [machineconfig.read_patch(text) for text in case['patches']])
+    if 'error' in case:
+        with pytest.raises(machineconfig.PatchError) as found:
+            run()
+        assert case['error'] in str(found.value)
+    else:
+        assert run() == case['expected']
+
+
+def test_strategic_merge_leaves_its_input_alone():
+    base = {'machine': {'certSANs': ['a'], 'network': {'hostname': 'x'}}}
+    assert machineconfig.strategic_merge(base, {'machine': {'certSANs': ['b']}}) == {
+        'machine': {'certSANs': ['a', 'b'], 'network': {'hostname': 'x'}}}
     assert base['machine']['certSANs'] == ['a']
-
-
-def test_keyed_lists_merge_by_key_and_some_fields_are_replaced():
-    base = {'machine': {'network': {'nameservers': ['1.1.1.1'], 'interfaces': [
-        {'interface': 'eth0', 'dhcp': True, 'vlans': [{'vlanId': 10, 'mtu': 1500}]}, {'interface': 'eth1'}]}}}
-    patch = {'machine': {'network': {'nameservers': ['9.9.9.9'], 'interfaces': [
-        {'interface': 'eth0', 'mtu': 9000, 'vlans': [{'vlanId': 10, 'mtu': 9000}, {'vlanId': 20}]},
-        {'interface': 'eth1', '$patch': 'delete'}, {'interface': 'eth2'}]}}}
-    network = machineconfig.strategic_merge(base, patch)['machine']['network']
-    assert network['nameservers'] == ['9.9.9.9']
-    assert network['interfaces'] == [
-        {'interface': 'eth0', 'dhcp': True, 'mtu': 9000, 'vlans': [{'vlanId': 10, 'mtu': 9000}, {'vlanId': 20}]},
-        {'interface': 'eth2'}]
 
 
 def test_patches_inline_and_from_files(tmp_path):
@@ -79,7 +82,7 @@ def test_patches_inline_and_from_files(tmp_path):
     assert out == [{'machine': {'type': 'worker', 'install': {'disk': '/dev/vda'}}}]
     with pytest.raises(machineconfig.PatchError, match='failed to read patch'):
         machineconfig.read_patch('@' + str(tmp_path / 'missing.yaml'))
-    with pytest.raises(machineconfig.PatchError, match='failed to apply JSON patch'):
+    with pytest.raises(machineconfig.PatchError, match='failure applying rfc6902 patches to talos machine config'):
         machineconfig.apply_patches([{}], [('json6902', [{'op': 'remove', 'path': '/nope'}])])
 
 
@@ -131,6 +134,16 @@ def test_gen_and_validate_from_the_command_line(tmp_path, monkeypatch, capsys):
     assert yaml.safe_load((tmp_path / 'w.yaml').read_text())['machine']['install']['disk'] == '/dev/vdb'
     assert cli.main(['validate', '--mode', 'metal', '--config', 'w.yaml']) == 0
     assert capsys.readouterr().out == 'w.yaml is valid for metal mode\n'
+    # Warnings go to stderr as cli.Warning prints them; --strict makes them errors prefixed `warning: `.
+    unnamed = yaml.safe_load((tmp_path / 'w.yaml').read_text())
+    unnamed['cluster']['clusterName'] = ''
+    (tmp_path / 'u.yaml').write_text(yaml.safe_dump(unnamed))
+    assert cli.main(['validate', '--mode', 'metal', '--config', 'u.yaml']) == 0
+    found = capsys.readouterr()
+    assert found.err == 'WARNING: cluster.clusterName: cluster name is empty\n'
+    assert found.out == 'u.yaml is valid for metal mode\n'
+    assert cli.main(['validate', '--mode', 'metal', '--config', 'u.yaml', '--strict']) == 1
+    assert capsys.readouterr().err == '1 error occurred:\n\t* warning: cluster.clusterName: cluster name is empty\n\n'
     assert cli.main(['gen', 'config', 'lab', 'https://10.0.0.1:6443', '-o', '-']) == 1
     assert capsys.readouterr().err == 'the output must be a directory when multiple output types are specified\n'
     assert cli.main(['gen', 'config', 'lab', '10.0.0.1:6443']) == 1

@@ -94,6 +94,24 @@ def test_validation_errors_name_the_key_path_and_the_expectation(change, expecte
     assert any(e.startswith(expected) for e in errors_of(data)), errors_of(data)
 
 
+def test_a_node_is_placed_on_one_of_the_clusters_proxmox_nodes():
+    data = base()
+    data['clusters'][0]['proxmox'] = {'nodes': ['pve1', 'pve2'], 'node': 'pve1'}
+    data['clusters'][0]['nodes'][1]['proxmox_node'] = 'pve2'
+    assert fleet.validate(data)['clusters'][0]['nodes'][1]['proxmox_node'] == 'pve2'
+    data['clusters'][0]['nodes'][1]['proxmox_node'] = 'pve3'
+    assert errors_of(data) == ["fleet.clusters[0].nodes[1].proxmox_node: expected one of the cluster's Proxmox VE "
+                               "nodes (pve1, pve2), got 'pve3'"]
+    # Only `node` given: that one is the cluster's node list.
+    data['clusters'][0]['proxmox'] = {'node': 'pve1'}
+    assert errors_of(data)[0].endswith("nodes (pve1), got 'pve3'")
+    # No Proxmox nodes named at all: any node is accepted, Proxmox VE refuses an unknown one.
+    data['clusters'][0]['proxmox'] = {}
+    assert fleet.validate(data)['clusters'][0]['nodes'][1]['proxmox_node'] == 'pve3'
+    data['clusters'][0]['nodes'][1]['proxmox_node'] = 2
+    assert errors_of(data)[0].startswith('fleet.clusters[0].nodes[1].proxmox_node: expected a string')
+
+
 def test_a_literal_secret_is_refused_without_being_echoed():
     data = base()
     data['clusters'][0]['proxmox'] = {'api_host': 'pve', 'api_token_secret': 's3cr3t'}

@@ -1,4 +1,4 @@
-"""The talosctl runner (argv, retries, errors, secret files), output parsing and Talos-style patch merging."""
+"""The talosctl runner (argv, retries, errors, secret files) and output parsing (patches: test_talos_config_merge.py)."""
 
 import os
 import stat
@@ -192,12 +192,42 @@ def test_a_node_answering_only_insecurely_is_in_maintenance():
     assert '--insecure' in run.calls[1] and '--talosconfig' not in run.calls[1]
 
 
+def machine_config(rid, machine_type):
+    return ('node: 10.0.40.11\nmetadata:\n  namespace: config\n  type: MachineConfigs.config.talos.dev\n  id: {0}\n'
+            'spec: |\n  version: v1alpha1\n  machine:\n    type: {1}\n'.format(rid, machine_type))
+
+
 def test_running_config_reads_the_spec_text():
-    out = ('node: 10.0.40.11\nmetadata:\n  namespace: config\n  type: MachineConfigs.config.talos.dev\n  id: v1alpha1\n'
-           'spec: |\n  version: v1alpha1\n  machine:\n    type: controlplane\n')
-    tc, run, dummy = runner([(0, out, '')])
+    tc, run, dummy = runner([(0, machine_config('v1alpha1', 'controlplane'), '')])
     assert tc.running_config('10.0.40.11') == [{'version': 'v1alpha1', 'machine': {'type': 'controlplane'}}]
     assert run.calls[0][1:5] == ['get', 'machineconfig', '--output', 'yaml']
+
+
+def test_running_config_is_the_active_one_not_the_persistent_one():
+    """Talos lists MachineConfigs `persistent` (on disk, ahead after a staged apply) then `v1alpha1` (running)."""
+    out = machine_config('persistent', 'staged-one') + '---\n' + machine_config('v1alpha1', 'running-one')
+    tc, run, dummy = runner([(0, out, '')])
+    assert tc.running_config('10.0.40.11') == [{'version': 'v1alpha1', 'machine': {'type': 'running-one'}}]
+
+
+def test_answers_on_stderr_are_returned_with_stdout():
+    tc, run, dummy = runner([(0, '', 'Applied configuration without a reboot\n')])
+    assert tc.run_both(['apply-config', '--file', 'x']) == ('', 'Applied configuration without a reboot\n')
+
+
+def test_node_errors_of_a_multierror_are_named_per_node():
+    err = ('error executing bootstrap: 2 errors occurred:\n\t* 10.0.40.11: rpc error: code = AlreadyExists desc = '
+           'etcd data directory is not empty\n\t* fd00::12: rpc error: code = Unavailable desc = gone\n\n')
+    assert talos.node_errors(err) == {
+        '10.0.40.11': 'rpc error: code = AlreadyExists desc = etcd data directory is not empty',
+        'fd00::12': 'rpc error: code = Unavailable desc = gone'}
+    assert talos.node_errors('error getting version: rpc error: code = Unavailable desc = x') == {}
+    tc, run, dummy = runner([(1, '', err)], retries=0)
+    with pytest.raises(talos.TalosError) as failed:
+        tc.run(['bootstrap'])
+    assert str(failed.value) == (
+        'talosctl bootstrap failed (rc=1): 10.0.40.11: rpc error: code = AlreadyExists desc = etcd data directory '
+        'is not empty; fd00::12: rpc error: code = Unavailable desc = gone')
 
 
 # ------------------------------------------------------------------ parsing
@@ -225,116 +255,13 @@ def test_version_output():
     assert found['servers'] == [{'node': '10.0.40.11', 'tag': 'v1.11.6', 'enabled': 'RBAC'}]
 
 
-# ---------------------------------------------------------------- patch merging
-
-BASE = {
-    'version': 'v1alpha1',
-    'machine': {
-        'type': 'controlplane',
-        'certSANs': ['10.0.40.10'],
-        'network': {'nameservers': ['1.1.1.1'],
-                    'interfaces': [{'interface': 'eth0', 'dhcp': True, 'vlans': [{'vlanId': 40, 'mtu': 1500}]}]},
-        'install': {'disk': '/dev/sda', 'image': 'ghcr.io/siderolabs/installer:v1.11.6'},
-    },
-    'cluster': {'network': {'podSubnets': ['10.244.0.0/16']}, 'proxy': {'disabled': False},
-                'apiServer': {'admissionControl': [{'name': 'PodSecurity', 'configuration': {'a': 1}}]}},
-}
-
-
-def merged(*patches):
-    return talos.apply_patches([BASE], list(patches))[0]
-
-
-def test_maps_merge_and_lists_append():
-    found = merged({'machine': {'certSANs': ['lab.example'], 'install': {'disk': '/dev/vda'}}})
-    assert found['machine']['certSANs'] == ['10.0.40.10', 'lab.example']
-    assert found['machine']['install'] == {'disk': '/dev/vda', 'image': 'ghcr.io/siderolabs/installer:v1.11.6'}
-    assert BASE['machine']['install']['disk'] == '/dev/sda'  # the input is left alone
-
-
-def test_lists_talos_replaces_are_replaced():
-    found = merged({'machine': {'network': {'nameservers': ['9.9.9.9']}},
-                    'cluster': {'network': {'podSubnets': ['10.42.0.0/16']}}})
-    assert found['machine']['network']['nameservers'] == ['9.9.9.9']
-    assert found['cluster']['network']['podSubnets'] == ['10.42.0.0/16']
-
-
-def test_interfaces_merge_by_name_and_vlans_by_id():
-    found = merged({'machine': {'network': {'interfaces': [
-        {'interface': 'eth0', 'addresses': ['10.0.40.11/24'], 'vlans': [{'vlanId': 40, 'mtu': 9000}, {'vlanId': 41}]},
-        {'interface': 'eth1', 'dhcp': True}]}}})
-    eth0, eth1 = found['machine']['network']['interfaces']
-    assert eth0 == {'interface': 'eth0', 'dhcp': True, 'addresses': ['10.0.40.11/24'],
-                    'vlans': [{'vlanId': 40, 'mtu': 9000}, {'vlanId': 41}]}
-    assert eth1 == {'interface': 'eth1', 'dhcp': True}
-
-
-def test_admission_plugins_merge_by_name():
-    found = merged({'cluster': {'apiServer': {'admissionControl': [{'name': 'PodSecurity', 'configuration': {'b': 2}}]}}})
-    assert found['cluster']['apiServer']['admissionControl'] == [
-        {'name': 'PodSecurity', 'configuration': {'a': 1, 'b': 2}}]
-
-
-def test_patch_delete_removes_keys_and_keyed_items():
-    found = merged({'cluster': {'proxy': {'$patch': 'delete'}},
-                    'machine': {'network': {'interfaces': [{'interface': 'eth0', '$patch': 'delete'}]}}})
-    assert 'proxy' not in found['cluster']
-    assert found['machine']['network']['interfaces'] == []
-
-
-def test_other_documents_merge_by_kind_and_name():
-    docs = [BASE, {'apiVersion': 'v1alpha1', 'kind': 'UserVolumeConfig', 'name': 'data', 'provisioning': {'maxSize': '10GiB'}}]
-    found = talos.apply_patches(docs, [
-        '---\napiVersion: v1alpha1\nkind: UserVolumeConfig\nname: data\nprovisioning:\n  maxSize: 20GiB\n'
-        '---\napiVersion: v1alpha1\nkind: UserVolumeConfig\nname: logs\nprovisioning:\n  maxSize: 1GiB\n'])
-    assert found[1]['provisioning'] == {'maxSize': '20GiB'}
-    assert found[2]['name'] == 'logs' and len(found) == 3
-
-
-def test_json6902_patches_work_on_the_v1alpha1_document():
-    found = merged([{'op': 'add', 'path': '/machine/certSANs/-', 'value': 'b'},
-                    {'op': 'replace', 'path': '/machine/install/disk', 'value': '/dev/nvme0n1'},
-                    {'op': 'remove', 'path': '/cluster/proxy'},
-                    {'op': 'copy', 'from': '/machine/install/disk', 'path': '/machine/diskCopy'},
-                    {'op': 'test', 'path': '/machine/type', 'value': 'controlplane'}])
-    assert found['machine']['certSANs'] == ['10.0.40.10', 'b']
-    assert found['machine']['install']['disk'] == '/dev/nvme0n1' == found['machine']['diskCopy']
-    assert 'proxy' not in found['cluster']
-
-
-def test_json6902_from_text_and_its_errors_name_the_patch():
-    found = merged('- op: add\n  path: /machine/kubelet\n  value: {extraArgs: {rotate-server-certificates: "true"}}\n')
-    assert found['machine']['kubelet'] == {'extraArgs': {'rotate-server-certificates': 'true'}}
-    with pytest.raises(talos.TalosError, match=r'patch 2: JSON patch cannot remove /machine/nope'):
-        merged({'machine': {}}, [{'op': 'remove', 'path': '/machine/nope'}])
-    with pytest.raises(talos.TalosError, match='test failed at /machine/type'):
-        merged([{'op': 'test', 'path': '/machine/type', 'value': 'worker'}])
-
-
-def test_patch_from_a_file(tmp_path):
-    path = tmp_path / 'p.yaml'
-    path.write_text('machine:\n  install:\n    wipe: true\n')
-    assert merged('@{0}'.format(path))['machine']['install']['wipe'] is True
-    with pytest.raises(talos.TalosError, match='patch file'):
-        merged('@{0}'.format(tmp_path / 'missing.yaml'))
-
-
-def test_node_patch():
-    patch = talos.node_patch(hostname='cp-1', address='10.0.40.11/24', gateway='10.0.40.1', vip='10.0.40.10',
-                             install_disk='/dev/vda', nameservers=['10.0.40.1'])
-    assert patch == {'machine': {
-        'network': {'hostname': 'cp-1', 'nameservers': ['10.0.40.1'], 'interfaces': [
-            {'interface': 'eth0', 'addresses': ['10.0.40.11/24'],
-             'routes': [{'network': '0.0.0.0/0', 'gateway': '10.0.40.1'}], 'vip': {'ip': '10.0.40.10'}}]},
-        'install': {'disk': '/dev/vda'}}}
-    found = merged(patch)
-    assert found['machine']['network']['interfaces'][0]['dhcp'] is True  # merged into eth0, not added
-    assert talos.node_patch() == {}
-    # A VIP on a DHCP interface keeps DHCP on, since naming the interface turns it off otherwise.
-    assert talos.node_patch(vip='10.0.40.10')['machine']['network']['interfaces'] == [
-        {'interface': 'eth0', 'vip': {'ip': '10.0.40.10'}, 'dhcp': True}]
-    with pytest.raises(talos.TalosError, match="address '10.0.40.11' needs a prefix length"):
-        talos.node_patch(address='10.0.40.11')
+def test_short_version_output():
+    """--short shortens the client's part to `Talos <tag>` (pkg/machinery/version Short()); servers stay long."""
+    text = ('Client:\nTalos v1.11.6\nServer:\n\tNODE:        10.0.40.11\n\tTag:         v1.11.5\n'
+            '\tSHA:         6dd14300\n\tEnabled:     RBAC\n')
+    found = talos.parse_version(text)
+    assert found['client'] == {'name': 'Talos', 'tag': 'v1.11.6'}
+    assert found['servers'] == [{'node': '10.0.40.11', 'tag': 'v1.11.5', 'sha': '6dd14300', 'enabled': 'RBAC'}]
 
 
 def test_redaction_hides_keys_and_tokens_but_not_the_rest():
