@@ -1,5 +1,7 @@
 """Shared fixtures: one castle-lab per test session, on its own loopback network and state directory."""
 
+import functools
+import http.server
 import os
 import pathlib
 import shlex
@@ -7,6 +9,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+import threading
 import uuid
 
 import pytest
@@ -147,6 +150,23 @@ def control(env):
     client.reset()
     yield client
     client.reset()
+
+
+@pytest.fixture
+def served(tmp_path):
+    """A loopback HTTP server for the files written to the returned directory: (base URL, directory)."""
+    handler = functools.partial(QuietHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield 'http://127.0.0.1:{0}'.format(server.server_address[1]), tmp_path
+    server.shutdown()
+    server.server_close()
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
 
 
 def find(pve, name):

@@ -180,7 +180,7 @@ class VmReconciler(object):
         config = self.client.get('nodes/{node}/qemu/{vmid}/config'.format(**source))
         local = set()
         for key, value in config.items():
-            volume = str(value).split(',')[0]
+            volume = str(value).split(',', maxsplit=1)[0]
             if DRIVE_KEY.match(key) and ':' in volume and volume.split(':')[0] not in shared:
                 local.add(volume.split(':')[0])
         if self.params['full'] and self.params['target_storage'] and self.params['target_storage'] not in shared:

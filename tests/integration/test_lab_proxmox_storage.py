@@ -3,10 +3,7 @@ another node from local storage is refused, an offline migration copies the loca
 really downloads (qemu-server clone_vm/migrate_vm/QemuMigrate, pve-storage download_url, pve-common
 download_file_from_url)."""
 
-import functools
 import hashlib
-import http.server
-import threading
 
 import pytest
 from proxmoxer import ResourceException
@@ -21,23 +18,6 @@ ISO = 'talos-v1.11.6-metal-amd64.iso'
 @pytest.fixture
 def api(pve):
     return pve
-
-
-@pytest.fixture
-def served(tmp_path):
-    """A loopback HTTP server for the files written to the returned directory: (base URL, directory)."""
-    handler = functools.partial(QuietHandler, directory=str(tmp_path))
-    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield 'http://127.0.0.1:{0}'.format(server.server_address[1]), tmp_path
-    server.shutdown()
-    server.server_close()
-
-
-class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
 
 
 def volumes(api, node, storage, content=None):

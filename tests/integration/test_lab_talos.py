@@ -181,7 +181,7 @@ def test_apply_bootstrap_kubeconfig_and_health(talos, machines):
     found = [json.loads(doc) for doc in talos('get', 'members', '-o', 'json').stdout.replace('}\n{', '}\x00{').split(
         '\x00')]
     assert sorted(m['spec']['machineType'] for m in found) == ['controlplane', 'worker']
-    listed = [doc for doc in yaml.safe_load_all(talos('get', 'mc', '-n', worker, '-o', 'yaml').stdout)]
+    listed = list(yaml.safe_load_all(talos('get', 'mc', '-n', worker, '-o', 'yaml').stdout))
     assert [doc['metadata']['id'] for doc in listed] == ['persistent', 'v1alpha1']
     assert yaml.safe_load(listed[1]['spec'])['machine']['type'] == 'worker'
 

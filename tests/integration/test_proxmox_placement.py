@@ -5,7 +5,6 @@ through Ansible against the lab's Proxmox VE, read back with proxmoxer and the c
 import hashlib
 
 import pytest
-from test_lab_proxmox_storage import served  # noqa: F401 - the loopback HTTP server fixture
 from vm_helpers import clone_with, find, module, server_config
 
 from castle_lab.control import ProxmoxControl
@@ -125,7 +124,7 @@ def iso(lab, env, check=False, diff=False, **args):
     return module(lab, env, None, check=check, diff=diff, module_name='proxmox_iso', **args)
 
 
-def test_an_iso_is_downloaded_on_each_node_once_and_verified(lab, env, pve, control, served):  # noqa: F811
+def test_an_iso_is_downloaded_on_each_node_once_and_verified(lab, env, pve, control, served):
     url, directory = served
     data = b'factory ISO ' * 4096
     (directory / 'factory.iso').write_bytes(data)
@@ -156,7 +155,7 @@ def test_an_iso_is_downloaded_on_each_node_once_and_verified(lab, env, pve, cont
     assert iso(lab, env, node='pve1', filename='talos-factory.iso', state='absent').changed
 
 
-def test_a_bad_checksum_or_name_fails_clearly(lab, env, pve, served):  # noqa: F811
+def test_a_bad_checksum_or_name_fails_clearly(lab, env, pve, served):
     url, directory = served
     (directory / 'bad.iso').write_bytes(b'not what was promised')
     failed = iso(lab, env, node='pve1', url=url + '/bad.iso', checksum='0' * 64, checksum_algorithm='sha256')

@@ -102,7 +102,12 @@ InventoryLoader.add_constructor('!vault', _vault_text)
 @pytest.fixture(scope='module')
 def cluster(lab, env, pve):
     inventory = yaml.load((lab.inventory / 'hosts.yml').read_text(), Loader=InventoryLoader)['all']['vars']
-    yield {'first': playbook(lab, env), 'second': playbook(lab, env),
+    # The Proxmox VE requests of the build from nothing alone, with their parameters.
+    control = ProxmoxControl(env['CASTLE_LAB_PROXMOX_CONTROL'])
+    control.reset_requests()
+    first = playbook(lab, env)
+    requests = control.requests(params=True)['requests']
+    yield {'first': first, 'requests': requests, 'second': playbook(lab, env),
            'kubeconfig': lab.dir / 'talos' / 'castle' / 'kubeconfig', 'vault_path': 'castle/castle/talos',
            'talosconfig': lab.dir / 'talos' / 'castle' / 'talosconfig', 'inventory': inventory}
     remove_named(pve, *NODES)
@@ -121,6 +126,23 @@ def test_a_cluster_of_six_nodes_from_nothing(lab, env, cluster):
     assert cluster['first'].returncode == 0, cluster['first'].stdout[-4000:]
     assert ready_nodes(lab, env, cluster['kubeconfig']) == NODES
     assert 'BEGIN' not in cluster['first'].stdout
+
+
+def test_the_worker_on_pve2_is_cloned_on_the_template_node_then_migrated(pve, cluster):
+    """The template's disk is on pve1's local-lvm: real Proxmox VE refuses a clone with target=pve2 ("can't clone
+    VM to node 'pve2' (VM uses local storage)"), so every clone is made on the template's node and talos-w-3 moves
+    to pve2 by an offline migration."""
+    assert cluster['first'].returncode == 0, cluster['first'].stdout[-4000:]
+    template = find(pve, cluster['inventory']['castle_talos']['template'])[0]
+    clones = [r for r in cluster['requests'] if r[0] == 'POST' and r[1].endswith('/clone')]
+    assert [r[1] for r in clones] == ['/nodes/{node}/qemu/{vmid}/clone'.format(**template)] * len(NODES), clones
+    assert [r[2]['target'] for r in clones if r[2].get('target', template['node']) != template['node']] == []
+    vm = find(pve, 'talos-w-3')[0]
+    assert (vm['node'], vm['status']) == ('pve2', 'running')
+    migrations = [r for r in cluster['requests'] if r[0] == 'POST' and r[1].endswith('/migrate')]
+    assert [(r[1], r[2].get('target')) for r in migrations] == [
+        ('/nodes/{0}/qemu/{1}/migrate'.format(template['node'], vm['vmid']), 'pve2')], migrations
+    assert {find(pve, n)[0]['node'] for n in NODES if n != 'talos-w-3'} == {template['node']}
 
 
 def test_a_second_run_changes_nothing(cluster):

@@ -44,7 +44,7 @@ def test_only_a_node_with_the_guest_agent_extension_reports_its_address(env, pve
         remove_named(pve, *names.values())
     # qemu-server's destroy_vm frees only the VM's own disks, never the ISO in its CD-ROM drive.
     listed = {item['volid'] for item in pve.nodes('pve1').storage('local').content.get(content='iso')}
-    assert {ISO.split(',')[0], STOCK_ISO.split(',')[0]} <= listed
+    assert {ISO.split(',', maxsplit=1)[0], STOCK_ISO.split(',', maxsplit=1)[0]} <= listed
 
 
 def test_a_schematic_without_the_guest_agent_fails_before_any_vm_is_made(lab, env):
