@@ -16,7 +16,7 @@ import stat
 import sys
 
 SCRIPT = r'''#!PYTHON
-import base64, fcntl, json, os, sys, yaml
+import base64, fcntl, ipaddress, json, os, sys, yaml
 
 STATE = os.environ['FAKE_TALOS_STATE']
 # The modules run talosctl for several nodes at once: one call at a time reads and writes the state.
@@ -139,8 +139,11 @@ elif command.startswith('validate'):
         problems.append('cluster name is empty')
     for device in ((config.get('machine') or {}).get('network') or {}).get('interfaces') or []:
         for address in device.get('addresses') or []:
-            if '/' not in address:
-                problems.append('[networking.os.device.address] "{0}": invalid CIDR address'.format(address))
+            try:
+                ipaddress.ip_interface(address)
+            except ValueError:
+                problems.append('[networking.os.device.addresses] "{0}": invalid CIDR address: {1}'.format(
+                    device.get('interface'), address))
     if problems:
         fail('1 error occurred:\n\t* ' + '\n\t* '.join(problems))
     print('{0} is valid for {1} mode'.format(flag('--config'), flag('--mode')))

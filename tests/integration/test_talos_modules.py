@@ -138,10 +138,10 @@ def test_machine_config_names_bad_input(talos_env, fake):
 def test_validation_failure_carries_talosctls_answer(talos_env, fake):
     bundle = bundle_for_tests(fake, talos_env)
     bad = render(talos_env, fake, bundle, address=None, vip=None, gateway=None,
-                 node_patches=[{'machine': {'network': {'interfaces': [{'interface': 'eth1', 'addresses': ['10.0.40.11']}]}}}])
+                 node_patches=[{'machine': {'network': {'interfaces': [{'interface': 'eth1', 'addresses': ['10.0.40.300/24']}]}}}])
     assert bad.rc != 0
-    assert bad.result['msg'] == ('talosctl validate failed (rc=1): * [networking.os.device.address] "10.0.40.11": '
-                                 'invalid CIDR address')
+    assert bad.result['msg'] == ('talosctl validate failed (rc=1): * [networking.os.device.addresses] "eth1": '
+                                 'invalid CIDR address: 10.0.40.300/24')
     assert bad.result['rc'] == 1 and bad.result['command'].split()[1:3] == ['validate', '--config']
     assert leftovers(talos_env) == []
 

@@ -1,8 +1,10 @@
 """Dynamic provisioning as the PersistentVolume controller and a CSI provisioner do it: a claim whose
-StorageClass names a provisioner the lab knows gets a PersistentVolume and is Bound; others stay Pending."""
+StorageClass names a provisioner the lab knows gets a PersistentVolume and is Bound; others stay Pending. Whether a
+Longhorn volume then attaches to a pod's node is longhorn.py's."""
 
 import copy
 
+from . import longhorn
 from .api import now
 from .charts import LONGHORN_PROVISIONER
 from .controllers import Controller
@@ -143,4 +145,4 @@ class VolumeBinder(Controller):
 
 
 def controllers(api):
-    return [VolumeBinder(api)]
+    return [VolumeBinder(api), *longhorn.controllers(api)]

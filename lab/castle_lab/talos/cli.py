@@ -673,7 +673,13 @@ def _parser():
 
 
 def main(argv=None):
-    args = _parser().parse_args(normalize_bools(sys.argv[1:] if argv is None else argv))
+    parser = _parser()
+    args, extra = parser.parse_known_args(normalize_bools(sys.argv[1:] if argv is None else argv))
+    # cobra takes flags anywhere: `get <type> -n <node> <id>` names the id after the flags.
+    if getattr(args, 'run', None) is cmd_get and args.id is None and len(extra) == 1 and not extra[0].startswith('-'):
+        args.id, extra = extra[0], []
+    if extra:
+        parser.error('unrecognized arguments: {0}'.format(' '.join(extra)))
     if getattr(args, 'output_types', 1) is None:
         args.output_types = list(machineconfig.OUTPUT_TYPES)
     try:

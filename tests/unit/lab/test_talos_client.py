@@ -159,3 +159,15 @@ def test_bootstrap_refuses_more_than_one_node():
         cli.single_node(Targets(['10.5.0.2', '10.5.0.3']), 'bootstrap')
     assert str(caught.value) == 'command "bootstrap" is not supported with multiple nodes'
     cli.single_node(Targets(['10.5.0.2']), 'bootstrap')
+
+
+def test_flags_may_stand_between_a_resource_type_and_its_id(monkeypatch, capsys):
+    """cobra takes flags anywhere on the line, so `get <type> -n <node> <id>` names the id."""
+    seen = []
+    monkeypatch.setattr(cli, 'cmd_get', lambda args: seen.append((args.type, args.id, args.nodes)) or 0)
+    assert cli.main(['get', 'addresses', '-n', '10.0.0.1', 'ens18/10.0.0.1/24']) == 0
+    assert cli.main(['get', 'addresses', 'ens18/10.0.0.1/24', '-n', '10.0.0.1']) == 0
+    assert seen == [('addresses', 'ens18/10.0.0.1/24', ['10.0.0.1'])] * 2
+    with pytest.raises(SystemExit) as exited:
+        cli.main(['get', 'addresses', 'one', '-n', '10.0.0.1', 'two'])
+    assert exited.value.code == 1 and capsys.readouterr().err.startswith('Error: ')
