@@ -35,6 +35,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from ..factory import extension_status
+from ..kube.longhorn import EXTENSIONS_ANNOTATION
 from ..pki import write_secret
 from . import API_PORT, TALOS_VERSION, network, secrets
 from .api import ALIASES, MAINTENANCE_METHODS, RESOURCES, RpcError
@@ -190,10 +191,15 @@ class Cluster:
         if node.machine_type == 'controlplane':
             labels['node-role.kubernetes.io/control-plane'] = ''
         labels.update(node.document['machine'].get('nodeLabels') or {})
-        status, _body = await self.kube_call('GET', '/api/v1/nodes/' + node.hostname)
+        # Lab-only: the extensions the node runs, for the emulator's Longhorn (a real one looks at the host).
+        annotations = {EXTENSIONS_ANNOTATION: ','.join(node.extensions[1])}
+        status, body = await self.kube_call('GET', '/api/v1/nodes/' + node.hostname)
         if status == 404:
-            await self.kube_call('POST', '/api/v1/nodes', {'apiVersion': 'v1', 'kind': 'Node',
-                                                            'metadata': {'name': node.hostname, 'labels': labels}})
+            await self.kube_call('POST', '/api/v1/nodes', {'apiVersion': 'v1', 'kind': 'Node', 'metadata': {
+                'name': node.hostname, 'labels': labels, 'annotations': annotations}})
+        elif ((body.get('metadata') or {}).get('annotations') or {}).get(EXTENSIONS_ANNOTATION) != annotations[
+                EXTENSIONS_ANNOTATION]:
+            await self.kube_call('PATCH', '/api/v1/nodes/' + node.hostname, {'metadata': {'annotations': annotations}})
         now = time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())
         version = node.document['machine']['kubelet']['image'].rsplit(':', 1)[-1]
         await self.kube_call('PATCH', '/api/v1/nodes/{0}/status'.format(node.hostname), {'status': {
