@@ -340,8 +340,10 @@ class VmReconciler(object):
                 except ProxmoxError as exc:
                     last = str(exc)
                 if time.monotonic() >= deadline:
-                    raise ProxmoxError('VM {0} reported no IP address within {1}s ({2})'.format(
-                        vm['vmid'], self.params['timeout'], last))
+                    hint = (': no QEMU guest agent runs in the guest (a Talos node runs one only with the '
+                            'siderolabs/qemu-guest-agent system extension)' if 'agent is not running' in last else '')
+                    raise ProxmoxError('VM {0} reported no IP address within {1}s ({2}){3}'.format(
+                        vm['vmid'], self.params['timeout'], last, hint))
                 time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
                 delay = min(delay * 1.5, 5.0)
         finally:

@@ -106,6 +106,7 @@ def test_wait_for_ip_returns_what_the_guest_agent_reports(lab, env, name, contro
     assert silent.rc != 0
     assert 'reported no IP address within 2s' in silent.result['msg']
     assert 'guest agent is not running' in silent.result['msg']
+    assert 'siderolabs/qemu-guest-agent system extension' in silent.result['msg']
     control.agent(vmid, [
         {'name': 'lo', 'ip-addresses': [{'ip-address': '127.0.0.1', 'ip-address-type': 'ipv4', 'prefix': 8}]},
         {'name': 'eth0', 'hardware-address': made.result['macs']['net0'].lower(),
