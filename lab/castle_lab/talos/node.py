@@ -197,8 +197,7 @@ class Cluster:
         if status == 404:
             await self.kube_call('POST', '/api/v1/nodes', {'apiVersion': 'v1', 'kind': 'Node', 'metadata': {
                 'name': node.hostname, 'labels': labels, 'annotations': annotations}})
-        elif ((body.get('metadata') or {}).get('annotations') or {}).get(EXTENSIONS_ANNOTATION) != annotations[
-                EXTENSIONS_ANNOTATION]:
+        elif not annotations.items() <= ((body.get('metadata') or {}).get('annotations') or {}).items():
             await self.kube_call('PATCH', '/api/v1/nodes/' + node.hostname, {'metadata': {'annotations': annotations}})
         now = time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())
         version = node.document['machine']['kubelet']['image'].rsplit(':', 1)[-1]
