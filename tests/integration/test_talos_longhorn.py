@@ -48,12 +48,13 @@ def test_longhorn_refuses_volumes_on_a_talos_node_without_iscsi_tools(env, pve, 
         run('talosctl', 'bootstrap', '-n', cp, '-e', cp)
         run('talosctl', 'kubeconfig', '-n', cp, '-e', cp, str(tmp_path / 'kubeconfig'))
 
-        def node_names():
+        def both_registered():
+            """{address: Node name} once both nodes are Nodes, else None."""
             nodes = json.loads(kubectl('get', 'nodes', '-o', 'json'))['items']
-            return {a['address']: n['metadata']['name'] for n in nodes for a in n['status'].get('addresses', [])
-                    if a['type'] == 'InternalIP'}
-        names = until(lambda: (lambda found: found if {cp, worker} <= set(found) else None)(node_names()),
-                      'both nodes registered')
+            found = {a['address']: n['metadata']['name'] for n in nodes for a in n['status'].get('addresses', [])
+                     if a['type'] == 'InternalIP'}
+            return found if {cp, worker} <= set(found) else None
+        names = until(both_registered, 'both nodes registered')
 
         # Longhorn's chart as Helm would install it: its CRDs, then its templated objects.
         chart = charts.CHARTS['longhorn']

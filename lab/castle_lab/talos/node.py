@@ -748,7 +748,8 @@ class Fleet:
         membership goes, and a cluster left without members needs a new bootstrap."""
         for other, node in list(self.nodes.items()):
             replaced = other == key and node.mac != mac
-            if replaced or (self.exists is not None and not self.exists(other)):
+            # Each machine's power worker sweeps: the one that takes a node out drops it, once.
+            if (replaced or (self.exists is not None and not self.exists(other))) and self.nodes.get(other) is node:
                 del self.nodes[other]
                 await self._drop(node)
 
