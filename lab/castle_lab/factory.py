@@ -23,11 +23,10 @@ import hashlib
 import json
 import pathlib
 import re
-import ssl
 
 import yaml
 
-from .serving import stop_event
+from .serving import serve_https
 
 ISO_MAGIC = b'CASTLE-LAB TALOS ISO\n'
 DEFAULT_EXTENSIONS = ('siderolabs/iscsi-tools', 'siderolabs/qemu-guest-agent', 'siderolabs/util-linux-tools')
@@ -351,15 +350,8 @@ def application(state):
 
 async def serve(args):
     from aiohttp import web
-    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    tls.load_cert_chain(args.cert, args.key)
     runner = web.AppRunner(application(args.state), access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, args.host, args.port, ssl_context=tls).start()
-    stopping = stop_event()
-    print('factory: listening on https://{0}:{1}'.format(args.host, args.port), flush=True)
-    await stopping.wait()
-    await runner.cleanup()
+    await serve_https('factory', runner, args.host, args.port, args.cert, args.key)
 
 
 def main():

@@ -12,13 +12,12 @@ import hmac
 import os
 import pathlib
 import re
-import ssl
 import sys
 import zlib
 
 from aiohttp import web
 
-from .serving import stop_event
+from .serving import serve_https
 
 USERNAME = 'castle'
 REALM = 'castle-lab git'
@@ -152,16 +151,9 @@ def application(repos, releases, token):
 
 async def serve(args):
     token = pathlib.Path(args.token_file).read_text().strip()
-    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    tls.load_cert_chain(args.cert, args.key)
     # Bodies arrive as sent: feed_body inflates gzip itself while streaming.
     runner = web.AppRunner(application(args.repos, args.releases, token), access_log=None, auto_decompress=False)
-    await runner.setup()
-    await web.TCPSite(runner, args.host, args.port, ssl_context=tls).start()
-    stopping = stop_event()
-    print('git: listening on https://{0}:{1}'.format(args.host, args.port), flush=True)
-    await stopping.wait()
-    await runner.cleanup()
+    await serve_https('git', runner, args.host, args.port, args.cert, args.key)
 
 
 def main():

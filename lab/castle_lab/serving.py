@@ -3,6 +3,7 @@
 import asyncio
 import ipaddress
 import signal
+import ssl
 
 from aiohttp import web
 
@@ -14,6 +15,18 @@ def stop_event():
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
     return stopping
+
+
+async def serve_https(name, runner, host, port, cert, key):
+    """Serve an aiohttp runner over HTTPS on host:port until SIGTERM or SIGINT, announcing where."""
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(cert, key)
+    await runner.setup()
+    await web.TCPSite(runner, host, port, ssl_context=tls).start()
+    stopping = stop_event()
+    print('{0}: listening on https://{1}:{2}'.format(name, host, port), flush=True)
+    await stopping.wait()
+    await runner.cleanup()
 
 
 @web.middleware
