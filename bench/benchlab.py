@@ -1,5 +1,6 @@
 """What the benchmarks share: a lab of their own, and commands that fail loudly."""
 
+import json
 import os
 import pathlib
 import shlex
@@ -25,10 +26,12 @@ def run(argv, env):
     return result.stdout
 
 
+def lab_info(lab, *services):
+    """`castle-lab env --json` for these services (all started ones by default): their variables, the lab's paths
+    (`inventory_file`, `ca_cert`, ...) and each service's address, ports and files."""
+    return json.loads(run(['castle-lab', 'env', '--json', *services], lab))
+
+
 def client_env(lab, *services):
     """The lab's environment plus what `castle-lab env` exports for these services."""
-    env = dict(lab)
-    for line in run(['castle-lab', 'env', *services], lab).splitlines():
-        key, value = line[len('export '):].split('=', 1)
-        env[key] = shlex.split(value)[0]
-    return env
+    return dict(lab, **lab_info(lab, *services)['env'])

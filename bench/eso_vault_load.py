@@ -16,8 +16,8 @@ import urllib.request
 
 import yaml
 
-from castle_lab import kube_crds
-from benchlab import client_env, lab_environ, run
+from castle_lab.kube import upstream_crds
+from benchlab import client_env, lab_environ, lab_info, run
 
 LAB = lab_environ('bench-eso', '127.0.35')
 ESO_CRDS = ('secretstores.external-secrets.io', 'clustersecretstores.external-secrets.io',
@@ -34,7 +34,7 @@ def install_eso(env):
     """External Secrets' CRDs and controller Deployment, as its chart installs them."""
     labels = {'app.kubernetes.io/name': 'external-secrets', 'app.kubernetes.io/component': 'controller'}
     kubectl_apply(env, [{'apiVersion': 'v1', 'kind': 'Namespace', 'metadata': {'name': 'external-secrets'}}]
-                  + [kube_crds.bundled_crd(name) for name in ESO_CRDS])
+                  + [upstream_crds.bundled_crd(name) for name in ESO_CRDS])
     run(['kubectl', 'wait', '--for=condition=Established', '--timeout=30s'] + ['crd/' + n for n in ESO_CRDS], env)
     kubectl_apply(env, [{
         'apiVersion': 'apps/v1', 'kind': 'Deployment',
@@ -70,7 +70,7 @@ def main():
         kubectl_apply(env, [{'apiVersion': 'v1', 'kind': 'Namespace', 'metadata': {'name': 'bench'}},
                             {'apiVersion': 'v1', 'kind': 'ServiceAccount',
                              'metadata': {'name': 'bench', 'namespace': 'bench'}}])
-        inventory = str(pathlib.Path(LAB['CASTLE_LAB_DIR']) / 'inventory' / 'hosts.yml')
+        inventory = lab_info(LAB)['inventory_file']
         run(['ansible-playbook', '-i', inventory, 'playbooks/vault.yml', '-e', json.dumps({
             'castle_cluster_vars': {'cluster_name': 'bench'}, 'castle_vault_services': services})], env)
         control(env, '/eso/vault-requests/reset', 'POST')

@@ -20,11 +20,10 @@ import time
 
 import yaml
 from benchlab import REPO, client_env, lab_environ, run
-from castle_lab import config
 from castle_lab.control import ProxmoxControl
 
 sys.path.insert(0, str(REPO / '.collections'))
-from ansible_collections.ephemeral.castle.plugins.module_utils import fleet as fleet_model  # noqa: E402
+from ansible_collections.ephemeral.castle.plugins.module_utils import fleet_rules, fleet_schema  # noqa: E402
 
 LAB = lab_environ('bench-fleet', '127.0.35')
 ROLES = ('production', 'production', 'production', 'experimental', 'frozen', 'workstation')
@@ -72,8 +71,8 @@ def parse_figures(sizes, runs, directory):
         path = pathlib.Path(directory) / 'scale-{0}.fleet.yml'.format(size)
         path.write_text(yaml.safe_dump({'plugin': 'ephemeral.castle.fleet', 'fleet': fleet}, sort_keys=False))
         began = time.monotonic()
-        checked = fleet_model.validate(fleet, str(path))
-        violations = fleet_model.check(checked)
+        checked = fleet_schema.validate(fleet, str(path))
+        violations = fleet_rules.check(checked)
         model = time.monotonic() - began
         wall, cpu = timed(['ansible-inventory', '-i', str(path), '--list'], LAB, runs)
         print('{0:>6} machines ({1:>6} hosts, {2:>6} workloads): ansible-inventory --list {3:6.2f}s wall, '
@@ -84,7 +83,7 @@ def parse_figures(sizes, runs, directory):
 def live_figures(vms, runs, directory):
     run(['castle-lab', 'up', 'proxmox'], LAB)
     env = client_env(LAB, 'proxmox')
-    control = ProxmoxControl(config.load(LAB))
+    control = ProxmoxControl(env['CASTLE_LAB_PROXMOX_CONTROL'])
     control.reset()
     made = control.create_vms(vms, prefix='fleet', running=False)
     control.create_vms(vms // 2, prefix='other', running=True)

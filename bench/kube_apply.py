@@ -22,22 +22,16 @@ import time
 
 import yaml
 
-from benchlab import REPO, client_env, lab_environ, run
+from benchlab import REPO, client_env, lab_environ, lab_info, run
 
 LAB = lab_environ('bench-flux', '127.0.33')
 sys.path.insert(0, str(REPO / '.collections'))
 
 
-class ModuleStandIn:
-    """What KubeClient reads of an AnsibleModule."""
-
-    def __init__(self, kubeconfig):
-        self.params = dict(kubeconfig=kubeconfig, context=None, host=None, api_key=None, ca_cert=None,
-                           validate_certs=True, request_timeout=30)
-
-    @staticmethod
-    def fail_json(**kwargs):
-        sys.exit(kwargs['msg'])
+def connection(kubeconfig):
+    """The connection options KubeClient reads, as a module would pass them."""
+    return dict(kubeconfig=kubeconfig, context=None, host=None, api_key=None, ca_cert=None,
+                validate_certs=True, request_timeout=30)
 
 
 def config_maps(namespace, count, prefix):
@@ -81,7 +75,7 @@ def main():
     run(['castle-lab', 'up', 'kube', 'git'], LAB)
     try:
         env = client_env(LAB, 'kube', 'git')
-        client = kube.KubeClient(ModuleStandIn(env['KUBECONFIG']), field_manager='bench')
+        client = kube.KubeClient(connection(env['KUBECONFIG']), field_manager='bench')
         namespace = 'bench-apply'
         client.apply_all([{'apiVersion': 'v1', 'kind': 'Namespace', 'metadata': {'name': namespace}}])
         ours = config_maps(namespace, args.count, 'castle')
@@ -99,8 +93,7 @@ def main():
             args.count / peer_created, peer_created / created))
         print('kubectl apply --server-side, unchanged: {0:7.1f} objects/s (ratio ours/kubectl {1:.2f})'.format(
             args.count / peer_unchanged, peer_unchanged / unchanged))
-        playbook = ['ansible-playbook', '-i', str(pathlib.Path(LAB['CASTLE_LAB_DIR']) / 'inventory' / 'hosts.yml'),
-                    'playbooks/flux.yml']
+        playbook = ['ansible-playbook', '-i', lab_info(LAB)['inventory_file'], 'playbooks/flux.yml']
         print('playbooks/flux.yml from an empty cluster to every layer Ready: {0:.1f}s'.format(
             timed(lambda: run(playbook, env))))
         print('playbooks/flux.yml again (no change):                         {0:.1f}s'.format(

@@ -18,7 +18,6 @@ import tempfile
 import time
 
 from benchlab import client_env, lab_environ, run
-from castle_lab import config
 from castle_lab.control import ProxmoxControl
 
 LAB = lab_environ('bench-pve', '127.0.31')
@@ -99,7 +98,7 @@ def main():
     run(['castle-lab', 'up', 'proxmox'], LAB)
     try:
         env = client_env(LAB, 'proxmox')
-        control = ProxmoxControl(config.load(LAB))
+        control = ProxmoxControl(env['CASTLE_LAB_PROXMOX_CONTROL'])
         with tempfile.TemporaryDirectory() as directory:
             walls = {}
             print('time scale: {0} real s per PVE s; full clones of the 20G template, started'.format(args.time_scale))

@@ -13,8 +13,8 @@ import pathlib
 import subprocess
 import time
 
-from benchlab import client_env, lab_environ, run
-from castle_lab.services.factory import default_iso
+from benchlab import client_env, lab_environ, lab_info, run
+from castle_lab.talos.factory import default_iso
 
 LAB = lab_environ('bench-talos', '127.0.34')
 
@@ -42,7 +42,7 @@ def main():
     run(['castle-lab', 'up', 'proxmox', 'vault'], LAB)
     try:
         env = client_env(LAB, 'proxmox', 'vault')
-        inventory = str(pathlib.Path(LAB['CASTLE_LAB_DIR']) / 'inventory' / 'hosts.yml')
+        inventory = lab_info(LAB)['inventory_file']
         times = {}
         for size in args.sizes:
             began = time.monotonic()

@@ -63,10 +63,11 @@ python_venv() {
         "$python" -m venv "$VENV"
     fi
     local want
-    want=$(cat requirements.txt lab/pyproject.toml | sha256sum | cut -d' ' -f1)
+    want=$(cat requirements.txt requirements-test.txt lab/pyproject.toml | sha256sum | cut -d' ' -f1)
     stamp_ok "$VENV/.requirements.stamp" "$want" && return
-    log "pip install -r requirements.txt"
-    "$VENV/bin/pip" install -q -r requirements.txt
+    # requirements-test.txt pins the collection's requirements (requirements.txt), the lab's and the tools'.
+    log "pip install -r requirements-test.txt"
+    "$VENV/bin/pip" install -q -r requirements-test.txt
     "$VENV/bin/pip" install -q --no-deps -e lab/
     echo "$want" > "$VENV/.requirements.stamp"
 }

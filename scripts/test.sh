@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every check of `make test`: static checks (ansible-lint, ansible-test sanity) run beside
-# pytest (unit, integration, and the molecule scenarios); each stage's time is printed.
+# pytest (the testpaths of pytest.ini: the collection's unit and integration tests, the lab's own in tests/lab,
+# and the molecule scenarios); each stage's time is printed.
 # pytest runs two pytest-xdist workers, each with a lab of its own (tests/conftest.py), and gives
 # each worker whole test files (--dist loadfile): a file's tests share module fixtures and run in order.
 # The 25 slowest tests are listed at the end, to keep the two workers balanced.

@@ -2,6 +2,7 @@
 
 import functools
 import http.server
+import json
 import os
 import pathlib
 import shlex
@@ -19,6 +20,9 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 VENV_BIN = pathlib.Path(sys.executable).parent
 # ansible_collections.ephemeral.castle resolves to this checkout (make setup links it there).
 sys.path.insert(0, str(REPO / '.collections'))
+# The module tests' fake clients (fake_pve, fake_kube, ...) import by name, as the helpers beside this file do;
+# the tests themselves are a package there, so their names do not clash with the integration tests'.
+sys.path.insert(0, str(REPO / 'tests' / 'unit' / 'plugins' / 'modules'))
 
 
 def worker_net(base, worker):
@@ -79,13 +83,14 @@ class Lab:
     def castle_lab(self, *args, check=True):
         return self.run('castle-lab', *args, check=check)
 
+    def info(self, *services):
+        """`castle-lab env --json` of the started services (or these): the variables, the lab's paths, and each
+        service's address, ports and files."""
+        return json.loads(self.castle_lab('env', '--json', *services).stdout)
+
     def client_env(self):
         """The variables `castle-lab env` exports, merged over this lab's environment."""
-        env = dict(self.env)
-        for line in self.castle_lab('env').stdout.splitlines():
-            key, value = line[len('export '):].split('=', 1)
-            env[key] = shlex.split(value)[0] if value else ''
-        return env
+        return dict(self.env, **self.info()['env'])
 
     def pid(self, service):
         return int((self.dir / service / (service + '.pid')).read_text().split()[0])
@@ -193,3 +198,34 @@ def name(pve):
     yield made
     remove_named(pve, *[vm['name'] for vm in pve.cluster.resources.get(type='vm')
                         if str(vm.get('name', '')).startswith(made)])
+
+
+@pytest.fixture
+def consent(tmp_path):
+    """consent(*names, ttl=600) -> the options (gate_token, gate_journal) of a phoenix gate token issued, as
+    fleet_gate issues it, for exactly these names, in a journal of the test's own."""
+    from ansible_collections.ephemeral.castle.plugins.module_utils import gate
+    fleet = tmp_path / 'consent.fleet.yml'
+    fleet.write_text('# the fleet file the token is bound to\n')
+    journal = tmp_path / 'phoenix-journal.md'
+
+    def issue(*names, ttl=600):
+        token = gate.issue(str(journal), str(fleet), names[0], 'node', list(names), ttl, 'gate passed')[0]
+        return dict(gate_token=token, gate_journal=str(journal))
+    return issue
+
+
+@pytest.fixture(scope='session')
+def installed_collection(tmp_path_factory):
+    """The collection's artifact installed, with only its declared dependencies, into an empty collections path,
+    once per session (harness.InstalledCollection): merge its `env` over a run's to use that install alone."""
+    from harness import install_collection
+    return install_collection(tmp_path_factory.mktemp('installed-collection'))
+
+
+@pytest.fixture
+def run_module(monkeypatch):
+    """run_module(name, check_mode=False, diff=False, **args) -> the result of ephemeral.castle.<name>, run in
+    this process with exit_json/fail_json caught (tests/module_runner.py); fake the layer client first."""
+    import module_runner
+    return module_runner.runner(monkeypatch)

@@ -1,6 +1,7 @@
 """castle-lab: bring the rehearsal lab up, check it, print its environment, inject faults, take it down."""
 
 import argparse
+import json
 import os
 import shlex
 import sys
@@ -9,6 +10,8 @@ import time
 from . import config, inventory, pki
 from .process import LabError
 from .services import SERVICES
+from .services.kube import KubeService
+from .services.proxmox import ProxmoxService
 
 
 class UsageError(Exception):
@@ -90,16 +93,23 @@ def cmd_status(cfg, names):
     return 0
 
 
-def cmd_env(cfg, names):
+def cmd_env(cfg, names, as_json=False):
+    services = _services(cfg, names) if names else _started(cfg)
     # The lab's tools, then this environment's scripts (castle-lab itself, talosctl).
     values = {'CASTLE_LAB_DIR': str(cfg.state),
               'PATH': '{0}:{1}:{2}'.format(cfg.tools / 'bin', os.path.dirname(sys.executable), os.environ.get('PATH', '')),
               'REQUESTS_CA_BUNDLE': str(cfg.ca_bundle), 'SSL_CERT_FILE': str(cfg.ca_bundle)}
-    for svc in (_services(cfg, names) if names else _started(cfg)).values():
+    for svc in services.values():
         values.update(svc.env())
     if inventory.vault_password_file(cfg).exists():
         # Opens the inventory's ansible-vault encrypted values (castle_services).
         values['ANSIBLE_VAULT_PASSWORD_FILE'] = str(inventory.vault_password_file(cfg))
+    if as_json:
+        print(json.dumps({'dir': str(cfg.state), 'net': cfg.net, 'ca_cert': str(cfg.ca_cert),
+                          'inventory': str(cfg.inventory), 'inventory_file': str(cfg.inventory / 'hosts.yml'),
+                          'env': values, 'services': {name: svc.describe() for name, svc in services.items()}},
+                         indent=2))
+        return 0
     for key, value in values.items():
         print('export {0}={1}'.format(key, shlex.quote(value)))
     return 0
@@ -111,7 +121,7 @@ def _control(cfg, service):
     if service != 'proxmox':
         raise UsageError('only proxmox has a control API, not {0!r}'.format(service))
     from .control import ProxmoxControl
-    return ProxmoxControl(cfg)
+    return ProxmoxControl(ProxmoxService.control_url_of(cfg))
 
 
 def _fault_summary(rule):
@@ -170,7 +180,7 @@ def cmd_requests(cfg, args):
 def cmd_vault_requests(cfg, args):
     """The Vault requests of each ExternalSecret (and store) the Kubernetes emulator's ESO sent, per minute."""
     from .control import KubeControl
-    control = KubeControl(cfg)
+    control = KubeControl(KubeService(cfg).control_url)
     seen = control.vault_requests()
     rows = [('ExternalSecret', key, entry) for key, entry in seen['externalSecrets'].items()]
     rows += [('store', key, entry) for key, entry in seen['stores'].items()]
@@ -192,6 +202,10 @@ def _parser():
                           ('env', 'print the export lines of the services\' variables')):
         sub = commands.add_parser(name, help=purpose)
         sub.add_argument('services', nargs='*', metavar='SERVICE', help='one of: ' + ', '.join(SERVICES))
+        if name == 'env':
+            sub.add_argument('--json', action='store_true', dest='as_json',
+                             help='print the variables, the lab\'s paths and each service\'s address, ports and files '
+                                  'as one JSON object')
     fault = commands.add_parser('fault', help='inject faults into a service (proxmox) through its control API')
     fault.add_argument('service', metavar='SERVICE')
     actions = fault.add_subparsers(dest='action', required=True, metavar='ACTION')
@@ -232,7 +246,7 @@ def _parser():
     return parser
 
 
-COMMANDS = {'up': cmd_up, 'down': cmd_down, 'status': cmd_status, 'env': cmd_env}
+COMMANDS = {'up': cmd_up, 'down': cmd_down, 'status': cmd_status}
 
 
 def main(argv=None):
@@ -244,6 +258,8 @@ def main(argv=None):
         return 2
     try:
         cfg = config.load()
+        if args.command == 'env':
+            return cmd_env(cfg, args.services, args.as_json)
         if args.command in COMMANDS:
             return COMMANDS[args.command](cfg, args.services)
         return {'fault': cmd_fault, 'requests': cmd_requests, 'vault-requests': cmd_vault_requests}[args.command](

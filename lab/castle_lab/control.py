@@ -1,4 +1,4 @@
-"""Clients of the control APIs of the Proxmox VE fake (see castle_lab.pve_control) and of the Kubernetes emulator,
+"""Clients of the control APIs of the Proxmox VE fake (see castle_lab.proxmox.control) and of the Kubernetes emulator,
 on the standard library only."""
 
 import json
@@ -6,12 +6,12 @@ import urllib.error
 import urllib.request
 
 from .process import LabError
-from .services.kube import KubeService
-from .services.proxmox import ProxmoxService
 
 
 class ControlError(LabError):
-    """The control API refused a request or did not answer; `status` is None when it did not answer."""
+    """A control API refused a request (HTTP `status`, one-line reason), or did not answer (`status` None).
+
+    The control API servers raise it to answer with that status; their clients raise it with the server's reason."""
 
     def __init__(self, message, status=None):
         super().__init__(message)
@@ -19,11 +19,13 @@ class ControlError(LabError):
 
 
 class ControlClient:
-    """JSON over a lab service's control API; `url` and `timeout` are set by the subclass."""
+    """JSON over a lab service's control API at `url` (the service's variable in `castle-lab env`)."""
 
     service = ''
-    url = ''
-    timeout = 60.0
+
+    def __init__(self, url, timeout=60.0):
+        self.url = url.rstrip('/')
+        self.timeout = timeout
 
     def _call(self, method, path, body=None):
         data = None if body is None else json.dumps(body).encode()
@@ -41,16 +43,9 @@ class ControlClient:
 
 
 class ProxmoxControl(ControlClient):
-    """Fault injection and server-side state of the lab's Proxmox VE.
-
-    Takes a LabConfig, or the control URL itself (CASTLE_LAB_PROXMOX_CONTROL from `castle-lab env`).
-    """
+    """Fault injection and server-side state of the lab's Proxmox VE, at CASTLE_LAB_PROXMOX_CONTROL."""
 
     service = 'proxmox'
-
-    def __init__(self, cfg, timeout=60.0):
-        self.url = (cfg if isinstance(cfg, str) else ProxmoxService.control_url_of(cfg)).rstrip('/')
-        self.timeout = timeout
 
     def requests(self, params=False):
         """{'count': N, 'requests': [[METHOD, PATH], ...]}, paths without the /api2/json prefix; with `params`,
@@ -123,15 +118,10 @@ def _reason(exc):
 
 
 class KubeControl(ControlClient):
-    """The Kubernetes emulator's control API: what its External Secrets controllers sent to Vault.
-
-    Takes a LabConfig, or the control URL itself (CASTLE_LAB_KUBE_CONTROL from `castle-lab env`)."""
+    """The Kubernetes emulator's control API at CASTLE_LAB_KUBE_CONTROL: what its External Secrets controllers sent
+    to Vault."""
 
     service = 'kube'
-
-    def __init__(self, cfg, timeout=60.0):
-        self.url = (cfg if isinstance(cfg, str) else KubeService(cfg).control_url).rstrip('/')
-        self.timeout = timeout
 
     def vault_requests(self):
         """{'externalSecrets': {'<ns>/<name>': {requests, seconds, perMinute, lastMinute}}, 'stores': {...}}."""

@@ -5,10 +5,10 @@ import stat
 
 import yaml
 
-from . import flux_manifest
-from .factory import DEFAULT_EXTENSIONS
-from .git_server import USERNAME
-from .services.factory import FactoryService, default_iso
+from .git import flux_manifest
+from .git.server import USERNAME
+from .services.factory import FactoryService
+from .talos.factory import DEFAULT_EXTENSIONS, default_iso
 
 HEADER = '# Written by `castle-lab up` for the lab in {0}; rewritten on every run.\n'
 

@@ -14,13 +14,14 @@ SYSTEM_BUNDLES = ('/etc/ssl/certs/ca-certificates.crt', '/etc/pki/tls/certs/ca-b
 
 
 def write_secret(path, data):
-    """Write bytes or text readable by the owner only (0600), whatever the umask."""
+    """Write bytes or text readable by the owner only (0600), whatever the umask; returns the path."""
     if isinstance(data, str):
         data = data.encode()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.fchmod(fd, 0o600)
     with os.fdopen(fd, 'wb') as out:
         out.write(data)
+    return path
 
 
 def _pem_key(key):

@@ -56,13 +56,15 @@ options:
       - Seconds to wait for one API answer.
     type: int
     default: 30
-  api_retries:
+  retries:
     description:
       - How many times to retry a request that failed on a connection error, a 5xx answer or a
         lock timeout, with jittered exponential backoff (up to 8 seconds between tries).
       - Requests that create something are not resent after the connection broke mid-request.
+      - The older name O(api_retries) is an alias.
     type: int
     default: 4
+    aliases: [api_retries]
 requirements:
   - proxmoxer >= 2.0
   - requests

@@ -4,7 +4,9 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 
 """Options of the modules that talk to Vault, matching module_utils/vault.py: DOCUMENTATION is
-server_argument_spec(), AUTH is auth_argument_spec(), KV is the KV v2 mount of connection_argument_spec(kv=True)."""
+server_argument_spec(), AUTH is auth_argument_spec(), KV is the KV v2 mount (kv=True), RETRIES is the retries of
+a Vault module (layer()), VAULT_RETRIES the retries of Vault calls in a module of another layer
+(connection_argument_spec())."""
 
 
 class ModuleDocFragment:
@@ -28,15 +30,31 @@ options:
       - Seconds to wait for one answer from Vault.
     type: int
     default: 30
-  vault_retries:
+requirements:
+  - hvac >= 1.0
+"""
+
+    RETRIES = r"""
+options:
+  retries:
     description:
-      - How many times a call is retried after a connection error or a 5xx answer, with a short backoff
-        (0.25 s, doubling, at most 2 s). 4xx answers are never retried.
+      - How many times a call is retried after a connection error or a 5xx answer, with a short jittered
+        backoff (at most 2 s between attempts). 4xx answers are never retried.
       - A sealed or uninitialised server is never retried; the module fails saying so.
     type: int
     default: 3
-requirements:
-  - hvac >= 1.0
+    aliases: [vault_retries]
+"""
+
+    VAULT_RETRIES = r"""
+options:
+  vault_retries:
+    description:
+      - How many times a call to Vault is retried after a connection error or a 5xx answer, with a short
+        jittered backoff (at most 2 s between attempts). 4xx answers are never retried.
+      - A sealed or uninitialised server is never retried; the module fails saying so.
+    type: int
+    default: 3
 """
 
     AUTH = r"""

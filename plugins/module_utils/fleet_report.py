@@ -7,7 +7,7 @@
 the results of fleet_check, fleet_drain_plan and fleet_gate. Pure functions of their inputs (no clock, no
 randomness), so the same fleet renders to the same bytes. PRIVATE to the collection."""
 
-from ansible_collections.ephemeral.castle.plugins.module_utils.fleet import ROLES
+from ansible_collections.ephemeral.castle.plugins.module_utils.fleet_schema import ROLES
 
 # Colours of the diagram.
 CRITICAL = '#b03a2e'

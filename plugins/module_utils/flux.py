@@ -11,6 +11,8 @@ import base64
 import copy
 import json
 
+from ansible_collections.ephemeral.castle.plugins.module_utils.base import CastleError
+
 try:
     import yaml
     HAS_YAML = True
@@ -29,7 +31,7 @@ KINDS = {'Kustomization': KUSTOMIZE_API, 'HelmRelease': HELM_API, 'GitRepository
 MANAGED = {'app.kubernetes.io/managed-by': 'ephemeral.castle'}
 
 
-class FluxError(Exception):
+class FluxError(CastleError):
     """Bad input or a manifest that is not what it claims; the message says which."""
 
 

@@ -17,10 +17,12 @@ import hashlib
 import json
 import os
 import tempfile
-import time
 import traceback
 
 from ansible.module_utils.basic import env_fallback, missing_required_lib
+
+from ansible_collections.ephemeral.castle.plugins.module_utils._wait import Deadline, wait_until
+from ansible_collections.ephemeral.castle.plugins.module_utils.base import CastleError, Layer
 
 try:
     from kubernetes import client as k8s_client, config as k8s_config
@@ -57,7 +59,11 @@ def connection_argument_spec():
     )
 
 
-class KubeError(Exception):
+# What every Kubernetes and Flux module is built from: the connection options and the kubernetes library.
+LAYER = Layer(connection_argument_spec(), requires=('kubernetes', HAS_KUBERNETES, KUBERNETES_IMPORT_ERROR))
+
+
+class KubeError(CastleError):
     """A call to the API failed or a wait ran out; the message names what and why."""
 
 
@@ -135,35 +141,6 @@ def apply_order(obj):
     return 2
 
 
-class Deadline:
-    """A time budget on the monotonic clock."""
-
-    def __init__(self, seconds):
-        self.seconds = seconds
-        self.end = time.monotonic() + seconds
-
-    @property
-    def left(self):
-        return max(self.end - time.monotonic(), 0.0)
-
-    @property
-    def passed(self):
-        return time.monotonic() >= self.end
-
-
-def wait_until(probe, deadline, describe, interval=0.2, max_interval=2.0):
-    """Call probe() until it returns a true value, backing off up to max_interval; KubeError naming
-    describe() (what is still missing) once the deadline passes."""
-    while True:
-        found = probe()
-        if found:
-            return found
-        if deadline.passed:
-            raise KubeError('timed out after {0}s: {1}'.format(deadline.seconds, describe()))
-        time.sleep(min(interval, deadline.left))
-        interval = min(interval * 1.5, max_interval)
-
-
 def _api_message(exc):
     try:
         body = json.loads(exc.body)
@@ -173,14 +150,12 @@ def _api_message(exc):
 
 
 class KubeClient:
-    """One API server, reached with the module's connection options."""
+    """One API server, reached with a module's connection options (params)."""
 
-    def __init__(self, module, field_manager=FIELD_MANAGER):
+    def __init__(self, params, field_manager=FIELD_MANAGER):
         if not HAS_KUBERNETES:
-            module.fail_json(msg=missing_required_lib('kubernetes'), exception=KUBERNETES_IMPORT_ERROR)
-        self.module = module
+            raise KubeError(missing_required_lib('kubernetes'))
         self.field_manager = field_manager
-        params = module.params
         self.timeout = params['request_timeout']
         try:
             api_client = self._api_client(params)
@@ -351,8 +326,8 @@ class KubeClient:
                     if (condition(self.get(CRD_API, 'CustomResourceDefinition', name), 'Established') or {}).get(
                         'status') != 'True']
 
-        wait_until(lambda: not missing(), deadline,
-                   lambda: 'CRDs not established: {0}'.format(', '.join(missing())))
+        wait_until(lambda: not missing(), deadline, lambda: timed_out(
+            deadline, 'CRDs not established: {0}'.format(', '.join(missing()))))
         self.dynamic.resources.invalidate_cache()
 
     def wait_ready(self, refs, deadline, ready=is_ready):
@@ -372,7 +347,12 @@ class KubeClient:
             return not_ready_message(found[4] or {'kind': found[1], 'metadata': {
                 'name': found[2], 'namespace': found[3]}})
 
-        wait_until(lambda: not_ready() is None, deadline, describe)
+        wait_until(lambda: not_ready() is None, deadline, lambda: timed_out(deadline, describe()))
+
+
+def timed_out(deadline, what):
+    """The error of a wait that ran out, naming what is still missing."""
+    return KubeError('timed out after {0}s: {1}'.format(deadline.seconds, what))
 
 
 def not_ready_message(obj):

@@ -3,16 +3,16 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""OpenClaw's JSON config file (~/.openclaw/openclaw.json): read, merge, render and replace it."""
+"""OpenClaw's JSON config file (~/.openclaw/openclaw.json) as data: read, merge and render it."""
 
 import copy
 import json
-import os
-import tempfile
+
+from ansible_collections.ephemeral.castle.plugins.module_utils.base import CastleError
 
 
-class OpenClawConfigError(Exception):
-    pass
+class OpenClawConfigError(CastleError):
+    """The config file cannot be read or merged; the message names the file or the key."""
 
 
 def render(data):
@@ -76,17 +76,3 @@ def changed_keys(before, after, where=''):
         elif key not in before or key not in after or old != new:
             keys.append(dotted)
     return keys
-
-
-def write_temp(path, text, mode):
-    """Write `text` to a private temporary file next to `path` (same filesystem, for an atomic move)."""
-    directory = os.path.dirname(path) or '.'
-    handle, temp = tempfile.mkstemp(prefix='.openclaw-', suffix='.json', dir=directory)
-    try:
-        with os.fdopen(handle, 'w', encoding='utf-8') as out:
-            out.write(text)
-        os.chmod(temp, mode)
-    except (IOError, OSError) as exc:
-        os.unlink(temp)
-        raise OpenClawConfigError('cannot write next to {0}: {1}'.format(path, exc))
-    return temp

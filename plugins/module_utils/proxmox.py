@@ -10,13 +10,15 @@ jittered backoff on connection errors, 5xx answers and lock timeouts only, and t
 on a monotonic clock.
 """
 
-import random
 import re
 import threading
 import time
 import traceback
 
 from ansible.module_utils.basic import env_fallback, missing_required_lib
+
+from ansible_collections.ephemeral.castle.plugins.module_utils.base import CastleError, Layer, option
+from ansible_collections.ephemeral.castle.plugins.module_utils._wait import Deadline, backoff, wait_until
 
 try:
     import proxmoxer
@@ -44,7 +46,7 @@ def connection_argument_spec():
         validate_certs=dict(type='bool', default=True, fallback=(env_fallback, ['PROXMOX_VALIDATE_CERTS'])),
         ca_path=dict(type='path', fallback=(env_fallback, ['PROXMOX_CA'])),
         api_timeout=dict(type='int', default=30),
-        api_retries=dict(type='int', default=4),
+        retries=option('int', 4, aliases=['api_retries']),
     )
 
 
@@ -53,14 +55,21 @@ CONNECTION_OPTIONS = dict(
     mutually_exclusive=[('api_password', 'api_token_secret')],
 )
 
+# What every Proxmox VE module is built from: the connection options, their constraints, proxmoxer.
+LAYER = Layer(connection_argument_spec(), requires=('proxmoxer', HAS_PROXMOXER, PROXMOXER_IMPORT_ERROR),
+              **CONNECTION_OPTIONS)
 
-class ProxmoxError(Exception):
+
+class ProxmoxError(CastleError):
     """An API call or task failed; the message names what and why."""
 
     def __init__(self, message, status=None, task_log=None):
         super(ProxmoxError, self).__init__(message)
         self.status = status
         self.task_log = task_log or []
+
+    def details(self):
+        return {'task_log': self.task_log} if self.task_log else {}
 
 
 def _split_token_id(token_id, user):
@@ -105,10 +114,11 @@ class ProxmoxClient(object):
         if not HAS_PROXMOXER:
             raise ProxmoxError(missing_required_lib('proxmoxer'))
         self.host = params['api_host']
-        self.retries = max(0, params['api_retries'])
+        self.retries = max(0, params['retries'])
         self.requests = 0
-        self._sleep = sleep
-        self._clock = clock
+        # Every wait of the layer sleeps and reads the time through these, so tests run without waiting.
+        self.sleep = sleep
+        self.clock = clock
         user, token_name = _split_token_id(params.get('api_token_id'), params.get('api_user'))
         if not user:
             raise ProxmoxError('api_user is required unless api_token_id names it (user@realm!token)')
@@ -146,7 +156,7 @@ class ProxmoxClient(object):
                                            status=getattr(exc, 'status_code', None))
                     raise
                 # Full jitter: a random wait up to an exponential cap, so parallel callers spread out.
-                self._sleep(random.uniform(0, min(8.0, 0.5 * 2 ** attempt)))
+                self.sleep(backoff(attempt))
                 attempt += 1
 
     def call(self, method, path, **params):
@@ -187,22 +197,20 @@ class ProxmoxClient(object):
 
     def wait_task(self, node, upid, timeout, what='task'):
         """Wait for a task on the monotonic clock; fail with its exit status and the tail of its log."""
-        deadline = self._clock() + timeout
-        delay = 0.25
-        while True:
+        def stopped():
             status = self.get('nodes/{0}/tasks/{1}/status'.format(node, upid))
-            if status.get('status') == 'stopped':
-                exitstatus = status.get('exitstatus', '')
-                if exitstatus == 'OK' or exitstatus.startswith('WARNINGS'):
-                    return status
-                tail = self.task_log_tail(node, upid)
-                raise ProxmoxError('{0} failed: {1}{2}'.format(
-                    what, exitstatus, ' (log: {0})'.format(' | '.join(tail)) if tail else ''), task_log=tail)
-            if self._clock() >= deadline:
-                raise ProxmoxError('{0} still running after {1}s (task {2}); a re-run waits for it'.format(
-                    what, timeout, upid))
-            self._sleep(min(delay, max(0.0, deadline - self._clock())))
-            delay = min(delay * 1.5, 2.0)
+            if status.get('status') != 'stopped':
+                return None
+            exitstatus = status.get('exitstatus', '')
+            if exitstatus == 'OK' or exitstatus.startswith('WARNINGS'):
+                return status
+            tail = self.task_log_tail(node, upid)
+            raise ProxmoxError('{0} failed: {1}{2}'.format(
+                what, exitstatus, ' (log: {0})'.format(' | '.join(tail)) if tail else ''), task_log=tail)
+
+        return wait_until(stopped, Deadline(timeout, self.clock), lambda: ProxmoxError(
+            '{0} still running after {1}s (task {2}); a re-run waits for it'.format(what, timeout, upid)),
+            interval=0.25, max_interval=2.0, sleep=self.sleep)
 
     def task_log_tail(self, node, upid, lines=10):
         try:
@@ -223,7 +231,7 @@ class ProxmoxClient(object):
             except ProxmoxError as exc:
                 if not LOCK_TIMEOUT.search(str(exc)) or attempt >= self.retries:
                     raise
-                self._sleep(random.uniform(0, min(8.0, 0.5 * 2 ** attempt)))
+                self.sleep(backoff(attempt))
                 attempt += 1
 
     # ------------------------------------------------------------ inventory

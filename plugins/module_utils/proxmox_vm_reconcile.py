@@ -6,17 +6,18 @@
 """Reconciling one Proxmox VE VM with its description: find, create or clone (and migrate to its node),
 one config write, disk grows, power state. PRIVATE to the collection; used by proxmox_vm and proxmox_vm_batch."""
 
-import re
-import time
-
+from ansible_collections.ephemeral.castle.plugins.module_utils import gate
+from ansible_collections.ephemeral.castle.plugins.module_utils.base import option
 from ansible_collections.ephemeral.castle.plugins.module_utils.proxmox import (
-    DOES_NOT_EXIST, ProxmoxError, allocate_vmid, connection_argument_spec)
+    DOES_NOT_EXIST, ProxmoxError, allocate_vmid)
+from ansible_collections.ephemeral.castle.plugins.module_utils.proxmox_vm_guest import (
+    reported_ips, wait_for_ip, wait_unlocked)
+from ansible_collections.ephemeral.castle.plugins.module_utils.proxmox_vm_placement import (
+    check_storages, clone_route, migrate, source_of_clone)
 from ansible_collections.ephemeral.castle.plugins.module_utils.proxmox_vm_spec import (
-    NET_MODELS, apply_plan, create_config, macs, plan_changes, storages_needed)
+    NET_MODELS, apply_plan, create_config, macs, plan_changes)
 
 HIDDEN_KEYS = ('digest',)
-# Config keys of the drives qemu-server checks before a clone to another node (foreach_volume).
-DRIVE_KEY = re.compile(r'^(?:ide|sata|scsi|virtio)\d+$|^efidisk0$|^tpmstate0$')
 
 
 def vm_argument_spec():
@@ -62,16 +63,19 @@ def vm_argument_spec():
         protection=dict(type='bool'),
         restart_if_needed=dict(type='bool', default=False),
         wait_for_ip=dict(type='bool', default=False),
-        timeout=dict(type='int', default=600),
+        wait_timeout=option('int', 600, aliases=['timeout']),
         shutdown_timeout=dict(type='int', default=120),
     )
     return spec
 
 
+# The phoenix gate's consent, needed to remove a VM (doc fragment ephemeral.castle.gate).
+GATE_ARGUMENT_SPEC = dict(gate_token=dict(type='str', no_log=True), gate_journal=dict(type='path'))
+
+
 def argument_spec():
-    spec = connection_argument_spec()
-    spec.update(vm_argument_spec())
-    return spec
+    """proxmox_vm's options besides the connection (which the layer adds)."""
+    return dict(vm_argument_spec(), **GATE_ARGUMENT_SPEC)
 
 
 class VmReconciler(object):
@@ -106,36 +110,8 @@ class VmReconciler(object):
                 name, ', '.join(sorted(str(vm['vmid']) for vm in named))))
         return (named[0] if named else None), vms
 
-    def source_of_clone(self, vms):
-        wanted = self.params['clone']
-        matches = [vm for vm in vms if vm.get('name') == wanted or str(vm['vmid']) == wanted]
-        if len(matches) != 1:
-            raise ProxmoxError('clone: {0} {1!r}'.format(
-                'no template or VM named' if not matches else 'more than one VM is named', wanted))
-        return matches[0]
-
     def wait_unlocked(self, vm):
-        """A VM locked by a running task (clone, create, backup...) is waited for, not written to."""
-        deadline = time.monotonic() + self.params['timeout']
-        delay = 0.2
-        while vm.get('lock'):
-            if time.monotonic() >= deadline:
-                raise ProxmoxError('VM {0} is still locked ({1}) after {2}s'.format(
-                    vm['vmid'], vm['lock'], self.params['timeout']))
-            time.sleep(delay)
-            delay = min(delay * 1.5, 2.0)
-            try:
-                current = self.client.get('nodes/{node}/qemu/{vmid}/status/current'.format(**vm))
-            except ProxmoxError as exc:
-                # A migration (lock `migrate`) that finished meanwhile: the VM is on its new node now.
-                moved = [v for v in self.client.vms() if int(v['vmid']) == int(vm['vmid'])]
-                if not DOES_NOT_EXIST.search(str(exc)) or not moved or moved[0]['node'] == vm['node']:
-                    raise
-                vm = dict(vm, node=moved[0]['node'], status=moved[0].get('status'), lock=moved[0].get('lock'))
-                continue
-            # status/current leaves `lock` out once the VM is free.
-            vm = dict(vm, status=current.get('status', vm.get('status')), lock=current.get('lock'))
-        return vm
+        return wait_unlocked(self.client, vm, self.params['wait_timeout'])
 
     def read_config(self, vm):
         """The VM's config with pending values applied, and the keys that are pending."""
@@ -157,53 +133,8 @@ class VmReconciler(object):
 
     # --------------------------------------------------------------- create
 
-    def check_storages(self, node):
-        """Refuse unknown storages before anything is created, naming what the node has."""
-        needed = storages_needed(self.params)
-        if not needed:
-            return
-        available = set(s['storage'] for s in self.client.get('nodes/{0}/storage'.format(node)))
-        missing = sorted(needed - available)
-        if missing:
-            raise ProxmoxError('storage {0} does not exist on node {1} (it has: {2})'.format(
-                ', '.join(repr(m) for m in missing), node, ', '.join(sorted(available))))
-
-    def clone_route(self, source, node):
-        """How a clone of `source` reaches `node`: ('here', []) on the template's node; ('target', []) straight
-        there, when every disk and CD-ROM image of the template (and the target storage) is on shared storage;
-        else ('migrate', storages that are not shared): qemu-server refuses a clone to another node of a VM on
-        local storage, so it is cloned on the template's node and migrated offline."""
-        if source['node'] == node:
-            return 'here', []
-        storages = self.client.get('nodes/{0}/storage'.format(source['node']))
-        shared = set(s['storage'] for s in storages if s.get('shared'))
-        config = self.client.get('nodes/{node}/qemu/{vmid}/config'.format(**source))
-        local = set()
-        for key, value in config.items():
-            volume = str(value).split(',', maxsplit=1)[0]
-            if DRIVE_KEY.match(key) and ':' in volume and volume.split(':')[0] not in shared:
-                local.add(volume.split(':')[0])
-        if self.params['full'] and self.params['target_storage'] and self.params['target_storage'] not in shared:
-            local.add(self.params['target_storage'])
-        if not local:
-            return 'target', []
-        if not self.params['full']:
-            raise ProxmoxError(
-                'a linked clone of {0} cannot be placed on node {1}: the template is on node {2} and storage {3} '
-                'is not shared, and a linked clone cannot migrate; use full: true, shared storage, or a template '
-                'on node {1}'.format(source.get('name') or source['vmid'], node, source['node'],
-                                     ', '.join(sorted(local))))
-        return 'migrate', sorted(local)
-
     def migrate(self, vm, node):
-        """Migrate the stopped VM offline to `node`, its local disks with it (to target_storage when given)."""
-        options = {'target': node}
-        if self.params['target_storage']:
-            options['targetstorage'] = self.params['target_storage']
-        self.client.run_task(vm['node'], 'post', 'nodes/{node}/qemu/{vmid}/migrate'.format(**vm),
-                             'migration of VM {0} from node {1} to {2}'.format(vm['vmid'], vm['node'], node),
-                             self.params['timeout'], options)
-        return dict(vm, node=node)
+        return migrate(self.client, vm, node, self.params['target_storage'], self.params['wait_timeout'])
 
     def move(self, vm):
         """A VM found on another node than `node` (a clone whose migration did not finish, or a VM moved by
@@ -227,9 +158,9 @@ class VmReconciler(object):
         node = params['node']
         if params['clone']:
             # A clone is reconciled after it is made: refuse an unknown storage before copying anything.
-            self.check_storages(node)
-            source = self.source_of_clone(vms)
-            route, local = self.clone_route(source, node)
+            check_storages(self.client, params, node)
+            source = source_of_clone(vms, params['clone'])
+            route, local = clone_route(self.client, params, source, node)
             after = {'name': params['name'], 'clone_of': '{0} ({1})'.format(source.get('name'), source['vmid'])}
             if route == 'migrate':
                 after['placement'] = 'cloned on node {0}, then migrated offline to node {1} (storage {2} not ' \
@@ -250,10 +181,11 @@ class VmReconciler(object):
                 if route == 'target':
                     options['target'] = node
                 self.client.run_task(source['node'], 'post', 'nodes/{node}/qemu/{vmid}/clone'.format(**source),
-                                     'clone of {0} to VM {1}'.format(source['vmid'], vmid), params['timeout'], options)
+                                     'clone of {0} to VM {1}'.format(source['vmid'], vmid), params['wait_timeout'],
+                                     options)
             else:
                 self.client.run_task(node, 'post', 'nodes/{0}/qemu'.format(node), 'create of VM {0}'.format(vmid),
-                                     params['timeout'], dict(after, vmid=vmid))
+                                     params['wait_timeout'], dict(after, vmid=vmid))
             return vmid
 
         if params['vmid'] is not None:
@@ -291,7 +223,7 @@ class VmReconciler(object):
         for slot, size in resizes:
             result = self.client.put(path + '/resize', disk=slot, size=size)
             if isinstance(result, str) and result.startswith('UPID:'):
-                self.client.wait_task(vm['node'], result, self.params['timeout'], 'resize of {0}'.format(slot))
+                self.client.wait_task(vm['node'], result, self.params['wait_timeout'], 'resize of {0}'.format(slot))
         return after
 
     # ---------------------------------------------------------------- power
@@ -317,41 +249,20 @@ class VmReconciler(object):
             if action == 'shutdown':
                 # A clean shutdown first; PVE stops the VM hard when the guest does not finish in time.
                 self.client.run_task(vm['node'], 'post', path + action, what,
-                                     self.params['timeout'] + self.params['shutdown_timeout'],
+                                     self.params['wait_timeout'] + self.params['shutdown_timeout'],
                                      dict(timeout=self.params['shutdown_timeout'], forceStop=1))
             else:
-                self.client.run_task(vm['node'], 'post', path + action, what, self.params['timeout'])
+                self.client.run_task(vm['node'], 'post', path + action, what, self.params['wait_timeout'])
         return 'running' if actions[-1] == 'start' else 'stopped'
-
-    def wait_for_ip(self, vm):
-        deadline = time.monotonic() + self.params['timeout']
-        delay = 0.5
-        path = 'nodes/{node}/qemu/{vmid}/agent/network-get-interfaces'.format(**vm)
-        last = 'no answer yet'
-        # "Agent not running" is a 500 that only time cures: poll it here, without the client's retries.
-        retries, self.client.retries = self.client.retries, 0
-        try:
-            while True:
-                try:
-                    ips = agent_ipv4(self.client.get(path))
-                    if ips:
-                        return ips
-                    last = 'no IPv4 address yet'
-                except ProxmoxError as exc:
-                    last = str(exc)
-                if time.monotonic() >= deadline:
-                    hint = (': no QEMU guest agent runs in the guest (a Talos node runs one only with the '
-                            'siderolabs/qemu-guest-agent system extension)' if 'agent is not running' in last else '')
-                    raise ProxmoxError('VM {0} reported no IP address within {1}s ({2}){3}'.format(
-                        vm['vmid'], self.params['timeout'], last, hint))
-                time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-                delay = min(delay * 1.5, 5.0)
-        finally:
-            self.client.retries = retries
 
     # -------------------------------------------------------------- destroy
 
     def destroy(self, vm):
+        token, journal = self.params.get('gate_token'), self.params.get('gate_journal')
+        if not self.check_mode:
+            gate.consume(journal, token, [vm.get('name') or str(vm['vmid'])], 'destroy')
+        elif token:
+            gate.check(journal, token, [vm.get('name') or str(vm['vmid'])], 'destroy')
         self.changed = True
         self.diff = {'before': {'vmid': vm['vmid'], 'name': vm.get('name'), 'node': vm['node']}, 'after': {}}
         if self.check_mode:
@@ -360,9 +271,9 @@ class VmReconciler(object):
         try:
             if vm.get('status') == 'running':
                 self.client.run_task(vm['node'], 'post', path + '/status/stop', 'stop of VM {0}'.format(vm['vmid']),
-                                     self.params['timeout'])
+                                     self.params['wait_timeout'])
             self.client.run_task(vm['node'], 'delete', path, 'destroy of VM {0}'.format(vm['vmid']),
-                                 self.params['timeout'], {'purge': 1, 'destroy-unreferenced-disks': 1})
+                                 self.params['wait_timeout'], {'purge': 1, 'destroy-unreferenced-disks': 1})
         except ProxmoxError as exc:
             if not DOES_NOT_EXIST.search(str(exc)):
                 raise
@@ -412,33 +323,8 @@ class VmReconciler(object):
         if params['wait_for_ip'] and not self.check_mode:
             if status != 'running':
                 raise ProxmoxError('wait_for_ip needs a running VM; VM {0} is {1}'.format(vm['vmid'], status))
-            result['ips'] = self.wait_for_ip(vm)
+            result['ips'] = wait_for_ip(self.client, vm, self.params['wait_timeout'])
         elif params['wait_for_ip'] and status == 'running' and vm.get('status') == 'running':
             # Check mode: what a VM that already runs reports now, without waiting.
-            result['ips'] = self.reported_ips(vm)
+            result['ips'] = reported_ips(self.client, vm)
         return result
-
-    def reported_ips(self, vm):
-        path = 'nodes/{node}/qemu/{vmid}/agent/network-get-interfaces'.format(**vm)
-        retries, self.client.retries = self.client.retries, 0
-        try:
-            return agent_ipv4(self.client.get(path))
-        except ProxmoxError:
-            return []
-        finally:
-            self.client.retries = retries
-
-
-def agent_ipv4(answer):
-    """IPv4 addresses of the guest's interfaces but its loopback one (`lo`, 127.0.0.1), from the agent's
-    network-get-interfaces answer."""
-    interfaces = answer.get('result', answer) if isinstance(answer, dict) else answer
-    found = []
-    for iface in interfaces or []:
-        if iface.get('name') == 'lo':
-            continue
-        for addr in iface.get('ip-addresses', []):
-            ip = addr.get('ip-address', '')
-            if addr.get('ip-address-type') == 'ipv4' and ip != '127.0.0.1':
-                found.append(ip)
-    return found

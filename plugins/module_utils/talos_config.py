@@ -16,8 +16,8 @@ kind and name. JSON 6902 patches need a config of exactly one document.
 import copy
 import json
 
-from ansible_collections.ephemeral.castle.plugins.module_utils.talos import (
-    TalosError, dump_config, parse_yaml_docs, redacted)
+from ansible_collections.ephemeral.castle.plugins.module_utils.talos_documents import dump_config, redacted
+from ansible_collections.ephemeral.castle.plugins.module_utils.talos_output import TalosError, parse_yaml_docs
 
 # Lists a patch replaces instead of appending to (fields tagged merge:"replace" in v1alpha1_types.go).
 REPLACED = frozenset([

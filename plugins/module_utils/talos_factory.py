@@ -18,6 +18,8 @@ import re
 
 from ansible.module_utils.six.moves.urllib.parse import urlsplit
 
+from ansible_collections.ephemeral.castle.plugins.module_utils.base import CastleError, Layer, option
+
 DEFAULT_FACTORY_URL = 'https://factory.talos.dev'
 OFFICIAL_PREFIX = 'siderolabs/'
 GUEST_AGENT = 'siderolabs/qemu-guest-agent'
@@ -41,8 +43,16 @@ _NOT_STRING = [re.compile(p) for p in (
 )]
 
 
-class FactoryError(Exception):
-    """A schematic input the collection cannot turn into a canonical schematic."""
+class FactoryError(CastleError):
+    """A schematic input the collection cannot turn into a canonical schematic, or a factory answer it cannot
+    use; `details` go to fail_json beside the message (the schematic the factory refused, say)."""
+
+    def __init__(self, message, **details):
+        super(FactoryError, self).__init__(message)
+        self._details = details
+
+    def details(self):
+        return dict(self._details)
 
 
 def extension_name(name):
@@ -176,3 +186,12 @@ def describe(extensions=None, extra_kernel_args=None, version=None, factory_url=
                       iso_filename=iso_filename(sid, version, platform, arch),
                       installer_image=installer_image(factory_url, sid, version, platform))
     return result
+
+
+# How a module reaches an Image Factory (talos_image_factory's own options come on top).
+FACTORY = Layer(dict(
+    factory_url=option('str', DEFAULT_FACTORY_URL),
+    validate_certs=option('bool', True),
+    ca_path=option('path'),
+    timeout=option('int', 30),
+))

@@ -7,18 +7,26 @@
 
 An hvac client from explicit options (VAULT_ADDR, VAULT_TOKEN and VAULT_CACERT as fallbacks), logged in
 with a token, AppRole or Kubernetes auth. Every call goes through Vault.call: connection errors and 5xx
-answers are retried a bounded number of times with a short backoff, 4xx answers are not, and a sealed or
-uninitialised server becomes one specific error. Modules call before_write() before their first write,
-so a server sealed since the module connected fails the module before anything is written.
+answers are retried a bounded number of times with a short jittered backoff, 4xx answers are not, and a
+sealed or uninitialised server becomes one specific error. Modules call before_write() before their first
+write, so a server sealed since the module connected fails the module before anything is written.
+Policies are compared in vault_hcl.
+
+A Vault module asks layer() for its AnsibleModule:
+
+    module = vault.layer(auth=True, kv=False).module(dict(...))
+    run_module(module, lambda: work(module))
+
+A module of another layer that also uses Vault takes connection_argument_spec() beside its own options.
 """
 
-import json
-import os
-import tempfile
 import time
 import traceback
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+from ansible.module_utils.basic import env_fallback, missing_required_lib
+
+from ansible_collections.ephemeral.castle.plugins.module_utils._wait import backoff
+from ansible_collections.ephemeral.castle.plugins.module_utils.base import CastleError, Layer, option
 
 try:
     import hvac
@@ -32,90 +40,71 @@ except ImportError:
 
 SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token'
 AUTH_METHODS = ('token', 'approle', 'kubernetes')
+# Longest wait between two attempts of a call (seconds).
+BACKOFF_CAP = 2.0
 
 
 def server_argument_spec():
     """How to reach the server (doc fragment ephemeral.castle.vault)."""
     return dict(
-        vault_addr=dict(type='str', fallback=(env_fallback, ['VAULT_ADDR'])),
-        vault_ca_cert=dict(type='path', fallback=(env_fallback, ['VAULT_CACERT'])),
-        validate_certs=dict(type='bool', default=True),
-        vault_timeout=dict(type='int', default=30),
-        vault_retries=dict(type='int', default=3),
+        vault_addr=option('str', fallback=(env_fallback, ['VAULT_ADDR'])),
+        vault_ca_cert=option('path', fallback=(env_fallback, ['VAULT_CACERT'])),
+        validate_certs=option('bool', True),
+        vault_timeout=option('int', 30),
     )
 
 
 def auth_argument_spec():
     """How to log in (doc fragment ephemeral.castle.vault.AUTH)."""
     return dict(
-        vault_auth_method=dict(type='str', default='token', choices=list(AUTH_METHODS)),
-        vault_auth_mount=dict(type='str'),
-        vault_token=dict(type='str', no_log=True, fallback=(env_fallback, ['VAULT_TOKEN'])),
-        vault_role_id=dict(type='str'),
-        vault_secret_id=dict(type='str', no_log=True),
-        vault_kubernetes_role=dict(type='str'),
-        vault_kubernetes_jwt=dict(type='str', no_log=True),
-        vault_kubernetes_jwt_file=dict(type='path'),
+        vault_auth_method=option('str', 'token', choices=list(AUTH_METHODS)),
+        vault_auth_mount=option('str'),
+        vault_token=option('str', no_log=True, fallback=(env_fallback, ['VAULT_TOKEN'])),
+        vault_role_id=option('str'),
+        vault_secret_id=option('str', no_log=True),
+        vault_kubernetes_role=option('str'),
+        vault_kubernetes_jwt=option('str', no_log=True),
+        vault_kubernetes_jwt_file=option('path'),
     )
 
 
-def connection_argument_spec(kv=False, auth=True):
-    """Options of a module that talks to Vault: the server, the login (unless auth=False) and, with kv=True,
-    the KV v2 mount (doc fragment ephemeral.castle.vault.KV)."""
+def _options(kv, auth):
     spec = server_argument_spec()
     if auth:
         spec.update(auth_argument_spec())
     if kv:
-        spec['vault_mount'] = dict(type='str', default='kv')
+        spec['vault_mount'] = option('str', 'kv')
     return spec
 
 
-class VaultError(Exception):
+def layer(auth=True, kv=False):
+    """The Layer of a Vault module: the server, the login (unless auth=False), with kv=True the KV v2 mount
+    (doc fragment ephemeral.castle.vault.KV), and `retries` (ephemeral.castle.vault.RETRIES, older name
+    vault_retries). Its modules fail naming hvac when it is missing."""
+    spec = _options(kv, auth)
+    spec['retries'] = option('int', 3, aliases=['vault_retries'])
+    return Layer(spec, requires=('hvac', HAS_HVAC, HVAC_IMPORT_ERROR))
+
+
+def connection_argument_spec(kv=False, auth=True):
+    """Vault options of a module of another layer, whose own `retries` is that layer's: the server, the login
+    (unless auth=False), with kv=True the KV v2 mount, and vault_retries (ephemeral.castle.vault.VAULT_RETRIES)."""
+    spec = _options(kv, auth)
+    spec['vault_retries'] = option('int', 3)
+    return spec
+
+
+def _retries_option(params):
+    """The name of the option holding the client's retries: vault_retries beside another layer's retries."""
+    return 'vault_retries' if params.get('vault_retries') is not None else 'retries'
+
+
+class VaultError(CastleError):
     """A Vault call failed; the message names the path or the input and why."""
 
 
 class VaultSealed(VaultError):
     """The server is sealed or not initialised: nothing can be read or written."""
-
-
-def vault_module(argument_spec, **kwargs):
-    """AnsibleModule for a Vault module; fails when hvac is missing."""
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, **kwargs)
-    if not HAS_HVAC:
-        module.fail_json(msg=missing_required_lib('hvac'), exception=HVAC_IMPORT_ERROR)
-    return module
-
-
-def run_module(module, action):
-    """exit_json with what action() returns; fail_json with the VaultError's message."""
-    result = {}
-    try:
-        result = action()
-    except VaultError as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(**result)
-
-
-def write_private(path, content, check_mode=False):
-    """Write content to path with mode 0600 (through a temporary file beside it); True when it changed."""
-    try:
-        with open(path) as handle:
-            if handle.read() == content and os.stat(path).st_mode & 0o777 == 0o600:
-                return False
-    except (IOError, OSError):
-        pass
-    if check_mode:
-        return True
-    directory = os.path.dirname(os.path.abspath(path))
-    try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix='.castle-')
-        with os.fdopen(fd, 'w') as handle:
-            handle.write(content)
-        os.chmod(tmp, 0o600)
-        os.rename(tmp, path)
-    except (IOError, OSError) as exc:
-        raise VaultError('cannot write {0}: {1}'.format(path, exc))
-    return True
 
 
 def _retryable(exc):
@@ -129,18 +118,22 @@ def _retryable(exc):
 class Vault(object):
     """One Vault (or OpenBao) server, reached and logged in as the module's options say."""
 
+    # How the client waits between two attempts of a call (tests replace it).
+    sleep = staticmethod(time.sleep)
+
     def __init__(self, params, login=True):
         if not HAS_HVAC:
             raise VaultError(missing_required_lib('hvac'))
         if not params.get('vault_addr'):
             raise VaultError('vault_addr (or VAULT_ADDR) is required to reach Vault')
-        if params['vault_retries'] < 0:
-            raise VaultError('vault_retries must be 0 or more, not {0}'.format(params['vault_retries']))
+        retries = _retries_option(params)
+        if params[retries] < 0:
+            raise VaultError('{0} must be 0 or more, not {1}'.format(retries, params[retries]))
         verify = params['validate_certs']
         if verify and params.get('vault_ca_cert'):
             verify = params['vault_ca_cert']
         self.addr = params['vault_addr'].rstrip('/')
-        self.retries = params['vault_retries']
+        self.retries = params[retries]
         self.client = hvac.Client(url=self.addr, verify=verify, timeout=params['vault_timeout'])
         if login:
             self.require_unsealed()
@@ -152,7 +145,6 @@ class Vault(object):
         """fn(*args, **kwargs), retried on connection errors and 5xx; `what` names the call in errors.
         missing=<value> returns that value on 404 instead of failing."""
         missing = kwargs.pop('missing', VaultError)
-        delay = 0.25
         attempt = 0
         while True:
             try:
@@ -178,9 +170,8 @@ class Vault(object):
                         raise self.sealed()
                     raise VaultError('{0} failed after {1} attempt(s) on {2}: {3}'.format(
                         what, attempt + 1, self.addr, _first_line(exc) or type(exc).__name__))
+            self.sleep(backoff(attempt, BACKOFF_CAP))
             attempt += 1
-            time.sleep(delay)
-            delay = min(delay * 2, 2.0)
 
     def sealed(self):
         return VaultSealed('Vault at {0} is sealed: unseal it first (ephemeral.castle.vault_unseal)'.format(self.addr))
@@ -387,220 +378,6 @@ def duration_seconds(value, name):
     if seconds < 0:
         raise VaultError('{0}: {1!r} is negative'.format(name, value))
     return seconds
-
-
-# ---------------------------------------------------------------- policies: HCL normalised for comparison
-
-class PolicySyntaxError(ValueError):
-    """The policy text is not HCL (or JSON) this parser reads."""
-
-
-_PUNCT = '{}[]=,:'
-
-
-def _hcl_tokens(text):
-    """(kind, value) tokens of HCL: str, word, num, or a punctuation character. Comments are dropped."""
-    i, size = 0, len(text)
-    while i < size:
-        char = text[i]
-        if char.isspace():
-            i += 1
-        elif char == '#' or text.startswith('//', i):
-            end = text.find('\n', i)
-            i = size if end < 0 else end + 1
-        elif text.startswith('/*', i):
-            end = text.find('*/', i + 2)
-            if end < 0:
-                raise PolicySyntaxError('unterminated /* comment')
-            i = end + 2
-        elif char == '"':
-            value, i = _hcl_string(text, i + 1)
-            yield 'str', value
-        elif text.startswith('<<', i):
-            value, i = _hcl_heredoc(text, i + 2)
-            yield 'str', value
-        elif char in _PUNCT:
-            yield char, char
-            i += 1
-        elif char.isdigit() or (char == '-' and i + 1 < size and text[i + 1].isdigit()):
-            start = i
-            i += 1
-            while i < size and (text[i].isdigit() or text[i] == '.'):
-                i += 1
-            number = text[start:i]
-            try:
-                yield 'num', float(number) if '.' in number else int(number)
-            except ValueError:
-                raise PolicySyntaxError('{0!r} is not a number'.format(number))
-        elif char.isalpha() or char == '_':
-            start = i
-            while i < size and (text[i].isalnum() or text[i] in '_-.'):
-                i += 1
-            yield 'word', text[start:i]
-        else:
-            raise PolicySyntaxError('unexpected {0!r} at offset {1}'.format(char, i))
-
-
-_ESCAPES = {'n': '\n', 't': '\t', 'r': '\r', '"': '"', '\\': '\\'}
-
-
-def _hcl_string(text, i):
-    out = []
-    while i < len(text):
-        char = text[i]
-        if char == '"':
-            return ''.join(out), i + 1
-        if char == '\\' and i + 1 < len(text):
-            out.append(_ESCAPES.get(text[i + 1], '\\' + text[i + 1]))
-            i += 2
-            continue
-        if char == '\n':
-            break
-        out.append(char)
-        i += 1
-    raise PolicySyntaxError('unterminated string')
-
-
-def _hcl_heredoc(text, i):
-    indent = text.startswith('-', i)
-    i += 1 if indent else 0
-    end = text.find('\n', i)
-    marker = text[i:end].strip() if end >= 0 else ''
-    if not marker:
-        raise PolicySyntaxError('heredoc without a marker')
-    lines, pos = [], end + 1
-    while pos <= len(text):
-        nxt = text.find('\n', pos)
-        line = text[pos:] if nxt < 0 else text[pos:nxt]
-        if line.strip() == marker:
-            body = [line.lstrip() for line in lines] if indent else lines
-            return '\n'.join(body) + ('\n' if body else ''), (len(text) if nxt < 0 else nxt + 1)
-        lines.append(line)
-        if nxt < 0:
-            break
-        pos = nxt + 1
-    raise PolicySyntaxError('unterminated heredoc ' + marker)
-
-
-class _HclParser(object):
-    def __init__(self, text):
-        self.tokens = list(_hcl_tokens(text))
-        self.pos = 0
-
-    def peek(self):
-        return self.tokens[self.pos] if self.pos < len(self.tokens) else (None, None)
-
-    def take(self, *kinds):
-        kind, value = self.peek()
-        if kind not in kinds:
-            raise PolicySyntaxError('expected {0}, found {1!r}'.format(' or '.join(repr(kind) for kind in kinds), value if kind else 'the end'))
-        self.pos += 1
-        return value
-
-    def body(self, closing=None):
-        """Attributes and blocks up to `closing` (or the end): a list of (key, labels, value) items."""
-        items = []
-        while self.peek()[0] != closing:
-            key = self.take('word', 'str')
-            if self.peek()[0] in ('=', ':'):
-                self.pos += 1
-                items.append((key, None, self.value()))
-            else:
-                labels = []
-                while self.peek()[0] in ('str', 'word'):
-                    labels.append(self.take('str', 'word'))
-                self.take('{')
-                items.append((key, tuple(labels), self.body('}')))
-                self.take('}')
-            if self.peek()[0] == ',':
-                self.pos += 1
-        return items
-
-    def value(self):
-        kind, value = self.peek()
-        if kind in ('str', 'num'):
-            self.pos += 1
-            return value
-        if kind == 'word':
-            self.pos += 1
-            return {'true': True, 'false': False, 'null': None}.get(value, value)
-        if kind == '[':
-            self.pos += 1
-            values = []
-            while self.peek()[0] != ']':
-                values.append(self.value())
-                if self.peek()[0] != ']':
-                    self.take(',')
-            self.take(']')
-            return values
-        if kind == '{':
-            self.pos += 1
-            items = self.body('}')
-            self.take('}')
-            return items
-        raise PolicySyntaxError('expected a value, found {0!r}'.format(value if kind else 'the end'))
-
-
-def _canonical(value):
-    """Items to sorted, JSON-able structures: attribute order never matters, lists of scalars are sets."""
-    if isinstance(value, list) and all(isinstance(item, tuple) for item in value):
-        attributes, blocks = {}, []
-        for key, labels, inner in value:
-            if labels is None:
-                attributes[key] = _canonical(inner)
-            else:
-                blocks.append([key, list(labels), _canonical(inner)])
-        blocks.sort(key=lambda block: json.dumps(block, sort_keys=True))
-        return {'attributes': attributes, 'blocks': blocks}
-    if isinstance(value, dict):
-        return _canonical([(key, None, inner) for key, inner in value.items()])
-    if isinstance(value, list):
-        items = [_canonical(item) for item in value]
-        if all(not isinstance(item, (dict, list)) for item in items):
-            return sorted(set(items), key=lambda item: (str(type(item)), str(item)))
-        return items
-    return value
-
-
-def _json_policy(found):
-    """A JSON policy ({"path": {"a/*": {...}}}) as the items its HCL form parses to."""
-    items = []
-    for key, inner in found.items():
-        if key == 'path' and isinstance(inner, dict):
-            for label, body in inner.items():
-                items.append(('path', (label,), [(name, None, value) for name, value in (body or {}).items()]))
-        else:
-            items.append((key, None, inner))
-    return items
-
-
-def normalise_policy(text):
-    """Canonical JSON of a policy (HCL or JSON): equal for policies that differ only in whitespace,
-    comments, attribute and block order, string quoting/heredocs, and the order or repetition of list
-    entries such as capabilities. Raises PolicySyntaxError on text it cannot read."""
-    stripped = text.strip()
-    if stripped.startswith('{'):
-        try:
-            found = json.loads(stripped)
-        except ValueError as exc:
-            raise PolicySyntaxError('invalid JSON policy: {0}'.format(exc))
-        items = _json_policy(found) if isinstance(found, dict) else None
-        if items is None:
-            raise PolicySyntaxError('a JSON policy is an object')
-    else:
-        items = _HclParser(text).body()
-    return json.dumps(_canonical(items), sort_keys=True)
-
-
-def policies_equal(first, second):
-    """Whether two policy texts mean the same to Vault, as far as normalise_policy can tell; texts it cannot
-    parse are compared line by line with surrounding whitespace and blank lines ignored."""
-    try:
-        return normalise_policy(first) == normalise_policy(second)
-    except PolicySyntaxError:
-        def lines(text):
-            return [line.strip() for line in text.splitlines() if line.strip()]
-        return lines(first) == lines(second)
 
 
 # ---------------------------------------------------------------- KV: diffs that never show a value

@@ -68,21 +68,26 @@ counts:
   sample: {"workload-no-target": 0, "critical-tunnel-on-workstation": 2}
 """
 
-from ansible_collections.ephemeral.castle.plugins.module_utils.fleet import (
-    CHECK_CODES, check, fleet_module, module_fleet)
+from ansible_collections.ephemeral.castle.plugins.module_utils.base import run_module
+from ansible_collections.ephemeral.castle.plugins.module_utils.fleet import LAYER, FleetRefusal, fleet_of
+from ansible_collections.ephemeral.castle.plugins.module_utils.fleet_rules import CHECK_CODES, check
 
 
-def main():
-    module = fleet_module({'fail_on_violation': {'type': 'bool', 'default': True}})
-    violations = check(module_fleet(module))
+def run(params):
+    violations = check(fleet_of(params))
     counts = {code: 0 for code in CHECK_CODES}
     for violation in violations:
         counts[violation['code']] += 1
     result = {'changed': False, 'passed': not violations, 'violations': violations, 'counts': counts}
-    if violations and module.params['fail_on_violation']:
-        module.fail_json(msg='the fleet breaks {0} rule(s): {1}'.format(
-            len(violations), '; '.join('[{0}] {1}'.format(v['code'], v['message']) for v in violations)), **result)
-    module.exit_json(**result)
+    if violations and params['fail_on_violation']:
+        raise FleetRefusal('the fleet breaks {0} rule(s): {1}'.format(
+            len(violations), '; '.join('[{0}] {1}'.format(v['code'], v['message']) for v in violations)), result)
+    return result
+
+
+def main():
+    module = LAYER.module({'fail_on_violation': {'type': 'bool', 'default': True}})
+    run_module(module, lambda: run(module.params))
 
 
 if __name__ == '__main__':

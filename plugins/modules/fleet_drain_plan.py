@@ -73,19 +73,24 @@ ready:
   sample: 1
 """
 
-from ansible_collections.ephemeral.castle.plugins.module_utils.fleet import (
-    FleetError, drain_plan, fleet_module, module_fleet)
+from ansible_collections.ephemeral.castle.plugins.module_utils.base import CastleError, run_module
+from ansible_collections.ephemeral.castle.plugins.module_utils.fleet import LAYER, FleetError, fleet_of
+from ansible_collections.ephemeral.castle.plugins.module_utils.fleet_rules import drain_plan
+
+
+def run(params):
+    fleet = fleet_of(params)
+    try:
+        plan = drain_plan(fleet, params['machine'])
+    except FleetError as exc:
+        raise CastleError('machine: {0}'.format('; '.join(exc.errors)))
+    first = plan['waves'][0] if plan['waves'] else None
+    return dict(plan, changed=False, ready=first['wave'] if first and not first['blocked_by'] else None)
 
 
 def main():
-    module = fleet_module({'machine': {'type': 'str', 'required': True}})
-    fleet = module_fleet(module)
-    try:
-        plan = drain_plan(fleet, module.params['machine'])
-    except FleetError as exc:
-        module.fail_json(msg='machine: {0}'.format('; '.join(exc.errors)))
-    first = plan['waves'][0] if plan['waves'] else None
-    module.exit_json(changed=False, ready=first['wave'] if first and not first['blocked_by'] else None, **plan)
+    module = LAYER.module({'machine': {'type': 'str', 'required': True}})
+    run_module(module, lambda: run(module.params))
 
 
 if __name__ == '__main__':

@@ -83,83 +83,66 @@ written:
 """
 
 import os
-import tempfile
 
-from ansible_collections.ephemeral.castle.plugins.module_utils.fleet import fleet_module, module_fleet
+from ansible_collections.ephemeral.castle.plugins.module_utils._files import read_text, write_atomic
+from ansible_collections.ephemeral.castle.plugins.module_utils.base import CastleError, run_module
+from ansible_collections.ephemeral.castle.plugins.module_utils.fleet import LAYER, fleet_of
 from ansible_collections.ephemeral.castle.plugins.module_utils.fleet_report import render_markdown, render_svg
 
 PLAN_KEYS = ('machine', 'waves')
 GATE_KEYS = ('target', 'passed', 'reasons')
 
 
-def _read(path):
-    try:
-        with open(path, encoding='utf-8') as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return None
-
-
-def _write(path, text):
-    handle, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix='.' + os.path.basename(path))
-    try:
-        with os.fdopen(handle, 'w', encoding='utf-8') as out:
-            out.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        # Left only when writing failed.
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def _complete(module, name, rows, keys):
+def _complete(name, rows, keys):
     for i, row in enumerate(rows):
         missing = [k for k in keys if k not in row]
         if missing:
-            module.fail_json(msg='{0}[{1}] lacks {2}: pass the registered results of the module'.format(
+            raise CastleError('{0}[{1}] lacks {2}: pass the registered results of the module'.format(
                 name, i, ', '.join(missing)))
 
 
-def main():
-    module = fleet_module({'dest': {'type': 'path', 'required': True},
-                           'title': {'type': 'str', 'default': 'Fleet report'},
-                           'violations': {'type': 'list', 'elements': 'dict'},
-                           'drain_plans': {'type': 'list', 'elements': 'dict', 'default': []},
-                           'gates': {'type': 'list', 'elements': 'dict', 'default': []}})
-    params = module.params
-    fleet = module_fleet(module)
+def run(params, check_mode, diff):
+    fleet = fleet_of(params)
     # A loop's skipped items carry no result.
     plans = [p for p in params['drain_plans'] if not p.get('skipped')]
     gates = [g for g in params['gates'] if not g.get('skipped')]
-    _complete(module, 'drain_plans', plans, PLAN_KEYS)
-    _complete(module, 'gates', gates, GATE_KEYS)
-    _complete(module, 'violations', params['violations'] or [], ('code', 'message'))
+    _complete('drain_plans', plans, PLAN_KEYS)
+    _complete('gates', gates, GATE_KEYS)
+    _complete('violations', params['violations'] or [], ('code', 'message'))
     dest = params['dest']
     if os.path.exists(dest) and not os.path.isdir(dest):
-        module.fail_json(msg='dest: {0} exists and is not a directory'.format(dest))
+        raise CastleError('dest: {0} exists and is not a directory'.format(dest))
     files = [(os.path.join(dest, 'fleet.md'),
               render_markdown(fleet, params['title'], params['violations'], plans, gates, 'fleet.svg')),
              (os.path.join(dest, 'fleet.svg'), render_svg(fleet, params['title']))]
     written, diffs = [], []
     for path, text in files:
-        before = _read(path)
+        before = read_text(path)
         if before == text:
             continue
         written.append(path)
         diffs.append({'before': before or '', 'after': text, 'before_header': path, 'after_header': path})
-    if written and not module.check_mode:
+    if written and not check_mode:
         try:
             os.makedirs(dest, exist_ok=True)
-            for path, text in files:
-                if path in written:
-                    _write(path, text)
         except OSError as exc:
-            module.fail_json(msg='cannot write the report in {0}: {1}'.format(dest, exc))
+            raise CastleError('cannot write the report in {0}: {1}'.format(dest, exc))
+        for path, text in files:
+            if path in written:
+                write_atomic(path, text, 0o644)
     result = {'changed': bool(written), 'markdown': files[0][0], 'svg': files[1][0], 'written': written}
-    if module._diff:
+    if diff:
         result['diff'] = diffs
-    module.exit_json(**result)
+    return result
+
+
+def main():
+    module = LAYER.module({'dest': {'type': 'path', 'required': True},
+                           'title': {'type': 'str', 'default': 'Fleet report'},
+                           'violations': {'type': 'list', 'elements': 'dict'},
+                           'drain_plans': {'type': 'list', 'elements': 'dict', 'default': []},
+                           'gates': {'type': 'list', 'elements': 'dict', 'default': []}})
+    run_module(module, lambda: run(module.params, module.check_mode, module._diff))
 
 
 if __name__ == '__main__':

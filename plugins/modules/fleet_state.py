@@ -52,17 +52,20 @@ changed_machines:
 
 import io
 import os
-import tempfile
+import traceback
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-from ansible_collections.ephemeral.castle.plugins.module_utils.fleet import STATES, FleetError, load
+from ansible_collections.ephemeral.castle.plugins.module_utils._files import write_atomic
+from ansible_collections.ephemeral.castle.plugins.module_utils.base import CastleError, Layer, run_module
+from ansible_collections.ephemeral.castle.plugins.module_utils.fleet import FleetError, load
+from ansible_collections.ephemeral.castle.plugins.module_utils.fleet_schema import STATES
 
 try:
     from ruamel.yaml import YAML
     HAS_RUAMEL = True
+    RUAMEL_ERROR = None
 except ImportError:
     HAS_RUAMEL = False
+    RUAMEL_ERROR = traceback.format_exc()
 
 
 def edit(text, states, source):
@@ -96,42 +99,26 @@ def edit(text, states, source):
     return out.getvalue(), changed
 
 
-def write(path, text):
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix='.fleet-state-')
-    try:
-        with os.fdopen(fd, 'w', encoding='utf-8') as handle:
-            handle.write(text)
-        os.chmod(tmp, os.stat(path).st_mode & 0o7777)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def main():
-    module = AnsibleModule(argument_spec={'src': {'type': 'path', 'required': True},
-                                          'states': {'type': 'dict', 'required': True}},
-                           supports_check_mode=True)
-    if not HAS_RUAMEL:
-        module.fail_json(msg=missing_required_lib('ruamel.yaml'))
-    path = module.params['src']
+def run(params, check_mode, diff):
+    path = params['src']
     try:
         with open(path, encoding='utf-8') as handle:
             text = handle.read()
     except OSError as exc:
-        module.fail_json(msg='cannot read the fleet file {0}: {1}'.format(path, exc.strerror or exc))
-    try:
-        new_text, changed = edit(text, {str(k): v for k, v in module.params['states'].items()}, path)
-    except FleetError as exc:
-        module.fail_json(msg=str(exc), errors=exc.errors)
+        raise CastleError('cannot read the fleet file {0}: {1}'.format(path, exc.strerror or exc))
+    new_text, changed = edit(text, {str(k): v for k, v in params['states'].items()}, path)
     result = {'changed': bool(changed), 'changed_machines': changed}
-    if changed and module._diff:
+    if changed and diff:
         result['diff'] = {'before': text, 'after': new_text, 'before_header': path, 'after_header': path}
-    if changed and not module.check_mode:
-        write(path, new_text)
-    module.exit_json(**result)
+    if changed and not check_mode:
+        write_atomic(path, new_text, os.stat(path).st_mode & 0o7777)
+    return result
+
+
+def main():
+    module = Layer(requires=('ruamel.yaml', HAS_RUAMEL, RUAMEL_ERROR)).module(
+        {'src': {'type': 'path', 'required': True}, 'states': {'type': 'dict', 'required': True}})
+    run_module(module, lambda: run(module.params, module.check_mode, module._diff))
 
 
 if __name__ == '__main__':

@@ -180,30 +180,29 @@ revision:
   sample: main@sha1:0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c
 """
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_text
 from ansible.module_utils.urls import open_url
 
 from ansible_collections.ephemeral.castle.plugins.module_utils import flux
+from ansible_collections.ephemeral.castle.plugins.module_utils._wait import Deadline
+from ansible_collections.ephemeral.castle.plugins.module_utils.base import option, run_module, wait_options
 from ansible_collections.ephemeral.castle.plugins.module_utils.kube import (
-    Deadline, KubeClient, KubeError, connection_argument_spec, diff_of, is_available, is_ready)
+    LAYER, KubeClient, diff_of, is_available, is_ready)
 
 
-def read_manifest(module):
-    params = module.params
+def read_manifest(params):
     if params['manifest_path']:
         try:
             with open(params['manifest_path']) as handle:
                 return handle.read(), params['manifest_path']
         except (IOError, OSError) as exc:
-            module.fail_json(msg='manifest_path {0}: {1}'.format(params['manifest_path'], exc))
+            raise flux.FluxError('manifest_path {0}: {1}'.format(params['manifest_path'], exc))
     try:
         response = open_url(params['manifest_url'], validate_certs=params['validate_certs'],
                             ca_path=params['manifest_ca_path'], timeout=params['request_timeout'])
         return to_text(response.read()), params['manifest_url']
     except Exception as exc:  # open_url raises many kinds; all mean the same here
-        module.fail_json(msg='manifest_url {0} could not be read: {1}'.format(params['manifest_url'], exc))
-    return None, None
+        raise flux.FluxError('manifest_url {0} could not be read: {1}'.format(params['manifest_url'], exc))
 
 
 def ssh_key_pair():
@@ -227,25 +226,24 @@ def public_key_of(private):
     return key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
 
 
-def credentials(module, stored):
+def credentials(params, stored):
     """The Secret data for the chosen auth, reusing what is stored where the input leaves it open."""
-    params = module.params
     data = {}
     if params['git_auth'] == 'token':
         token = params['git_token'] or stored.get('password')
         if not token:
-            module.fail_json(msg='git_token is required with git_auth=token: the cluster holds no token yet')
+            raise flux.FluxError('git_token is required with git_auth=token: the cluster holds no token yet')
         data.update(username=params['git_username'], password=token)
     elif params['git_auth'] == 'ssh':
         if not params['git_known_hosts']:
-            module.fail_json(msg='git_known_hosts is required with git_auth=ssh')
+            raise flux.FluxError('git_known_hosts is required with git_auth=ssh')
         private = params['git_ssh_private_key']
         if not private and stored.get('identity') and not params['rotate_credentials']:
             private = stored['identity']
         try:
             public = public_key_of(private) if private else None
         except (ValueError, TypeError) as exc:
-            module.fail_json(msg='git_ssh_private_key is not a private key without passphrase: {0}'.format(exc))
+            raise flux.FluxError('git_ssh_private_key is not a private key without passphrase: {0}'.format(exc))
         if not private:
             private, public = ssh_key_pair()
         data.update({'identity': private, 'identity.pub': public, 'known_hosts': params['git_known_hosts']})
@@ -254,13 +252,12 @@ def credentials(module, stored):
             with open(params['git_ca_path']) as handle:
                 data['ca.crt'] = handle.read()
         except (IOError, OSError) as exc:
-            module.fail_json(msg='git_ca_path {0}: {1}'.format(params['git_ca_path'], exc))
+            raise flux.FluxError('git_ca_path {0}: {1}'.format(params['git_ca_path'], exc))
     return data
 
 
-def wanted_objects(module, client, namespace):
+def wanted_objects(params, client, namespace):
     """Everything the run keeps, besides the install manifest."""
-    params = module.params
     objects = []
     if params['cluster_vars'] is not None:
         objects.append(flux.config_map(params['cluster_vars_name'], namespace, params['cluster_vars']))
@@ -273,7 +270,7 @@ def wanted_objects(module, client, namespace):
         secret_name = None
         if params['git_auth'] != 'none' or params['git_ca_path']:
             stored = flux.decoded(client.get('v1', 'Secret', name, namespace))
-            data = credentials(module, stored)
+            data = credentials(params, stored)
             deploy_key = data.get('identity.pub')
             objects.append(flux.secret(name, namespace, data))
             secret_name = name
@@ -284,73 +281,71 @@ def wanted_objects(module, client, namespace):
     return objects, deploy_key
 
 
-def wait_for(client, module, components, deadline):
-    namespace = module.params['namespace']
+def wait_for(client, params, components, deadline):
+    namespace = params['namespace']
     refs = [('apps/v1', 'Deployment', name, ns) for ns, name in components]
     if refs:
         client.wait_ready(refs, deadline, ready=is_available)
-    if not module.params['git_url']:
+    if not params['git_url']:
         return None
-    name = module.params['sync_name']
+    name = params['sync_name']
     client.wait_ready([(flux.SOURCE_API, 'GitRepository', name, namespace),
                        (flux.KUSTOMIZE_API, 'Kustomization', name, namespace)], deadline, ready=is_ready)
     source = client.get(flux.SOURCE_API, 'GitRepository', name, namespace)
     return ((source.get('status') or {}).get('artifact') or {}).get('revision')
 
 
-def main():
-    spec = connection_argument_spec()
-    spec.update(
-        namespace=dict(type='str', default='flux-system'),
-        manifest_path=dict(type='path'), manifest_url=dict(type='str'), manifest_ca_path=dict(type='path'),
-        version=dict(type='str'),
-        git_url=dict(type='str'), git_branch=dict(type='str', default='main'), git_path=dict(type='str', default='./'),
-        git_interval=dict(type='str', default='1m'), sync_interval=dict(type='str', default='10m'),
-        sync_name=dict(type='str', default='flux-system'),
-        git_auth=dict(type='str', default='none', choices=['none', 'token', 'ssh']),
-        git_username=dict(type='str', default='git'), git_token=dict(type='str', no_log=True),
-        git_ssh_private_key=dict(type='str', no_log=True), git_known_hosts=dict(type='str'),
-        git_ca_path=dict(type='path'), rotate_credentials=dict(type='bool', default=False),
-        cluster_vars=dict(type='dict'), cluster_vars_name=dict(type='str', default='cluster-vars'),
-        cluster_secrets=dict(type='dict', no_log=True),
-        cluster_secrets_name=dict(type='str', default='cluster-secrets'),
-        wait=dict(type='bool', default=True), wait_timeout=dict(type='int', default=300),
-    )
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True,
-                           mutually_exclusive=[('manifest_path', 'manifest_url')],
-                           required_by={'manifest_path': 'version', 'manifest_url': 'version'})
+def bootstrap(module, result):
+    """Install, keep the sync objects, wait; fills `result` as it goes."""
     params = module.params
     if params['git_url'] and not params['git_url'].startswith(('https://', 'http://', 'ssh://')):
-        module.fail_json(msg='git_url {0!r} must start with https://, http:// or ssh:// (what Flux fetches '
+        raise flux.FluxError('git_url {0!r} must start with https://, http:// or ssh:// (what Flux fetches '
                              'from)'.format(params['git_url']))
     if params['git_auth'] == 'ssh' and params['git_url'] and not params['git_url'].startswith('ssh://'):
-        module.fail_json(msg='git_auth=ssh needs an ssh:// git_url, not {0!r}'.format(params['git_url']))
+        raise flux.FluxError('git_auth=ssh needs an ssh:// git_url, not {0!r}'.format(params['git_url']))
     deadline = Deadline(params['wait_timeout'])
     namespace = params['namespace']
-    result = dict(changed=False)
     components = []
-    try:
-        objects = []
-        if params['manifest_path'] or params['manifest_url']:
-            text, source = read_manifest(module)
-            objects, result['version'] = flux.load_manifest(text, source, params['version'], namespace)
-            components = flux.controller_deployments(objects)
-        client = KubeClient(module)
-        sync, deploy_key = wanted_objects(module, client, namespace)
-        changes = client.apply_all(objects + sync, check_mode=module.check_mode, deadline=deadline)
-        if deploy_key:
-            result['deploy_key'] = deploy_key
-        result['objects'] = [dict(ref=c['ref'], action=c['action']) for c in changes]
-        result['changed'] = any(c['action'] != 'unchanged' for c in changes)
-        if module._diff:
-            result['diff'] = diff_of(changes)
-        if params['wait'] and not module.check_mode:
-            revision = wait_for(client, module, components, deadline)
-            if revision:
-                result['revision'] = revision
-    except (KubeError, flux.FluxError) as exc:
-        module.fail_json(msg=str(exc), **result)
-    module.exit_json(**result)
+    objects = []
+    if params['manifest_path'] or params['manifest_url']:
+        text, source = read_manifest(params)
+        objects, result['version'] = flux.load_manifest(text, source, params['version'], namespace)
+        components = flux.controller_deployments(objects)
+    client = KubeClient(params)
+    sync, deploy_key = wanted_objects(params, client, namespace)
+    changes = client.apply_all(objects + sync, check_mode=module.check_mode, deadline=deadline)
+    if deploy_key:
+        result['deploy_key'] = deploy_key
+    result['objects'] = [dict(ref=c['ref'], action=c['action']) for c in changes]
+    result['changed'] = any(c['action'] != 'unchanged' for c in changes)
+    if module._diff:
+        result['diff'] = diff_of(changes)
+    if params['wait'] and not module.check_mode:
+        revision = wait_for(client, params, components, deadline)
+        if revision:
+            result['revision'] = revision
+    return result
+
+
+def main():
+    spec = dict(
+        namespace=option('str', 'flux-system'),
+        manifest_path=option('path'), manifest_url=option('str'), manifest_ca_path=option('path'),
+        version=option('str'),
+        git_url=option('str'), git_branch=option('str', 'main'), git_path=option('str', './'),
+        git_interval=option('str', '1m'), sync_interval=option('str', '10m'), sync_name=option('str', 'flux-system'),
+        git_auth=option('str', 'none', choices=['none', 'token', 'ssh']),
+        git_username=option('str', 'git'), git_token=option('str', no_log=True),
+        git_ssh_private_key=option('str', no_log=True), git_known_hosts=option('str'),
+        git_ca_path=option('path'), rotate_credentials=option('bool', False),
+        cluster_vars=option('dict'), cluster_vars_name=option('str', 'cluster-vars'),
+        cluster_secrets=option('dict', no_log=True), cluster_secrets_name=option('str', 'cluster-secrets'),
+    )
+    spec.update(wait_options(300))
+    module = LAYER.module(spec, mutually_exclusive=[('manifest_path', 'manifest_url')],
+                          required_by={'manifest_path': 'version', 'manifest_url': 'version'})
+    result = dict(changed=False)
+    run_module(module, lambda: bootstrap(module, result), partial=result)
 
 
 if __name__ == '__main__':

@@ -43,10 +43,13 @@ options:
     description: Only objects with these names (and what they depend on is still only reported if selected).
     type: list
     elements: str
-  timeout:
-    description: Seconds to wait for every object, in all.
+  wait_timeout:
+    description:
+      - Seconds to wait for every object, in all.
+      - The older name O(timeout) is an alias.
     type: int
     default: 300
+    aliases: [timeout]
   reconcile:
     description: Ask Flux to reconcile the objects and their Git sources before waiting; reports a change.
     type: bool
@@ -57,7 +60,7 @@ EXAMPLES = r"""
 - name: Wait for the GitOps layers and the charts to settle
   ephemeral.castle.flux_wait:
     namespace: flux-system
-    timeout: 600
+    wait_timeout: 600
 
 - name: Apply the newest commit now and wait for it
   ephemeral.castle.flux_wait:
@@ -84,13 +87,11 @@ requested_at:
 """
 
 import datetime
-import time
-
-from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.ephemeral.castle.plugins.module_utils import flux
-from ansible_collections.ephemeral.castle.plugins.module_utils.kube import (
-    Deadline, KubeClient, KubeError, connection_argument_spec)
+from ansible_collections.ephemeral.castle.plugins.module_utils._wait import Deadline, wait_until
+from ansible_collections.ephemeral.castle.plugins.module_utils.base import option, run_module
+from ansible_collections.ephemeral.castle.plugins.module_utils.kube import LAYER, KubeClient, KubeError, timed_out
 
 
 def selected(client, params):
@@ -138,41 +139,43 @@ def statuses(client, objects, token):
     return found
 
 
-def main():
-    spec = connection_argument_spec()
-    spec.update(namespace=dict(type='str'),
-                kinds=dict(type='list', elements='str', choices=['Kustomization', 'HelmRelease'],
-                           default=['Kustomization', 'HelmRelease']),
-                names=dict(type='list', elements='str'), timeout=dict(type='int', default=300),
-                reconcile=dict(type='bool', default=False))
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+def wait_for_flux(module, result):
+    """Fill `result` with the objects' status until none is left to wait for; KubeError on timeout."""
     params = module.params
-    if params['timeout'] < 0:
-        module.fail_json(msg='timeout must be 0 or more seconds, not {0}'.format(params['timeout']))
-    deadline = Deadline(params['timeout'])
+    if params['wait_timeout'] < 0:
+        raise KubeError('wait_timeout must be 0 or more seconds, not {0}'.format(params['wait_timeout']))
+    deadline = Deadline(params['wait_timeout'])
+    client = KubeClient(params)
+    token = None
+    if params['reconcile'] and not module.check_mode:
+        token = datetime.datetime.now(datetime.timezone.utc).isoformat()
+        request_reconcile(client, selected(client, params), token)
+        result.update(changed=True, requested_at=token)
+
+    def waiting():
+        return [o for o in result['objects'] if not o['ready'] and not o['suspended']]
+
+    def settled():
+        # In check mode the current status is reported without waiting.
+        result['objects'] = statuses(client, selected(client, params), token)
+        return not waiting() or module.check_mode
+
+    wait_until(settled, deadline, lambda: timed_out(deadline, flux.describe(waiting()[0])),
+               interval=0.5, max_interval=0.5)
+    for obj in result['objects']:
+        if obj['suspended']:
+            module.warn('{kind} {namespace}/{name} is suspended; not waited for'.format(**obj))
+    return result
+
+
+def main():
+    module = LAYER.module(dict(
+        namespace=option('str'),
+        kinds=option('list', ['Kustomization', 'HelmRelease'], elements='str', choices=['Kustomization', 'HelmRelease']),
+        names=option('list', elements='str'), wait_timeout=option('int', 300, aliases=['timeout']),
+        reconcile=option('bool', False)))
     result = dict(changed=False, objects=[])
-    try:
-        client = KubeClient(module)
-        token = None
-        if params['reconcile'] and not module.check_mode:
-            token = datetime.datetime.now(datetime.timezone.utc).isoformat()
-            request_reconcile(client, selected(client, params), token)
-            result.update(changed=True, requested_at=token)
-        while True:
-            result['objects'] = statuses(client, selected(client, params), token)
-            waiting = [o for o in result['objects'] if not o['ready'] and not o['suspended']]
-            if not waiting or module.check_mode:
-                break
-            if deadline.passed:
-                module.fail_json(msg='timed out after {0}s: {1}'.format(params['timeout'], flux.describe(
-                    waiting[0])), **result)
-            time.sleep(min(0.5, deadline.left))
-    except KubeError as exc:
-        module.fail_json(msg=str(exc), **result)
-    suspended = [o for o in result['objects'] if o['suspended']]
-    for obj in suspended:
-        module.warn('{kind} {namespace}/{name} is suspended; not waited for'.format(**obj))
-    module.exit_json(**result)
+    run_module(module, lambda: wait_for_flux(module, result), partial=result)
 
 
 if __name__ == '__main__':

@@ -112,8 +112,9 @@ backup_file:
 
 import os
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.ephemeral.castle.plugins.module_utils import openclaw
+from ansible_collections.ephemeral.castle.plugins.module_utils._files import write_temp
+from ansible_collections.ephemeral.castle.plugins.module_utils.base import Layer, option, run_module
 from ansible_collections.ephemeral.castle.plugins.module_utils.openclaw import OpenClawConfigError
 
 NEW_FILE_MODE = 0o600
@@ -133,7 +134,7 @@ def replace(module, path, text, exists):
     directory = os.path.dirname(path)
     if directory and not os.path.isdir(directory):
         os.makedirs(directory, mode=0o700)
-    temp = openclaw.write_temp(path, text, os.stat(path).st_mode & 0o7777 if exists else NEW_FILE_MODE)
+    temp = write_temp(path, text, os.stat(path).st_mode & 0o7777 if exists else NEW_FILE_MODE)
     try:
         if params['validate']:
             validate(module, params['validate'], temp)
@@ -169,25 +170,23 @@ def run(module):
     return result
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec={
-            'path': {'type': 'path', 'default': '~/.openclaw/openclaw.json'},
-            'merge': {'type': 'dict', 'required': True},
-            'create': {'type': 'bool', 'default': True},
-            'mode': {'type': 'raw'},
-            'backup': {'type': 'bool', 'default': False},
-            'validate': {'type': 'str'},
-        },
-        supports_check_mode=True,
-    )
+def update(module):
     try:
-        result = run(module)
-    except OpenClawConfigError as exc:
-        module.fail_json(msg=str(exc))
+        return run(module)
     except (IOError, OSError) as exc:
-        module.fail_json(msg='cannot update {0}: {1}'.format(module.params['path'], exc))
-    module.exit_json(**result)
+        raise OpenClawConfigError('cannot update {0}: {1}'.format(module.params['path'], exc))
+
+
+def main():
+    module = Layer().module(dict(
+        path=option('path', '~/.openclaw/openclaw.json'),
+        merge=option('dict', required=True),
+        create=option('bool', True),
+        mode=option('raw'),
+        backup=option('bool', False),
+        validate=option('str'),
+    ))
+    run_module(module, lambda: update(module))
 
 
 if __name__ == '__main__':

@@ -67,11 +67,13 @@ options:
       - Whether the node verifies the TLS certificate of an https O(url).
     type: bool
     default: true
-  timeout:
+  wait_timeout:
     description:
       - Seconds to wait for each node's download task.
+      - The older name O(timeout) is an alias.
     type: int
     default: 900
+    aliases: [timeout]
   state:
     description:
       - V(present) downloads the file where it is missing; V(absent) deletes it where it is.
@@ -116,10 +118,8 @@ import posixpath
 import re
 from urllib.parse import urlsplit
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.ephemeral.castle.plugins.module_utils.proxmox import (
-    CONNECTION_OPTIONS, ProxmoxClient, ProxmoxError, connection_argument_spec)
+from ansible_collections.ephemeral.castle.plugins.module_utils.base import option, run_module
+from ansible_collections.ephemeral.castle.plugins.module_utils.proxmox import LAYER, ProxmoxClient, ProxmoxError
 
 # pve-storage: the file names download-url accepts per content type.
 FILE_NAMES = {
@@ -157,8 +157,11 @@ def listed(client, node, storage, content, volid):
     return None
 
 
-def run_module(module, client):
+def put_in_place(module):
+    """The file present (or absent) on every node; returns the module's result."""
     params = module.params
+    if params['nodes'] is not None and not params['nodes']:
+        raise ProxmoxError('nodes is empty: give at least one node')
     nodes = params['nodes'] or [params['node']]
     if params['state'] == 'present' and not params['url']:
         raise ProxmoxError('url is required with state present')
@@ -168,6 +171,7 @@ def run_module(module, client):
     name = file_name(params)
     storage, content = params['storage'], params['content']
     volid = '{0}:{1}/{2}'.format(storage, content, name)
+    client = ProxmoxClient(params)
     results, before, after = {}, {}, {}
     for node in nodes:
         entry = listed(client, node, storage, content, volid)
@@ -182,7 +186,7 @@ def run_module(module, client):
                 if params['checksum']:
                     options.update({'checksum': params['checksum'], 'checksum-algorithm': params['checksum_algorithm']})
                 client.run_task(node, 'post', 'nodes/{0}/storage/{1}/download-url'.format(node, storage),
-                                'download of {0} to {1} on node {2}'.format(url, volid, node), params['timeout'],
+                                'download of {0} to {1} on node {2}'.format(url, volid, node), params['wait_timeout'],
                                 options)
                 entry = listed(client, node, storage, content, volid)
                 if entry is None:
@@ -191,7 +195,7 @@ def run_module(module, client):
                 size = entry.get('size')
             else:
                 client.run_task(node, 'delete', 'nodes/{0}/storage/{1}/content/{2}'.format(node, storage, volid),
-                                'removal of {0} on node {1}'.format(volid, node), params['timeout'])
+                                'removal of {0} on node {1}'.format(volid, node), params['wait_timeout'])
                 size = None
         results[node] = dict(volid=volid, changed=changed, size=size)
     changed = any(result['changed'] for result in results.values())
@@ -202,33 +206,16 @@ def run_module(module, client):
 
 
 def main():
-    spec = connection_argument_spec()
-    spec.update(
-        node=dict(type='str'),
-        nodes=dict(type='list', elements='str'),
-        storage=dict(type='str', default='local'),
-        url=dict(type='str'),
-        filename=dict(type='str'),
-        checksum=dict(type='str'),
-        checksum_algorithm=dict(type='str', choices=['md5', 'sha1', 'sha224', 'sha256', 'sha384', 'sha512']),
-        content=dict(type='str', default='iso', choices=['iso', 'vztmpl', 'import']),
-        verify_certificates=dict(type='bool', default=True),
-        timeout=dict(type='int', default=900),
-        state=dict(type='str', default='present', choices=['present', 'absent']),
-    )
-    options = dict(CONNECTION_OPTIONS)
-    options['required_together'] = CONNECTION_OPTIONS['required_together'] + [('checksum', 'checksum_algorithm')]
-    options['mutually_exclusive'] = CONNECTION_OPTIONS['mutually_exclusive'] + [('node', 'nodes')]
-    options['required_one_of'] = [('node', 'nodes')]
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True, **options)
-    if module.params['nodes'] is not None and not module.params['nodes']:
-        module.fail_json(msg='nodes is empty: give at least one node')
-    try:
-        client = ProxmoxClient(module.params)
-        result = run_module(module, client)
-    except ProxmoxError as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(**result)
+    module = LAYER.module(
+        dict(node=option('str'), nodes=option('list', elements='str'), storage=option('str', 'local'),
+             url=option('str'), filename=option('str'), checksum=option('str'),
+             checksum_algorithm=option('str', choices=['md5', 'sha1', 'sha224', 'sha256', 'sha384', 'sha512']),
+             content=option('str', 'iso', choices=['iso', 'vztmpl', 'import']),
+             verify_certificates=option('bool', True), wait_timeout=option('int', 900, aliases=['timeout']),
+             state=option('str', 'present', choices=['present', 'absent'])),
+        required_together=[('checksum', 'checksum_algorithm')], mutually_exclusive=[('node', 'nodes')],
+        required_one_of=[('node', 'nodes')])
+    run_module(module, lambda: put_in_place(module))
 
 
 if __name__ == '__main__':

@@ -23,6 +23,7 @@ extends_documentation_fragment:
   - ephemeral.castle.proxmox
   - ephemeral.castle.proxmox.ACTION_GROUP
   - ephemeral.castle.attributes
+  - ephemeral.castle.gate
 options:
   name:
     description:
@@ -46,7 +47,8 @@ options:
     description:
       - V(present) creates or reconciles the VM without touching its power state; V(started) and
         V(stopped) also set that; V(restarted) restarts it (starting it if it is stopped);
-        V(absent) stops and destroys it with its disks.
+        V(absent) stops and destroys it with its disks, only with the phoenix gate's consent for its name
+        (O(gate_token)).
     type: str
     choices: [present, started, stopped, restarted, absent]
     default: present
@@ -187,12 +189,14 @@ options:
       - Wait until the guest agent reports an IPv4 address (needs O(state=started) and the agent).
     type: bool
     default: false
-  timeout:
+  wait_timeout:
     description:
       - Seconds to wait for each task (create, clone, start, stop, destroy), for a locked VM to be
         free, and for an address with O(wait_for_ip).
+      - The older name O(timeout) is an alias.
     type: int
     default: 600
+    aliases: [timeout]
   shutdown_timeout:
     description:
       - Seconds a guest gets to shut down cleanly before it is stopped hard.
@@ -300,33 +304,36 @@ requests:
   sample: 2
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.ephemeral.castle.plugins.module_utils.proxmox import (
-    CONNECTION_OPTIONS, ProxmoxClient, ProxmoxError)
+from ansible_collections.ephemeral.castle.plugins.module_utils.base import run_module
+from ansible_collections.ephemeral.castle.plugins.module_utils.gate import check_given
+from ansible_collections.ephemeral.castle.plugins.module_utils.proxmox import LAYER, ProxmoxClient
 from ansible_collections.ephemeral.castle.plugins.module_utils.proxmox_vm_reconcile import (
     VmReconciler, argument_spec)
 from ansible_collections.ephemeral.castle.plugins.module_utils.proxmox_vm_spec import SpecError, check_spec
 
 
-def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
-                           required_one_of=[('name', 'vmid')], **CONNECTION_OPTIONS)
-    result = dict(changed=False, pending=[], macs={}, ips=[], requests=0)
-    client = None
+def reconciled(module, counted):
+    """The VM brought to the options; `counted` holds the API requests made, also when it fails."""
+    params = module.params
+    check_spec(params)
+    if params['state'] == 'absent' and not module.check_mode:
+        check_given(params['gate_token'], params['gate_journal'], [params['name'] or str(params['vmid'])], 'destroy')
+    client = ProxmoxClient(params)
+    reconciler = VmReconciler(client, params, module.check_mode)
     try:
-        check_spec(module.params)
-        client = ProxmoxClient(module.params)
-        reconciler = VmReconciler(client, module.params, module.check_mode)
-        result.update(reconciler.run())
-        result['changed'] = reconciler.changed
-        if module._diff:
-            result['diff'] = reconciler.diff
-    except (ProxmoxError, SpecError) as exc:
-        module.fail_json(msg=str(exc), requests=client.requests if client else 0,
-                         **({'task_log': exc.task_log} if getattr(exc, 'task_log', None) else {}))
-    result['requests'] = client.requests
-    module.exit_json(**result)
+        result = dict(dict(pending=[], macs={}, ips=[]), **reconciler.run())
+    finally:
+        counted['requests'] = client.requests
+    result.update(changed=reconciler.changed, requests=client.requests)
+    if module._diff:
+        result['diff'] = reconciler.diff
+    return result
+
+
+def main():
+    module = LAYER.module(argument_spec(), required_one_of=[('name', 'vmid')])
+    counted = dict(requests=0)
+    run_module(module, lambda: reconciled(module, counted), errors=(SpecError,), partial=counted)
 
 
 if __name__ == '__main__':

@@ -11,6 +11,7 @@ version_added: 0.1.0
 description:
   - Does for every VM of O(vms) what M(ephemeral.castle.proxmox_vm) does for one, concurrently,
     with at most O(per_node_limit) VMs of any one Proxmox node in flight.
+  - VMs with C(state=absent) are destroyed only with the phoenix gate's consent for their names (O(gate_token)).
   - Every VM description is checked before any request; one bad description changes nothing.
   - A VM that fails does not stop the others. The module then fails naming each failed VM and
     still returns what the others became; a re-run completes the rest.
@@ -22,6 +23,7 @@ extends_documentation_fragment:
   - ephemeral.castle.proxmox
   - ephemeral.castle.proxmox.ACTION_GROUP
   - ephemeral.castle.attributes
+  - ephemeral.castle.gate
 options:
   vms:
     description:
@@ -75,13 +77,14 @@ requests:
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
+from ansible_collections.ephemeral.castle.plugins.module_utils.base import option, run_module
+from ansible_collections.ephemeral.castle.plugins.module_utils.gate import GateError, covers
 from ansible_collections.ephemeral.castle.plugins.module_utils.proxmox import (
-    CONNECTION_OPTIONS, ProxmoxClient, ProxmoxError, VmidClaims, connection_argument_spec)
+    LAYER, ProxmoxClient, ProxmoxError, VmidClaims, connection_argument_spec)
 from ansible_collections.ephemeral.castle.plugins.module_utils.proxmox_vm_reconcile import (
-    VmReconciler, vm_argument_spec)
+    GATE_ARGUMENT_SPEC, VmReconciler, vm_argument_spec)
 from ansible_collections.ephemeral.castle.plugins.module_utils.proxmox_vm_spec import SpecError, check_spec
 
 
@@ -107,22 +110,22 @@ def validated(vms):
     return described, problems
 
 
-def main():
-    spec = connection_argument_spec()
-    spec.update(vms=dict(type='list', elements='dict', required=True), per_node_limit=dict(type='int', default=4))
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True, **CONNECTION_OPTIONS)
+def reconcile_all(module, answer):
+    """Every VM reconciled; `answer` holds what each became, also when some failed."""
     if module.params['per_node_limit'] < 1:
-        module.fail_json(msg='per_node_limit must be 1 or more, not {0}'.format(module.params['per_node_limit']))
+        raise ProxmoxError('per_node_limit must be 1 or more, not {0}'.format(module.params['per_node_limit']))
     described, problems = validated(module.params['vms'])
     if problems:
-        module.fail_json(msg='bad VM descriptions, nothing was changed: ' + '; '.join(problems))
+        raise ProxmoxError('bad VM descriptions, nothing was changed: ' + '; '.join(problems))
+    # The token must clear every VM to remove before any is touched; each is then used as its VM goes.
+    removing = [vm['name'] for vm in described if vm['state'] == 'absent']
+    if removing and (module.params['gate_token'] or not module.check_mode):
+        covers(module.params['gate_journal'], module.params['gate_token'], removing)
     connection = dict((k, module.params[k]) for k in connection_argument_spec())
-    try:
-        # One login up front: bad credentials fail once, clearly, before any thread starts.
-        first = ProxmoxClient(connection)
-        first.vms()
-    except ProxmoxError as exc:
-        module.fail_json(msg=str(exc))
+    consent = dict((k, module.params[k]) for k in GATE_ARGUMENT_SPEC)
+    # One login up front: bad credentials fail once, clearly, before any thread starts.
+    first = ProxmoxClient(connection)
+    first.vms()
 
     limits = {}
     limits_lock = threading.Lock()
@@ -135,10 +138,10 @@ def main():
     def reconcile(params):
         with node_slot(params.get('node')):
             client = ProxmoxClient(connection)
-            reconciler = VmReconciler(client, dict(connection, **params), module.check_mode, claims)
+            reconciler = VmReconciler(client, dict(connection, **dict(params, **consent)), module.check_mode, claims)
             try:
                 result = reconciler.run()
-            except (ProxmoxError, SpecError) as exc:
+            except (ProxmoxError, SpecError, GateError) as exc:
                 return params['name'], None, str(exc), client.requests, None
             result.update(changed=reconciler.changed, requests=client.requests)
             return params['name'], result, None, client.requests, reconciler.diff
@@ -159,14 +162,20 @@ def main():
         if result['changed'] and diff:
             diffs['before'][name] = diff['before']
             diffs['after'][name] = diff['after']
-    answer = dict(changed=any(r['changed'] for r in done.values()), vms=done, failed_vms=failed, requests=total)
+    answer.update(changed=any(r['changed'] for r in done.values()), vms=done, failed_vms=failed, requests=total)
     if module._diff:
         answer['diff'] = diffs
     if failed:
-        module.fail_json(msg='{0} of {1} VMs failed (a re-run completes them): {2}'.format(
-            len(failed), len(described), '; '.join('{0}: {1}'.format(k, v) for k, v in sorted(failed.items()))),
-            **answer)
-    module.exit_json(**answer)
+        raise ProxmoxError('{0} of {1} VMs failed (a re-run completes them): {2}'.format(
+            len(failed), len(described), '; '.join('{0}: {1}'.format(k, v) for k, v in sorted(failed.items()))))
+    return answer
+
+
+def main():
+    module = LAYER.module(dict(GATE_ARGUMENT_SPEC, vms=option('list', elements='dict', required=True),
+                               per_node_limit=option('int', 4)))
+    answer = {}
+    run_module(module, lambda: reconcile_all(module, answer), partial=answer)
 
 
 if __name__ == '__main__':

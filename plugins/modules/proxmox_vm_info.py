@@ -58,10 +58,8 @@ vms:
        "lock": null, "config": {"cores": "4"}}
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.ephemeral.castle.plugins.module_utils.proxmox import (
-    CONNECTION_OPTIONS, ProxmoxClient, ProxmoxError, connection_argument_spec)
+from ansible_collections.ephemeral.castle.plugins.module_utils.base import option, run_module
+from ansible_collections.ephemeral.castle.plugins.module_utils.proxmox import LAYER, ProxmoxClient
 from ansible_collections.ephemeral.castle.plugins.module_utils.proxmox_vm_spec import normalise_tags
 
 
@@ -71,29 +69,28 @@ def summary(vm):
                 template=bool(vm.get('template')), tags=tags.split(';') if tags else [], lock=vm.get('lock'))
 
 
+def matches(vm, params):
+    return ((params['name'] is None or vm['name'] == params['name'])
+            and (params['vmid'] is None or vm['vmid'] == params['vmid'])
+            and (params['node'] is None or vm['node'] == params['node'])
+            and (params['tag'] is None or params['tag'].lower() in vm['tags']))
+
+
+def listed(params):
+    client = ProxmoxClient(params)
+    vms = sorted((vm for vm in map(summary, client.vms()) if matches(vm, params)), key=lambda vm: vm['vmid'])
+    if params['include_config']:
+        for vm in vms:
+            config = client.get('nodes/{node}/qemu/{vmid}/config'.format(**vm))
+            config.pop('digest', None)
+            vm['config'] = dict((k, str(v)) for k, v in config.items())
+    return dict(changed=False, vms=vms)
+
+
 def main():
-    spec = connection_argument_spec()
-    spec.update(name=dict(type='str'), vmid=dict(type='int'), tag=dict(type='str'), node=dict(type='str'),
-                include_config=dict(type='bool', default=False))
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True, **CONNECTION_OPTIONS)
-    params = module.params
-    try:
-        client = ProxmoxClient(params)
-        vms = [summary(vm) for vm in client.vms()]
-        vms = [vm for vm in vms
-               if (params['name'] is None or vm['name'] == params['name'])
-               and (params['vmid'] is None or vm['vmid'] == params['vmid'])
-               and (params['node'] is None or vm['node'] == params['node'])
-               and (params['tag'] is None or params['tag'].lower() in vm['tags'])]
-        vms.sort(key=lambda vm: vm['vmid'])
-        if params['include_config']:
-            for vm in vms:
-                config = client.get('nodes/{node}/qemu/{vmid}/config'.format(**vm))
-                config.pop('digest', None)
-                vm['config'] = dict((k, str(v)) for k, v in config.items())
-    except ProxmoxError as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(changed=False, vms=vms)
+    module = LAYER.module(dict(name=option('str'), vmid=option('int'), tag=option('str'), node=option('str'),
+                               include_config=option('bool', False)))
+    run_module(module, lambda: listed(module.params))
 
 
 if __name__ == '__main__':

@@ -134,9 +134,10 @@ failed_nodes:
 
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible_collections.ephemeral.castle.plugins.module_utils.talos import (
-    TalosError, digest, load_config, run_module, talos_module, target_node)
+from ansible_collections.ephemeral.castle.plugins.module_utils.base import option, run_module
+from ansible_collections.ephemeral.castle.plugins.module_utils.talos import TALOS, TalosError, Talosctl, target_node
 from ansible_collections.ephemeral.castle.plugins.module_utils.talos_config import comparable, config_diff
+from ansible_collections.ephemeral.castle.plugins.module_utils.talos_documents import digest, load_config
 
 # Most nodes applied to at the same time.
 APPLIERS = 16
@@ -255,13 +256,14 @@ def apply(module, talosctl):
 
 
 def main():
-    module = talos_module(dict(
-        config=dict(type='str', no_log=True), config_path=dict(type='path'),
-        mode=dict(type='str', default='auto', choices=['auto', 'no-reboot', 'reboot', 'staged', 'try']),
-        insecure=dict(type='bool'), configs=dict(type='dict', no_log=True),
+    module = TALOS.module(dict(
+        config=option('str', no_log=True), config_path=option('path'),
+        mode=option('str', 'auto', choices=['auto', 'no-reboot', 'reboot', 'staged', 'try']),
+        insecure=option('bool'), configs=option('dict', no_log=True),
     ), required_one_of=[('config', 'config_path', 'configs')],
         mutually_exclusive=[('config', 'config_path', 'configs')])
-    run_module(module, lambda talosctl: apply(module, talosctl))
+    with Talosctl(module) as talosctl:
+        run_module(module, lambda: apply(module, talosctl))
 
 
 if __name__ == '__main__':

@@ -49,8 +49,8 @@ members:
 
 import re
 
-from ansible_collections.ephemeral.castle.plugins.module_utils.talos import (
-    TalosError, run_module, talos_module, target_node)
+from ansible_collections.ephemeral.castle.plugins.module_utils.base import run_module
+from ansible_collections.ephemeral.castle.plugins.module_utils.talos import TALOS, TalosError, Talosctl, target_node
 
 ALREADY = re.compile(r'AlreadyExists|already bootstrapped|data directory is not empty', re.IGNORECASE)
 
@@ -82,8 +82,9 @@ def bootstrap(module, talosctl):
 
 
 def main():
-    module = talos_module({})
-    run_module(module, lambda talosctl: bootstrap(module, talosctl))
+    module = TALOS.module({})
+    with Talosctl(module) as talosctl:
+        run_module(module, lambda: bootstrap(module, talosctl))
 
 
 if __name__ == '__main__':

@@ -83,8 +83,9 @@ runs:
 import ipaddress
 import re
 
-from ansible_collections.ephemeral.castle.plugins.module_utils.talos import (
-    TalosError, run_module, talos_module)
+from ansible_collections.ephemeral.castle.plugins.module_utils._wait import Deadline
+from ansible_collections.ephemeral.castle.plugins.module_utils.base import option, run_module
+from ansible_collections.ephemeral.castle.plugins.module_utils.talos import TALOS, TalosError, Talosctl
 
 CHECK = re.compile(r'^waiting for (?P<check>.+?): (?P<detail>.*)$')
 # Seconds between two runs of talosctl health.
@@ -138,10 +139,10 @@ def check(module, talosctl):
         raise TalosError('no control-plane node of {0} is configured yet; nothing to check'.format(
             ', '.join(params['control_plane_nodes'])))
     workers = [node for node in params['worker_nodes'] if node in checked]
-    deadline = talosctl._clock() + params['wait_timeout']
+    deadline = Deadline(params['wait_timeout'], talosctl._clock)
     runs = 0
     while True:
-        left = params['wait_timeout'] if not runs else max(1, int(deadline - talosctl._clock()))
+        left = params['wait_timeout'] if not runs else max(1, int(deadline.left))
         args = ['health', '--control-plane-nodes', ','.join(control_planes), '--wait-timeout', '{0}s'.format(left)]
         if workers:
             args += ['--worker-nodes', ','.join(workers)]
@@ -151,7 +152,7 @@ def check(module, talosctl):
         except TalosError as exc:
             found = failing_check(exc.stderr)
             # A check that ran out of its own cap, or a node not answering: again, while time is left.
-            if talosctl._clock() + PAUSE < deadline and (found or 'code = Unavailable' in (exc.stderr or '')):
+            if deadline.left > PAUSE and (found or 'code = Unavailable' in (exc.stderr or '')):
                 talosctl._sleep(PAUSE)
                 continue
             what = 'health check "{0}" did not pass within {1}s ({2} run{3} of talosctl health){4}'.format(
@@ -165,12 +166,13 @@ def check(module, talosctl):
 
 
 def main():
-    module = talos_module(dict(
-        control_plane_nodes=dict(type='list', elements='str', required=True),
-        worker_nodes=dict(type='list', elements='str', default=[]),
-        wait_timeout=dict(type='int', default=600),
+    module = TALOS.module(dict(
+        control_plane_nodes=option('list', elements='str', required=True),
+        worker_nodes=option('list', [], elements='str'),
+        wait_timeout=option('int', 600),
     ))
-    run_module(module, lambda talosctl: check(module, talosctl))
+    with Talosctl(module) as talosctl:
+        run_module(module, lambda: check(module, talosctl))
 
 
 if __name__ == '__main__':

@@ -138,16 +138,17 @@ registered:
 
 import json
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_text
 from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
 from ansible.module_utils.urls import open_url
 
 from ansible_collections.ephemeral.castle.plugins.module_utils import talos_factory
+from ansible_collections.ephemeral.castle.plugins.module_utils.base import option, run_module
+from ansible_collections.ephemeral.castle.plugins.module_utils.talos_factory import FACTORY, FactoryError
 
 
 def _request(module, method, url, data=None):
-    """(status, body) of a factory request; fails the module on a connection error."""
+    """(status, body) of a factory request; FactoryError on a connection error."""
     params = module.params
     try:
         response = open_url(url, method=method, data=data, validate_certs=params['validate_certs'],
@@ -157,9 +158,8 @@ def _request(module, method, url, data=None):
     except HTTPError as exc:
         return exc.code, to_text(exc.read() or b'').strip()
     except (URLError, OSError, ValueError) as exc:
-        module.fail_json(msg='the Image Factory at {0} could not be reached ({1} {2}): {3}'.format(
+        raise FactoryError('the Image Factory at {0} could not be reached ({1} {2}): {3}'.format(
             params['factory_url'], method, url, getattr(exc, 'reason', exc)))
-    return None, None
 
 
 def register(module, found):
@@ -169,55 +169,49 @@ def register(module, found):
     if status == 200:
         return False
     if status != 404:
-        module.fail_json(msg='the Image Factory at {0} answered {1} to GET /schematics/{2}: {3}'.format(
+        raise FactoryError('the Image Factory at {0} answered {1} to GET /schematics/{2}: {3}'.format(
             base, status, found['schematic_id'], body))
     if module.check_mode:
         return True
     status, body = _request(module, 'POST', base + '/schematics', data=found['schematic'].encode('utf-8'))
     if status not in (200, 201):
-        module.fail_json(msg='the Image Factory at {0} refused the schematic ({1}): {2}'.format(base, status, body),
-                         schematic=found['schematic'])
+        raise FactoryError('the Image Factory at {0} refused the schematic ({1}): {2}'.format(base, status, body),
+                           schematic=found['schematic'])
     try:
         answered = json.loads(body)['id']
     except (ValueError, KeyError, TypeError):
-        module.fail_json(msg='the Image Factory at {0} answered POST /schematics with {1!r}, not an ID'.format(
+        raise FactoryError('the Image Factory at {0} answered POST /schematics with {1!r}, not an ID'.format(
             base, body))
     if answered != found['schematic_id']:
-        module.fail_json(msg='the Image Factory at {0} gave the schematic the ID {1}, not the {2} computed here: '
-                             'its canonical form differs'.format(base, answered, found['schematic_id']),
-                         schematic=found['schematic'])
+        raise FactoryError('the Image Factory at {0} gave the schematic the ID {1}, not the {2} computed here: '
+                           'its canonical form differs'.format(base, answered, found['schematic_id']),
+                           schematic=found['schematic'])
     return True
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            extensions=dict(type='list', elements='str', default=[]),
-            extra_kernel_args=dict(type='list', elements='str', default=[]),
-            version=dict(type='str'),
-            factory_url=dict(type='str', default=talos_factory.DEFAULT_FACTORY_URL),
-            platform=dict(type='str', default='metal'),
-            arch=dict(type='str', default='amd64', choices=list(talos_factory.ARCHES)),
-            register=dict(type='bool', default=True),
-            validate_certs=dict(type='bool', default=True),
-            ca_path=dict(type='path'),
-            timeout=dict(type='int', default=30),
-        ),
-        supports_check_mode=True,
-    )
+def schematic(module):
     params = module.params
-    try:
-        found = talos_factory.describe(params['extensions'], params['extra_kernel_args'], params['version'],
-                                       params['factory_url'], params['platform'], params['arch'])
-    except talos_factory.FactoryError as exc:
-        module.fail_json(msg=str(exc))
+    found = talos_factory.describe(params['extensions'], params['extra_kernel_args'], params['version'],
+                                   params['factory_url'], params['platform'], params['arch'])
     changed = register(module, found) if params['register'] else False
     result = dict(found, changed=changed, registered=params['register'] and not (module.check_mode and changed))
     if module._diff:
         result['diff'] = {'before': '' if changed else found['schematic'], 'after': found['schematic'],
                           'before_header': 'factory schematic {0}'.format(found['schematic_id']),
                           'after_header': 'factory schematic {0}'.format(found['schematic_id'])}
-    module.exit_json(**result)
+    return result
+
+
+def main():
+    module = FACTORY.module(dict(
+        extensions=option('list', [], elements='str'),
+        extra_kernel_args=option('list', [], elements='str'),
+        version=option('str'),
+        platform=option('str', 'metal'),
+        arch=option('str', 'amd64', choices=list(talos_factory.ARCHES)),
+        register=option('bool', True),
+    ))
+    run_module(module, lambda: schematic(module))
 
 
 if __name__ == '__main__':

@@ -53,8 +53,9 @@ etcd_members:
   sample: [{"NODE": "10.0.40.11", "ID": "3a2f7c9d1e0b4a56", "HOSTNAME": "cp-1"}]
 """
 
-from ansible_collections.ephemeral.castle.plugins.module_utils.talos import (
-    TalosError, parse_version, run_module, talos_module, target_node)
+from ansible_collections.ephemeral.castle.plugins.module_utils.base import run_module
+from ansible_collections.ephemeral.castle.plugins.module_utils.talos import TALOS, TalosError, Talosctl, target_node
+from ansible_collections.ephemeral.castle.plugins.module_utils.talos_output import parse_version
 
 
 def gather(talosctl):
@@ -85,8 +86,9 @@ def gather(talosctl):
 
 
 def main():
-    module = talos_module({})
-    run_module(module, gather)
+    module = TALOS.module({})
+    with Talosctl(module) as talosctl:
+        run_module(module, lambda: gather(talosctl))
 
 
 if __name__ == '__main__':

@@ -21,6 +21,7 @@ extends_documentation_fragment:
   - ephemeral.castle.talos
   - ephemeral.castle.talos.ACTION_GROUP
   - ephemeral.castle.vault
+  - ephemeral.castle.vault.VAULT_RETRIES
   - ephemeral.castle.vault.AUTH
   - ephemeral.castle.vault.KV
   - ephemeral.castle.attributes
@@ -67,9 +68,11 @@ written:
 """
 
 
-from ansible_collections.ephemeral.castle.plugins.module_utils.talos import (
-    TalosError, kubeconfig_identity, run_module, talos_module, target_node, write_private)
-from ansible_collections.ephemeral.castle.plugins.module_utils import vault
+from ansible_collections.ephemeral.castle.plugins.module_utils._files import write_private
+from ansible_collections.ephemeral.castle.plugins.module_utils.base import option, run_module
+from ansible_collections.ephemeral.castle.plugins.module_utils.talos import TALOS, TalosError, Talosctl, target_node
+from ansible_collections.ephemeral.castle.plugins.module_utils.talos_documents import kubeconfig_identity
+from ansible_collections.ephemeral.castle.plugins.module_utils.vault import VaultError, VaultKV, connection_argument_spec
 
 
 def identity_of(text):
@@ -101,7 +104,7 @@ def fetch(module, talosctl):
         elif write_private(dest, kept, module.check_mode):
             written.append(dest)  # the same kubeconfig, its mode made 0600
     if params['vault_path']:
-        kv = vault.VaultKV(params)
+        kv = VaultKV(params)
         where = 'vault:' + kv.where(params['vault_path'])
         kept = (kv.read(params['vault_path']) or {}).get('kubeconfig')
         if params['force'] or identity_of(kept) != wanted:
@@ -117,10 +120,11 @@ def fetch(module, talosctl):
 
 
 def main():
-    spec = vault.connection_argument_spec(kv=True)
-    spec.update(dest=dict(type='path'), vault_path=dict(type='str'), force=dict(type='bool', default=False))
-    module = talos_module(spec)
-    run_module(module, lambda talosctl: fetch(module, talosctl), errors=(vault.VaultError,))
+    spec = connection_argument_spec(kv=True)
+    spec.update(dest=option('path'), vault_path=option('str'), force=option('bool', False))
+    module = TALOS.module(spec)
+    with Talosctl(module) as talosctl:
+        run_module(module, lambda: fetch(module, talosctl), errors=(VaultError,))
 
 
 if __name__ == '__main__':

@@ -254,11 +254,12 @@ talosconfig:
 import re
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible_collections.ephemeral.castle.plugins.module_utils.talos import (
-    TalosError, digest, dump_config, load_config, parse_yaml_docs, run_module, talos_module, target_node,
-    write_private)
-from ansible_collections.ephemeral.castle.plugins.module_utils.talos_config import (
-    apply_patches, comparable, config_diff, node_patch)
+from ansible_collections.ephemeral.castle.plugins.module_utils._files import write_private
+from ansible_collections.ephemeral.castle.plugins.module_utils.base import run_module
+from ansible_collections.ephemeral.castle.plugins.module_utils.talos import TALOS, TalosError, Talosctl, target_node
+from ansible_collections.ephemeral.castle.plugins.module_utils.talos_config import apply_patches, comparable, config_diff, node_patch
+from ansible_collections.ephemeral.castle.plugins.module_utils.talos_documents import digest, dump_config, load_config
+from ansible_collections.ephemeral.castle.plugins.module_utils.talos_output import parse_yaml_docs
 
 
 def read_secrets(params):
@@ -409,7 +410,7 @@ def render(module, talosctl):
 
 
 def main():
-    module = talos_module(dict(
+    module = TALOS.module(dict(
         secrets=dict(type='str', no_log=True), secrets_path=dict(type='path', no_log=False),
         cluster_name=dict(type='str', required=True), cluster_endpoint=dict(type='str', required=True),
         role=dict(type='str', choices=['controlplane', 'worker']),
@@ -434,7 +435,8 @@ def main():
     if not module.params['cluster_endpoint'].startswith('https://'):
         module.fail_json(msg='cluster_endpoint {0!r} must be an https:// URL, for example https://10.0.40.10:6443'.format(
             module.params['cluster_endpoint']))
-    run_module(module, lambda talosctl: render(module, talosctl))
+    with Talosctl(module) as talosctl:
+        run_module(module, lambda: render(module, talosctl))
 
 
 if __name__ == '__main__':

@@ -11,9 +11,9 @@ version_added: 0.1.0
 description:
   - Resets the first of O(nodes) with C(talosctl reset) (by default gracefully, leaving etcd and
     draining first, then wiping every disk).
-  - Runs only when O(confirm) is the node's name (its hostname or the address in O(nodes)) or equals
-    O(gate_token), the approval token of a cleared phoenix gate. Without it the module fails and
-    changes nothing, so a reset cannot happen by accident.
+  - Runs only with the phoenix gate's consent, O(gate_token), issued by M(ephemeral.castle.fleet_gate) for
+    the fleet node this node is (its hostname); otherwise the module fails and changes nothing, so a reset
+    cannot happen by accident. The use is recorded in O(gate_journal).
   - A node already in maintenance mode has nothing to reset; the module then changes nothing.
   - C(talosctl reset) waits by default (up to 30 minutes) for events it can only see while the node runs its
     config; a node wiped back to maintenance mode never sends them. So the module runs it with
@@ -26,15 +26,8 @@ extends_documentation_fragment:
   - ephemeral.castle.talos
   - ephemeral.castle.talos.ACTION_GROUP
   - ephemeral.castle.attributes
+  - ephemeral.castle.gate
 options:
-  confirm:
-    description:
-      - The node's hostname or address, or the O(gate_token), typed out to confirm the reset.
-    type: str
-  gate_token:
-    description:
-      - Approval token recorded by the gate that cleared this node for a wipe.
-    type: str
   graceful:
     description: Cordon and drain the node and leave etcd first (C(--graceful)).
     type: bool
@@ -59,17 +52,19 @@ options:
 """
 
 EXAMPLES = r"""
-- name: Wipe worker-2, typed out
+- name: Clear worker-2 for a wipe
+  ephemeral.castle.fleet_gate:
+    src: site/castle.fleet.yml
+    machine: worker-2
+    journal: site/phoenix-journal.md
+  register: phoenix_gate
+
+- name: Wipe worker-2 with the gate's consent
   ephemeral.castle.talos_reset:
     talosconfig: ~/.talos/lab
     nodes: [10.0.40.22]
-    confirm: worker-2
-
-- name: Wipe the node the phoenix gate cleared
-  ephemeral.castle.talos_reset:
-    nodes: ["{{ phoenix_target_address }}"]
-    confirm: "{{ phoenix_gate.token }}"
     gate_token: "{{ phoenix_gate.token }}"
+    gate_journal: site/phoenix-journal.md
 """
 
 RETURN = r"""
@@ -95,10 +90,10 @@ state_after:
   sample: unreachable
 """
 
-import hmac
-
-from ansible_collections.ephemeral.castle.plugins.module_utils.talos import (
-    TalosError, run_module, talos_module, target_node)
+from ansible_collections.ephemeral.castle.plugins.module_utils import gate
+from ansible_collections.ephemeral.castle.plugins.module_utils._wait import Deadline, wait_until
+from ansible_collections.ephemeral.castle.plugins.module_utils.base import option, run_module, wait_options
+from ansible_collections.ephemeral.castle.plugins.module_utils.talos import TALOS, TalosError, Talosctl, target_node
 
 # Seconds between two looks at a node being reset.
 POLL = 2
@@ -117,32 +112,25 @@ def hostname_of(talosctl, node):
     return ((found[0].get('spec') if found else None) or {}).get('hostname')
 
 
-def confirmed(params, node, hostname):
-    token = params['confirm'] or ''
-    names = [name for name in (node, hostname) if name]
-    if token in names:
-        return True
-    return bool(params['gate_token']) and hmac.compare_digest(token, params['gate_token'])
-
-
 def reset(module, talosctl):
     params = module.params
     node = target_node(talosctl, 'reset')
-    if not params['confirm']:
-        raise TalosError('resetting {0} wipes it: set confirm to its name (or the gate token) to go ahead; '
-                         'nothing was changed'.format(node))
+    token, journal = params['gate_token'], params['gate_journal']
+    if not module.check_mode:
+        gate.check_given(token, journal, [node], 'reset')
     state, dummy, detail = talosctl.machine_status(node)
     result = dict(changed=False, node=node, node_state=state)
     if state == 'maintenance':
-        return result  # nothing on it to wipe; its name cannot be read either
+        return result  # nothing on it to wipe
     if state == 'unreachable':
         raise TalosError('node {0} cannot be reached to reset it: {1}'.format(node, detail))
     hostname = hostname_of(talosctl, node)
-    if not confirmed(params, node, hostname):
-        raise TalosError('confirm does not name node {0}{1} and is not the gate token; nothing was changed'.format(
-            node, ' ({0})'.format(hostname) if hostname else ''))
-    if hostname:
-        result['hostname'] = hostname
+    if not hostname:
+        raise TalosError('cannot read the hostname of node {0}, which the gate token must clear; nothing was '
+                         'changed'.format(node))
+    result['hostname'] = hostname
+    if token or not module.check_mode:
+        (gate.check if module.check_mode else gate.consume)(journal, token, [hostname], 'reset')
     result['changed'] = True
     if module._diff:
         result['diff'] = dict(before=dict(node=node, state='configured'), after=dict(node=node, state='maintenance'))
@@ -160,24 +148,25 @@ def reset(module, talosctl):
 
 def left_config(talosctl, node, timeout):
     """The node's state once it no longer answers with its config; TalosError after timeout seconds."""
-    deadline = talosctl._clock() + timeout
-    while True:
-        state, dummy, dummy = talosctl.machine_status(node)
-        if state != 'configured':
-            return state
-        if talosctl._clock() >= deadline:
-            raise TalosError('node {0} still runs its config {1}s after the reset'.format(node, timeout))
-        talosctl._sleep(POLL)
+    def left():
+        state = talosctl.machine_status(node)[0]
+        return state if state != 'configured' else None
+
+    def late():
+        return TalosError('node {0} still runs its config {1}s after the reset'.format(node, timeout))
+    return wait_until(left, Deadline(timeout, talosctl._clock), late, interval=POLL, max_interval=POLL,
+                      sleep=talosctl._sleep)
 
 
 def main():
-    module = talos_module(dict(
-        confirm=dict(type='str'), gate_token=dict(type='str', no_log=True),
-        graceful=dict(type='bool', default=True), reboot=dict(type='bool', default=True),
-        wipe_mode=dict(type='str', default='all', choices=['all', 'system-disk', 'user-disks']),
-        wait=dict(type='bool', default=True), wait_timeout=dict(type='int', default=600),
+    module = TALOS.module(dict(
+        gate_token=option('str', no_log=True), gate_journal=option('path'),
+        graceful=option('bool', True), reboot=option('bool', True),
+        wipe_mode=option('str', 'all', choices=['all', 'system-disk', 'user-disks']),
+        **wait_options(600)
     ))
-    run_module(module, lambda talosctl: reset(module, talosctl))
+    with Talosctl(module) as talosctl:
+        run_module(module, lambda: reset(module, talosctl))
 
 
 if __name__ == '__main__':

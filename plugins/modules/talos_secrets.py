@@ -21,6 +21,7 @@ extends_documentation_fragment:
   - ephemeral.castle.talos
   - ephemeral.castle.talos.ACTION_GROUP
   - ephemeral.castle.vault
+  - ephemeral.castle.vault.VAULT_RETRIES
   - ephemeral.castle.vault.AUTH
   - ephemeral.castle.vault.KV
   - ephemeral.castle.attributes
@@ -93,9 +94,12 @@ version:
 
 import os
 
-from ansible_collections.ephemeral.castle.plugins.module_utils.talos import (
-    TalosError, digest, parse_yaml_docs, run_module, talos_module, write_private)
-from ansible_collections.ephemeral.castle.plugins.module_utils import vault
+from ansible_collections.ephemeral.castle.plugins.module_utils._files import write_private
+from ansible_collections.ephemeral.castle.plugins.module_utils.base import option, run_module
+from ansible_collections.ephemeral.castle.plugins.module_utils.talos import TALOS, TalosError, Talosctl
+from ansible_collections.ephemeral.castle.plugins.module_utils.talos_documents import digest
+from ansible_collections.ephemeral.castle.plugins.module_utils.talos_output import parse_yaml_docs
+from ansible_collections.ephemeral.castle.plugins.module_utils.vault import VaultError, VaultKV, connection_argument_spec
 
 KEY = 'secrets.yaml'
 
@@ -117,7 +121,7 @@ def generate(talosctl, talos_version):
 
 def keep(module, talosctl):
     params = module.params
-    kv = vault.VaultKV(params)
+    kv = VaultKV(params)
     where = kv.where(params['vault_path'])
     stored = kv.read(params['vault_path'])
     if stored is not None and not stored.get(KEY):
@@ -140,11 +144,12 @@ def keep(module, talosctl):
 
 
 def main():
-    spec = vault.connection_argument_spec(kv=True)
-    spec.update(vault_path=dict(type='str', required=True), rotate=dict(type='bool', default=False),
-                talos_version=dict(type='str'), dest=dict(type='path'))
-    module = talos_module(spec)
-    run_module(module, lambda talosctl: keep(module, talosctl), errors=(vault.VaultError,))
+    spec = connection_argument_spec(kv=True)
+    spec.update(vault_path=option('str', required=True), rotate=option('bool', False),
+                talos_version=option('str'), dest=option('path'))
+    module = TALOS.module(spec)
+    with Talosctl(module) as talosctl:
+        run_module(module, lambda: keep(module, talosctl), errors=(VaultError,))
 
 
 if __name__ == '__main__':

@@ -19,6 +19,7 @@ author:
   - ephemeral.castle maintainers (@ephemeral-castle)
 extends_documentation_fragment:
   - ephemeral.castle.vault
+  - ephemeral.castle.vault.RETRIES
   - ephemeral.castle.vault.AUTH
   - ephemeral.castle.vault.ACTION_GROUP
   - ephemeral.castle.attributes
@@ -117,6 +118,7 @@ tuned:
 """
 
 from ansible_collections.ephemeral.castle.plugins.module_utils import vault
+from ansible_collections.ephemeral.castle.plugins.module_utils.base import run_module
 
 TTLS = ('default_lease_ttl', 'max_lease_ttl')
 LISTS = ('audit_non_hmac_request_keys', 'audit_non_hmac_response_keys', 'passthrough_request_headers')
@@ -201,8 +203,7 @@ def keep(module):
 
 
 def main():
-    spec = vault.connection_argument_spec()
-    spec.update(path=dict(type='str'), type=dict(type='str'), description=dict(type='str'),
+    spec = dict(path=dict(type='str'), type=dict(type='str'), description=dict(type='str'),
                 default_lease_ttl=dict(type='str'), max_lease_ttl=dict(type='str'),
                 listing_visibility=dict(type='str', choices=['unauth', 'hidden']),
                 token_type=dict(type='str', choices=['default-service', 'default-batch', 'service', 'batch']),
@@ -210,8 +211,8 @@ def main():
                 audit_non_hmac_response_keys=dict(type='list', elements='str', no_log=False),
                 passthrough_request_headers=dict(type='list', elements='str', no_log=False),
                 state=dict(type='str', default='present', choices=['present', 'absent']))
-    module = vault.vault_module(spec, required_one_of=[('path', 'type')])
-    vault.run_module(module, lambda: keep(module))
+    module = vault.layer().module(spec, required_one_of=[('path', 'type')])
+    run_module(module, lambda: keep(module))
 
 
 if __name__ == '__main__':

@@ -19,6 +19,7 @@ author:
   - ephemeral.castle maintainers (@ephemeral-castle)
 extends_documentation_fragment:
   - ephemeral.castle.vault
+  - ephemeral.castle.vault.RETRIES
   - ephemeral.castle.vault.ACTION_GROUP
   - ephemeral.castle.attributes
 options:
@@ -97,6 +98,8 @@ import json
 import os
 
 from ansible_collections.ephemeral.castle.plugins.module_utils import vault
+from ansible_collections.ephemeral.castle.plugins.module_utils._files import write_private
+from ansible_collections.ephemeral.castle.plugins.module_utils.base import run_module
 
 
 def initialise(module):
@@ -126,7 +129,7 @@ def initialise(module):
                                secret_shares=shares, secret_threshold=threshold)
             result['initialized'] = True
             if params['dest']:
-                vault.write_private(params['dest'], json.dumps(dict(
+                write_private(params['dest'], json.dumps(dict(
                     unseal_keys_b64=init['keys_base64'], unseal_keys_hex=init['keys'],
                     root_token=init['root_token']), indent=2) + '\n')
             if params['return_keys']:
@@ -138,12 +141,11 @@ def initialise(module):
 
 
 def main():
-    spec = vault.connection_argument_spec(auth=False)
-    spec.update(secret_shares=dict(type='int', default=5, no_log=False),
+    spec = dict(secret_shares=dict(type='int', default=5, no_log=False),
                 secret_threshold=dict(type='int', default=3, no_log=False),
                 dest=dict(type='path'), return_keys=dict(type='bool', default=False))
-    module = vault.vault_module(spec)
-    vault.run_module(module, lambda: initialise(module))
+    module = vault.layer(auth=False).module(spec)
+    run_module(module, lambda: initialise(module))
 
 
 if __name__ == '__main__':

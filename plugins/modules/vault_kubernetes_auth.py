@@ -24,6 +24,7 @@ author:
   - ephemeral.castle maintainers (@ephemeral-castle)
 extends_documentation_fragment:
   - ephemeral.castle.vault
+  - ephemeral.castle.vault.RETRIES
   - ephemeral.castle.vault.AUTH
   - ephemeral.castle.vault.ACTION_GROUP
   - ephemeral.castle.attributes
@@ -172,6 +173,7 @@ roles_deleted:
 """
 
 from ansible_collections.ephemeral.castle.plugins.module_utils import vault
+from ansible_collections.ephemeral.castle.plugins.module_utils.base import run_module
 
 CONFIG_FIELDS = ('kubernetes_host', 'kubernetes_ca_cert', 'issuer', 'disable_iss_validation', 'disable_local_ca_jwt',
                  'pem_keys')
@@ -317,16 +319,15 @@ def main():
                 token_policies=dict(type='list', elements='str', no_log=False), token_ttl=dict(type='str', no_log=False),
                 token_max_ttl=dict(type='str', no_log=False), audience=dict(type='str'),
                 alias_name_source=dict(type='str', choices=['serviceaccount_uid', 'serviceaccount_name']))
-    spec = vault.connection_argument_spec()
-    spec.update(mount=dict(type='str', default='kubernetes'), kubernetes_host=dict(type='str'),
+    spec = dict(mount=dict(type='str', default='kubernetes'), kubernetes_host=dict(type='str'),
                 kubernetes_ca_cert=dict(type='str'), token_reviewer_jwt=dict(type='str', no_log=True),
                 update_reviewer_jwt=dict(type='str', default='on_create', choices=['on_create', 'always']),
                 issuer=dict(type='str'), disable_iss_validation=dict(type='bool'),
                 disable_local_ca_jwt=dict(type='bool'), pem_keys=dict(type='list', elements='str', no_log=False),
                 roles=dict(type='list', elements='dict', default=[], options=role),
                 exclusive=dict(type='bool', default=False))
-    module = vault.vault_module(spec)
-    vault.run_module(module, lambda: keep(module))
+    module = vault.layer().module(spec)
+    run_module(module, lambda: keep(module))
 
 
 if __name__ == '__main__':

@@ -25,6 +25,7 @@ author:
   - ephemeral.castle maintainers (@ephemeral-castle)
 extends_documentation_fragment:
   - ephemeral.castle.vault
+  - ephemeral.castle.vault.RETRIES
   - ephemeral.castle.vault.AUTH
   - ephemeral.castle.vault.KV
   - ephemeral.castle.vault.ACTION_GROUP
@@ -135,6 +136,7 @@ versions:
 """
 
 from ansible_collections.ephemeral.castle.plugins.module_utils import vault
+from ansible_collections.ephemeral.castle.plugins.module_utils.base import run_module
 
 
 def live_versions(metadata):
@@ -223,13 +225,12 @@ def keep(module):
 
 
 def main():
-    spec = vault.connection_argument_spec(kv=True)
-    spec.update(path=dict(type='str', required=True), data=dict(type='dict', no_log=True),
+    spec = dict(path=dict(type='str', required=True), data=dict(type='dict', no_log=True),
                 merge=dict(type='bool', default=False), cas=dict(type='int'),
                 state=dict(type='str', default='present', choices=['present', 'absent', 'undeleted']),
                 destroy=dict(type='bool', default=False), versions=dict(type='list', elements='int'))
-    module = vault.vault_module(spec, required_if=[('state', 'present', ('data',))])
-    vault.run_module(module, lambda: keep(module))
+    module = vault.layer(kv=True).module(spec, required_if=[('state', 'present', ('data',))])
+    run_module(module, lambda: keep(module))
 
 
 if __name__ == '__main__':

@@ -21,6 +21,7 @@ author:
   - ephemeral.castle maintainers (@ephemeral-castle)
 extends_documentation_fragment:
   - ephemeral.castle.vault
+  - ephemeral.castle.vault.RETRIES
   - ephemeral.castle.vault.AUTH
   - ephemeral.castle.vault.ACTION_GROUP
   - ephemeral.castle.attributes
@@ -80,6 +81,8 @@ policy:
 """
 
 from ansible_collections.ephemeral.castle.plugins.module_utils import vault
+from ansible_collections.ephemeral.castle.plugins.module_utils.base import run_module
+from ansible_collections.ephemeral.castle.plugins.module_utils.vault_hcl import PolicySyntaxError, normalise_policy, policies_equal
 
 PROTECTED = ('root', 'default')
 
@@ -108,15 +111,15 @@ def keep(module):
         if not text or not text.strip():
             raise vault.VaultError('policy for {0} is empty'.format(name))
         try:
-            vault.normalise_policy(text)
-        except vault.PolicySyntaxError as exc:
+            normalise_policy(text)
+        except PolicySyntaxError as exc:
             raise vault.VaultError('policy for {0} is not valid HCL: {1}'.format(name, exc))
     server = vault.Vault(params)
     path = 'sys/policies/acl/' + name
     found = server.api_read(path)
     current = ((found or {}).get('data') or {}).get('policy')
     if state == 'present':
-        changed = current is None or not vault.policies_equal(current, text)
+        changed = current is None or not policies_equal(current, text)
         after = text if changed else current
     else:
         changed = current is not None
@@ -135,12 +138,11 @@ def keep(module):
 
 
 def main():
-    spec = vault.connection_argument_spec()
-    spec.update(name=dict(type='str', required=True), policy=dict(type='str'), policy_file=dict(type='path'),
+    spec = dict(name=dict(type='str', required=True), policy=dict(type='str'), policy_file=dict(type='path'),
                 state=dict(type='str', default='present', choices=['present', 'absent']))
-    module = vault.vault_module(spec, mutually_exclusive=[('policy', 'policy_file')],
-                                required_if=[('state', 'present', ('policy', 'policy_file'), True)])
-    vault.run_module(module, lambda: keep(module))
+    module = vault.layer().module(spec, mutually_exclusive=[('policy', 'policy_file')],
+                                  required_if=[('state', 'present', ('policy', 'policy_file'), True)])
+    run_module(module, lambda: keep(module))
 
 
 if __name__ == '__main__':

@@ -19,6 +19,7 @@ author:
   - ephemeral.castle maintainers (@ephemeral-castle)
 extends_documentation_fragment:
   - ephemeral.castle.vault
+  - ephemeral.castle.vault.RETRIES
   - ephemeral.castle.vault.ACTION_GROUP
   - ephemeral.castle.attributes
 options:
@@ -78,6 +79,7 @@ keys_submitted:
 import json
 
 from ansible_collections.ephemeral.castle.plugins.module_utils import vault
+from ansible_collections.ephemeral.castle.plugins.module_utils.base import run_module
 
 KEY_FIELDS = ('unseal_keys_b64', 'unseal_keys_hex', 'keys_base64', 'keys')
 
@@ -141,11 +143,10 @@ def unseal(module):
 
 
 def main():
-    spec = vault.connection_argument_spec(auth=False)
-    spec.update(keys=dict(type='list', elements='str', no_log=True), keys_file=dict(type='path'))
-    module = vault.vault_module(spec, mutually_exclusive=[('keys', 'keys_file')],
-                                required_one_of=[('keys', 'keys_file')])
-    vault.run_module(module, lambda: unseal(module))
+    spec = dict(keys=dict(type='list', elements='str', no_log=True), keys_file=dict(type='path'))
+    module = vault.layer(auth=False).module(spec, mutually_exclusive=[('keys', 'keys_file')],
+                                            required_one_of=[('keys', 'keys_file')])
+    run_module(module, lambda: unseal(module))
 
 
 if __name__ == '__main__':

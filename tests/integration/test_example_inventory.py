@@ -4,9 +4,10 @@ cluster's three system extensions and mounts /var/lib/longhorn for the kubelet.
 
 The configs come from the real playbooks, run offline with ansible-playbook -i inventories/example: the fleet
 inventory plugin reads the cluster (its live Proxmox VE source has no token here, so it goes on with the
-declared data at once), bootstrap.yml's first play takes the cluster's inputs from it, and talos.yml's tasks and
-the talos_cluster role's tasks run as written, up to and including talos_machine_config (which runs the lab's
-talosctl validate --mode metal). Only the boundaries are stood in for: the VMs are described by the fleet's own
+declared data at once), talos.yml takes the cluster's inputs from it (ephemeral.castle.cluster_inputs, as when
+bootstrap.yml imports it), and talos.yml's tasks and the talos_cluster role's tasks run as written, up to and
+including talos_machine_config (which runs the lab's talosctl validate --mode metal). Only the boundaries are
+stood in for: the VMs are described by the fleet's own
 MAC and address instead of being made on Proxmox VE, the secrets bundle comes from talosctl gen secrets instead
 of Vault, and the factory is not asked to register the schematic (its ID is computed offline)."""
 
@@ -71,7 +72,7 @@ def talos_play(tasks_file):
             task[module]['register'] = False
         if role == 'ephemeral.castle.proxmox_vms':
             # What the proxmox_vms role reports of running VMs: their NIC's MAC and the address it leased.
-            task = {'name': task['name'], 'loop': '{{ castle_talos.nodes }}', 'ansible.builtin.set_fact': {
+            task = {'name': task['name'], 'loop': '{{ talos_playbook_talos.nodes }}', 'ansible.builtin.set_fact': {
                 'proxmox_vms_result': "{{ proxmox_vms_result | default({}) | combine({item.name: "
                                       "{'ips': [item.address], 'macs': {'net0': item.mac}}}) }}"}}
         elif role == 'ephemeral.castle.talos_cluster':
@@ -79,7 +80,9 @@ def talos_play(tasks_file):
                     'ansible.builtin.include_tasks': str(tasks_file)}
         tasks.append(task)
     play['tasks'] = tasks
-    play['vars'] = yaml.safe_load((REPO / 'roles' / 'talos_cluster' / 'defaults' / 'main.yml').read_text())
+    # The role's defaults, as import_role gives them; the fleet's only cluster, as bootstrap.yml asks for it.
+    defaults = yaml.safe_load((REPO / 'roles' / 'talos_cluster' / 'defaults' / 'main.yml').read_text())
+    play['vars'] = dict(defaults, **play['vars'], castle_use_fleet=True)
     return play
 
 
@@ -98,8 +101,7 @@ def rendered(tmp_path_factory):
                    capture_output=True, text=True, check=True)
     bundle = (work / 'bundle.yaml').read_text()
     (work / 'talos_cluster.yml').write_text(yaml.safe_dump(role_tasks(bundle, work / 'rendered.json')))
-    bootstrap = yaml.safe_load((REPO / 'playbooks' / 'bootstrap.yml').read_text())
-    (work / 'example.yml').write_text(yaml.safe_dump([bootstrap[0], talos_play(work / 'talos_cluster.yml')]))
+    (work / 'example.yml').write_text(yaml.safe_dump([talos_play(work / 'talos_cluster.yml')]))
     inventory = subprocess.run([str(VENV_BIN / 'ansible-inventory'), '-i', str(EXAMPLE), '--list'], env=env,
                                cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
     run = subprocess.run([str(VENV_BIN / 'ansible-playbook'), '-i', str(EXAMPLE), str(work / 'example.yml')],

@@ -13,6 +13,7 @@ import urllib.request
 
 import pytest
 import yaml
+from harness import run_module
 from kube_helpers import wait_for
 
 from conftest import REPO, find
@@ -251,11 +252,8 @@ def test_ping_the_openclaw_node_through_a_fleet_file(lab, env, tmp_path):
 # The modules, ad hoc on the controller (the session lab's inventory gives localhost its Python).
 
 def module(lab, env, name, check=False, **args):
-    argv = ['ansible', '-i', str(lab.inventory), 'localhost', '-m', 'ephemeral.castle.' + name, '-a', json.dumps(args)]
-    proc = run(*argv + (['--check'] if check else []), env=env, check=False)
-    start = proc.stdout.find('=> ')
-    assert start >= 0, proc.stdout + proc.stderr
-    return proc.returncode, json.loads(proc.stdout[start + 3:])
+    outcome = run_module(env, name, check=check, inventory=lab.inventory, **args)
+    return outcome.rc, outcome.result
 
 
 def test_fleet_check_reports_each_critical_tunnel_on_the_workstation(lab, env):
@@ -338,12 +336,11 @@ def test_fleet_state_edits_only_the_state_lines(lab, env, tmp_path):
     original = LAB_FLEET.read_text()
     path.write_text(original)
     states = {'pve-old': 'wiped', 'castle-2': 'active'}
-    argv = ['ansible', '-i', str(lab.inventory / 'hosts.yml'), 'localhost', '-m', 'ephemeral.castle.fleet_state',
-            '-a', json.dumps({'src': str(path), 'states': states}), '--diff']
-    predicted = run(*argv + ['--check'], env=env)
-    assert '-      state: draining' in predicted.stdout and '+      state: wiped' in predicted.stdout
+    edit = dict(src=str(path), states=states, inventory=lab.inventory / 'hosts.yml', diff=True)
+    predicted = run_module(env, 'fleet_state', check=True, **edit)
+    assert predicted.rc == 0 and '-      state: draining' in predicted.diff and '+      state: wiped' in predicted.diff
     assert path.read_text() == original
-    run(*argv, env=env)
+    assert run_module(env, 'fleet_state', **edit).rc == 0
     changed = [(a, b) for a, b in zip(original.splitlines(), path.read_text().splitlines()) if a != b]
     assert changed == [('      state: draining', '      state: wiped'), ('      state: planned', '      state: active')]
     assert len(path.read_text().splitlines()) == len(original.splitlines())

@@ -4,12 +4,11 @@ file given with -e. The report's files are read back: Markdown sections, SVG par
 changes nothing and --check writes nothing."""
 
 import os
-import re
 import shutil
-import subprocess
 import xml.etree.ElementTree as ET
 
 import pytest
+from harness import play_recap, run_playbook
 
 from conftest import REPO
 
@@ -21,17 +20,14 @@ SVG = '{http://www.w3.org/2000/svg}'
 def play(cwd, *args, check_ok=True):
     env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / 'ansible.cfg'), ANSIBLE_LOCALHOST_WARNING='false',
                ANSIBLE_NOCOLOR='1')
-    proc = subprocess.run(['ansible-playbook', str(PLAYBOOK), *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=300, check=False)
+    proc = run_playbook(env, PLAYBOOK, *args, cwd=cwd)
     if check_ok and proc.returncode != 0:
         pytest.fail('fleet_report.yml exited {0}\n{1}\n{2}'.format(proc.returncode, proc.stdout, proc.stderr))
     return proc
 
 
 def recap(proc):
-    found = re.search(r'localhost\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)', proc.stdout)
-    assert found, proc.stdout
-    return dict(zip(('ok', 'changed', 'unreachable', 'failed'), map(int, found.groups())))
+    return play_recap(proc)['localhost']
 
 
 def test_report_of_the_lab_inventory_is_idempotent_and_check_writes_nothing(tmp_path):
@@ -43,7 +39,7 @@ def test_report_of_the_lab_inventory_is_idempotent_and_check_writes_nothing(tmp_
     assert not out.exists()
     assert '+# Fleet report' in dry.stdout
     first = play(tmp_path, '-i', str(REPO / 'inventories' / 'lab'), '-e', 'fleet_report_dir=' + str(out))
-    assert recap(first) == {'ok': 9, 'changed': 1, 'unreachable': 0, 'failed': 0}
+    assert recap(first) == {'ok': 9, 'changed': 1, 'unreachable': 0, 'failed': 0, 'skipped': 0, 'rescued': 0, 'ignored': 0}
     md, svg = (out / 'fleet.md').read_text(), (out / 'fleet.svg').read_bytes()
     assert '| pve-old | 127.0.10.40 | draining | castle-2 | site=lab |' in md
     assert '| openbao | pve-old → castle | platform | 4 |  | yes | yes |' in md

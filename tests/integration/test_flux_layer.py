@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from gitops import git
+from harness import play_recap, run_module, run_playbook
 from kube_helpers import wait_for
-from vm_helpers import play_recap
 
 pytestmark = pytest.mark.lab
 
@@ -19,8 +19,7 @@ CHARTS = ('external-secrets', 'metallb', 'longhorn')
 
 
 def playbook(lab, env, *args, check=False):
-    argv = ['ansible-playbook', '-i', str(lab.inventory / 'hosts.yml'), 'playbooks/flux.yml', *args]
-    return lab.run(*argv + (['--check', '--diff'] if check else []), env=env, check=False, timeout=900)
+    return run_playbook(env, 'playbooks/flux.yml', *args, inventory=lab.inventory / 'hosts.yml', check=check, diff=check)
 
 
 def kubectl_json(lab, env, *args):
@@ -32,9 +31,8 @@ def ready(obj):
 
 
 def flux_wait(lab, env, **args):
-    argv = ['ansible', 'localhost', '-m', 'ephemeral.castle.flux_wait', '-a', json.dumps(args)]
-    result = lab.run(*argv, env=env, check=False, timeout=600)
-    return result.returncode, json.loads(result.stdout[result.stdout.index('=> ') + 3:])
+    outcome = run_module(env, 'flux_wait', **args)
+    return outcome.rc, outcome.result
 
 
 @pytest.fixture(scope='module')
@@ -56,7 +54,7 @@ def bootstrapped(lab, env):
 
 def test_a_check_run_on_an_empty_cluster_changes_nothing(bootstrapped):
     assert bootstrapped['check_empty'].returncode == 0, bootstrapped['check_empty'].stdout[-3000:]
-    assert int(play_recap(bootstrapped['check_empty'])['changed']) > 0
+    assert play_recap(bootstrapped['check_empty'])['localhost']['changed'] > 0
     assert 'flux-system' not in bootstrapped['namespaces_after_check']
     assert 'metallb-system' not in bootstrapped['namespaces_after_check']
 
@@ -95,7 +93,7 @@ def test_the_source_is_fetched_with_the_token_kept_in_the_cluster(lab, env, boot
 
 def test_a_second_run_reports_no_change(bootstrapped):
     assert bootstrapped['second'].returncode == 0, bootstrapped['second'].stdout[-3000:]
-    assert play_recap(bootstrapped['second'])['changed'] == '0', bootstrapped['second'].stdout[-3000:]
+    assert play_recap(bootstrapped['second'])['localhost']['changed'] == 0, bootstrapped['second'].stdout[-3000:]
 
 
 def env_of(deployment, container, name):
@@ -106,10 +104,8 @@ def env_of(deployment, container, name):
 
 
 def set_cluster_vars(lab, env, values, check=False):
-    argv = ['ansible', 'localhost', '-m', 'ephemeral.castle.flux_bootstrap', '-a', json.dumps(
-        {'cluster_vars': values})] + (['--check', '--diff'] if check else [])
-    result = lab.run(*argv, env=env, check=False)
-    assert result.returncode == 0, result.stdout[-3000:]
+    result = run_module(env, 'flux_bootstrap', check=check, diff=check, cluster_vars=values)
+    assert result.rc == 0, result.stdout[-3000:]
     return result
 
 
@@ -192,9 +188,8 @@ def test_a_broken_commit_makes_flux_wait_fail_naming_the_kustomization(lab, env,
 
 
 def bootstrap_module(lab, env, check=False, **args):
-    argv = ['ansible', 'localhost', '-m', 'ephemeral.castle.flux_bootstrap', '-a', json.dumps(args)]
-    result = lab.run(*argv + (['--check'] if check else []), env=env, check=False)
-    return result.returncode, json.loads(result.stdout[result.stdout.index('=> ') + 3:])
+    outcome = run_module(env, 'flux_bootstrap', check=check, **args)
+    return outcome.rc, outcome.result
 
 
 @pytest.fixture

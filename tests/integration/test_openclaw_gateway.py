@@ -8,10 +8,10 @@ import shutil
 import time
 
 import pytest
-import yaml
+from harness import play_recap, run_playbook
 
 from conftest import secret_value
-from test_openclaw_plugin import KNOWLEDGE_URL, RUNTIME_URL, TOOLS, diff_lines, node_config, recap, ssh
+from test_openclaw_plugin import KNOWLEDGE_URL, RUNTIME_URL, TOOLS, diff_lines, node_config, ssh
 
 pytestmark = pytest.mark.lab
 
@@ -73,16 +73,14 @@ def node(lab, gateway):
 
 
 @pytest.fixture(scope='module')
-def play(lab, node, tmp_path_factory):
+def play(lab, node):
     token = secret_value('kaze-gateway-token')
 
     def run(**overrides):
         extra = {'openclaw_plugin_runtime_url': RUNTIME_URL, 'openclaw_plugin_knowledge_url': KNOWLEDGE_URL,
                  'openclaw_plugin_api_token': token, **overrides}
-        extra_file = tmp_path_factory.mktemp('vars') / 'openclaw.yml'
-        extra_file.write_text(yaml.safe_dump(extra))
-        proc = lab.run('ansible-playbook', '-i', str(lab.inventory / 'hosts.yml'), 'playbooks/openclaw.yml', '--diff',
-                       '-e', '@' + str(extra_file), env=node, check=False, timeout=900)
+        proc = run_playbook(node, 'playbooks/openclaw.yml', inventory=lab.inventory / 'hosts.yml', diff=True,
+                            extra_vars=extra)
         assert token not in proc.stdout + proc.stderr
         return proc
     return run
@@ -104,7 +102,7 @@ def test_first_run_installs_through_the_gateway_and_reloads_it_once(lab, node, g
     gateway.mark()
     proc = play()
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert recap(proc)['changed'] > 0
+    assert play_recap(proc)['openclaw-node']['changed'] > 0
     assert 'kaze 1.0.0 loaded with {0}'.format(', '.join(TOOLS)) in proc.stdout
     assert len(gateway.wait_for('reload', 1)) == 1
     assert len(gateway.events('install')) == 1
@@ -118,7 +116,7 @@ def test_second_run_changes_nothing_and_the_gateway_records_nothing(lab, node, g
     gateway.mark()
     proc = play()
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert recap(proc)['changed'] == 0
+    assert play_recap(proc)['openclaw-node']['changed'] == 0
     assert [line for line in gateway.lines() if re.search(r'\[reload\]|plugins\.|SIGUSR2', line)] == []
 
 
@@ -142,5 +140,5 @@ def test_a_new_runtime_url_is_applied_by_the_gateway_and_reloads_it_once(lab, no
     gateway.mark()
     again = play(openclaw_plugin_runtime_url=NEW_RUNTIME_URL)
     assert again.returncode == 0, again.stdout + again.stderr
-    assert recap(again)['changed'] == 0
+    assert play_recap(again)['openclaw-node']['changed'] == 0
     assert gateway.events('reload') == [] and gateway.events('hot_reload') == []

@@ -6,7 +6,7 @@ import re
 import shutil
 
 import pytest
-import yaml
+from harness import play_recap, run_playbook
 
 from conftest import REPO, secret_value
 
@@ -43,11 +43,6 @@ def snapshot(lab, env):
     return ssh(lab, env, SNAPSHOT).stdout
 
 
-def recap(proc):
-    line = [line for line in proc.stdout.splitlines() if line.startswith('openclaw-node ')][-1]
-    return {key: int(value) for key, value in (part.split('=') for part in line.split(':', 1)[1].split())}
-
-
 def diff_lines(proc, path_end):
     """The +/- lines of the diff shown for the file whose name ends with path_end."""
     lines, inside = [], False
@@ -75,15 +70,12 @@ def node(lab, env):
 
 
 @pytest.fixture(scope='module')
-def play(lab, node, token, tmp_path_factory):
+def play(lab, node, token):
     def run(*args, check=False, **overrides):
         extra = {'openclaw_plugin_runtime_url': RUNTIME_URL, 'openclaw_plugin_knowledge_url': KNOWLEDGE_URL,
                  'openclaw_plugin_api_token': token, **overrides}
-        extra_file = tmp_path_factory.mktemp('vars') / 'openclaw.yml'
-        extra_file.write_text(yaml.safe_dump(extra))
-        argv = ['ansible-playbook', '-i', str(lab.inventory / 'hosts.yml'), 'playbooks/openclaw.yml', '--diff',
-                '-e', '@' + str(extra_file), *args] + (['--check'] if check else [])
-        proc = lab.run(*argv, env=node, check=False, timeout=900)
+        proc = run_playbook(node, 'playbooks/openclaw.yml', *args, inventory=lab.inventory / 'hosts.yml', check=check,
+                            diff=True, extra_vars=extra)
         assert token not in proc.stdout + proc.stderr
         return proc
     return run
@@ -93,14 +85,14 @@ def test_check_mode_on_a_fresh_node_changes_nothing(lab, node, play):
     before = snapshot(lab, node)
     proc = play(check=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert recap(proc)['changed'] > 0
+    assert play_recap(proc)['openclaw-node']['changed'] > 0
     assert snapshot(lab, node) == before
 
 
 def test_first_run_installs_enables_and_loads_the_plugin(lab, node, play, token):
     proc = play()
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert recap(proc)['changed'] > 0
+    assert play_recap(proc)['openclaw-node']['changed'] > 0
     assert 'kaze 1.0.0 loaded with {0}'.format(', '.join(TOOLS)) in proc.stdout
     config = node_config(lab, node)
     entries = config['plugins']['entries']
@@ -123,7 +115,7 @@ def test_second_run_changes_nothing_and_restarts_nothing(lab, node, play):
     before = snapshot(lab, node)
     proc = play()
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert recap(proc)['changed'] == 0
+    assert play_recap(proc)['openclaw-node']['changed'] == 0
     assert 'RUNNING HANDLER' not in proc.stdout
     assert snapshot(lab, node) == before
     assert node_config(lab, node)['plugins']['entries']['voice-call'] == OTHER_ENTRY

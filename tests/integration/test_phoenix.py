@@ -2,44 +2,71 @@
 (written by `castle-lab up` beside hosts.yml): the cluster `castle` from nothing, a refused phoenix that changes
 nothing, phoenix runs that fail midway (a Proxmox 5xx burst, a Talos node that does not come back) and a re-run
 that completes with the same PKI and the services' secrets back from Vault, bootstrap changing nothing after it,
-and an overridden machine phoenix recorded in the journal and the fleet file.
+and an overridden machine phoenix recorded in the journal and the fleet file; each wipe done with the token the
+gate issued for it, as the journal shows. Phoenix without a controller group or a target fails at once, with no lab.
 
 The tests share one cluster and run in file order."""
 
 import base64
 import json
+import os
 import re
 
 import hvac
 import pytest
 import yaml
-from castle_lab import factory
 from castle_lab.control import ProxmoxControl
-from castle_lab.services.factory import default_schematic
+from castle_lab.talos import factory
 
-from conftest import find, remove_named
+from ansible_collections.ephemeral.castle.plugins.module_utils import gate
+from conftest import REPO, find, remove_named
+from harness import play_recap, run_playbook
 
 pytestmark = pytest.mark.lab
 
 NODES = ['talos-cp-1', 'talos-cp-2', 'talos-cp-3', 'talos-w-1', 'talos-w-2', 'talos-w-3']
 SERVICES = {'blog': 'blog', 'kaze': 'kaze', 'mcp': 'mcp'}  # service -> namespace
-DEFAULT_SCHEMATIC_ID = factory.schematic_id(factory.marshal(default_schematic()))
+DEFAULT_SCHEMATIC_ID = factory.schematic_id(factory.marshal(factory.default_schematic()))
 WORKLOADS_ON_PVE_OLD = ['blog', 'kaze', 'mcp', 'identity', 'openbao']
+
+
+# A fleet inventory the gate never gets to: the run stops before any play on the controller.
+FLEET = {'plugin': 'ephemeral.castle.fleet', 'live': False, 'fleet': {
+    'machines': [{'name': 'pve-old', 'role': 'frozen', 'state': 'draining'}],
+    'clusters': [{'name': 'castle', 'nodes': [{'name': 'cp-1', 'role': 'controlplane'}]}]}}
+CONTROLLER = {'all': {'children': {'controller': {'hosts': {'localhost': {
+    'ansible_connection': 'local', 'ansible_python_interpreter': '{{ ansible_playbook_python }}'}}}}}}
+
+
+def offline_phoenix(tmp_path, inventory, *extra):
+    """phoenix.yml against an inventory directory of the given files ({name: content}), no lab."""
+    directory = tmp_path / 'inventory'
+    directory.mkdir()
+    for name, content in inventory.items():
+        (directory / name).write_text(yaml.safe_dump(content))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(('ANSIBLE_', 'CASTLE_', 'PROXMOX_'))}
+    return directory, run_playbook(env, REPO / 'playbooks' / 'phoenix.yml', *extra, inventory=directory)
+
+
+def test_phoenix_without_a_controller_group_fails_saying_so_and_changes_nothing(tmp_path):
+    directory, run = offline_phoenix(tmp_path, {'site.fleet.yml': FLEET}, '-e', 'target=castle')
+    assert run.returncode != 0, run.stdout[-3000:]
+    assert 'the inventory has no controller group' in run.stdout and 'Nothing was changed' in run.stdout
+    assert 'fleet_gate' not in run.stdout and 'S0 gate' not in run.stdout
+    assert sorted(p.name for p in directory.iterdir()) == ['site.fleet.yml']  # no journal
+
+
+def test_phoenix_without_a_target_fails_saying_so(tmp_path):
+    directory, run = offline_phoenix(tmp_path, {'site.fleet.yml': FLEET, 'hosts.yml': CONTROLLER})
+    assert run.returncode != 0, run.stdout[-3000:]
+    assert 'no target is given' in run.stdout and 'Nothing was changed' in run.stdout
+    assert 'S0 gate' not in run.stdout
+    assert sorted(p.name for p in directory.iterdir()) == ['hosts.yml', 'site.fleet.yml']
 
 
 def playbook(lab, env, name, *extra):
     return lab.run('ansible-playbook', '-i', str(lab.inventory), 'playbooks/' + name, *extra, env=env, check=False,
                    timeout=1500)
-
-
-def recaps(proc):
-    """Every host's PLAY RECAP counters: {host: {'ok': 3, 'changed': 0, ...}}."""
-    found = {}
-    for line in proc.stdout.split('PLAY RECAP', 1)[1].splitlines():
-        if ' : ' in line:
-            host, counters = line.split(' : ', 1)
-            found[host.strip()] = {k: int(v) for k, v in (part.split('=') for part in counters.split())}
-    return found
 
 
 def kubectl(lab, env, kubeconfig, *args):
@@ -95,11 +122,12 @@ def snapshot(lab, env, pve, kubeconfig):
 
 
 @pytest.fixture(scope='module')
-def fleet(lab, env, pve):
+def fleet(lab, env, pve, installed_collection):
     remove_named(pve, *NODES)
     journal = lab.inventory / 'phoenix-journal.md'
     journal.unlink(missing_ok=True)
-    built = playbook(lab, env, 'bootstrap.yml')
+    # The first bootstrap runs the built collection, installed with only its declared dependencies.
+    built = run_playbook(dict(env, **installed_collection.env), 'ephemeral.castle.bootstrap', inventory=lab.inventory)
     yield {'bootstrap': built, 'kubeconfig': lab.dir / 'talos' / 'castle' / 'kubeconfig',
            'fleet_file': lab.inventory / 'lab.fleet.yml', 'journal': journal}
     ProxmoxControl(env['CASTLE_LAB_PROXMOX_CONTROL']).clear_faults()
@@ -116,6 +144,14 @@ def node_addresses(env):
     """{hostname: address} of the configured Talos nodes, as the lab's nodes report them."""
     return {n['hostname']: n['address'] for n in ProxmoxControl(env['CASTLE_LAB_PROXMOX_CONTROL']).talos_nodes()
             if n.get('hostname') in NODES}
+
+
+def last_token(fleet, target):
+    """The last token the gate issued for `target` in the journal, and every use of it: (issue record, [(action,
+    name)])."""
+    found = gate.records(str(fleet['journal']))
+    issued = [r for r in found if r['event'] == 'issue' and r['target'] == target][-1]
+    return issued, [(r['action'], r['name']) for r in found if r['event'] == 'use' and r['id'] == issued['id']]
 
 
 def test_bootstrap_builds_the_cluster_of_the_fleet(lab, env, pve, fleet):
@@ -208,6 +244,11 @@ def test_phoenix_of_the_cluster_fails_midway_clearly_and_a_rerun_completes(lab, 
         assert data == stored == secrets_before[service][1], service
     journal = fleet['journal'].read_text().splitlines()
     assert len([line for line in journal if 'castle (cluster)' in line and 'gate passed' in line]) == 3
+    # The last run's token cleared the cluster's nodes and destroyed each of their VMs (rebuilt by the run before).
+    issued, uses = last_token(fleet, 'castle')
+    assert (issued['kind'], issued['cleared']) == ('cluster', NODES)
+    assert sorted(name for action, name in uses if action == 'destroy') == NODES
+    assert {action for action, _name in uses} <= {'reset', 'destroy'}
 
 
 def etcd_members(lab, env, address):
@@ -242,14 +283,18 @@ def test_phoenix_of_the_first_control_plane_node_rebuilds_it_in_place(lab, env, 
             k: v for k, v in members.items() if k != 'talos-cp-1'}
     assert uids(lab, env, fleet['kubeconfig']) == objects
     assert ready_nodes(lab, env, fleet['kubeconfig']) == NODES
-    line = fleet['journal'].read_text().splitlines()[-1]
-    assert 'talos-cp-1 (node)' in line and 'gate passed' in line
+    # The gate's token for the node, and its one use for each destructive step.
+    issued, uses = last_token(fleet, 'talos-cp-1')
+    assert (issued['kind'], issued['cleared']) == ('node', ['talos-cp-1'])
+    assert uses == [('reset', 'talos-cp-1'), ('destroy', 'talos-cp-1')]
+    line = next(line for line in fleet['journal'].read_text().splitlines() if issued['sha256'] in line)
+    assert 'talos-cp-1 (node)' in line and 'gate passed' in line and 'token ' + issued['id'] in line
 
 
 def test_bootstrap_after_phoenix_changes_nothing(lab, env, fleet):
     again = playbook(lab, env, 'bootstrap.yml')
     assert again.returncode == 0, again.stdout[-4000:]
-    assert {host: counts['changed'] for host, counts in recaps(again).items()} == {
+    assert {host: counts['changed'] for host, counts in play_recap(again).items()} == {
         'localhost': 0, 'openclaw-node': 0}, again.stdout[-4000:]
 
 
@@ -263,3 +308,6 @@ def test_an_overridden_machine_phoenix_is_recorded(lab, env, fleet):
     assert '"total ' in overridden.stdout.rsplit("TASK [Each stage's duration]", 1)[1]
     line = fleet['journal'].read_text().splitlines()[-1]
     assert 'pve-old (machine)' in line and json.dumps(reason) in line and 'workload openbao still runs' in line
+    # A machine outside the clusters: the token clears it, and nothing of the collection's destroyed it.
+    issued, uses = last_token(fleet, 'pve-old')
+    assert (issued['kind'], issued['cleared'], uses) == ('machine', ['pve-old'], [])

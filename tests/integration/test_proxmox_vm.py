@@ -4,9 +4,8 @@ Proxmox VE; what they did is read back from the API independently with proxmoxer
 import json
 
 import pytest
+from harness import play_recap, run_playbook
 from vm_helpers import CLONE, clone_with, find, module, server_config
-
-from conftest import REPO
 
 pytestmark = pytest.mark.lab
 
@@ -47,18 +46,30 @@ def test_check_mode_changes_nothing_on_the_server(lab, env, pve, name):
     assert server_config(pve, name)[1] == before
 
 
-def test_absent_twice_changes_once(lab, env, pve, name):
+def test_absent_twice_changes_once_and_only_with_the_gates_consent(lab, env, pve, name, consent):
     assert module(lab, env, name, **clone_with(state='started')).rc == 0
-    gone = module(lab, env, name, state='absent')
+    for refused, why in ((module(lab, env, name, state='absent'), 'destroy {0} destroys it: give gate_token'),
+                         (module(lab, env, name, state='absent', **consent('other')), 'clears other'),
+                         (module(lab, env, name, state='absent', check=True, **consent('other')), 'clears other')):
+        assert refused.rc != 0 and why.format(name) in refused.result['msg'], refused.result
+    assert len(find(pve, name)) == 1
+    predicted = module(lab, env, name, state='absent', check=True)
+    assert predicted.rc == 0 and predicted.changed and len(find(pve, name)) == 1
+    token = consent(name)
+    gone = module(lab, env, name, state='absent', **token)
     assert gone.rc == 0 and gone.changed
     assert find(pve, name) == []
-    again = module(lab, env, name, state='absent')
+    again = module(lab, env, name, state='absent', **token)
     assert again.rc == 0 and again.changed is False
+    assert module(lab, env, name, **clone_with()).rc == 0
+    reused = module(lab, env, name, state='absent', **token)
+    assert reused.rc != 0 and 'already used to destroy ' + name in reused.result['msg']
+    assert len(find(pve, name)) == 1
 
 
-def test_a_protected_vm_is_not_destroyed(lab, env, pve, name):
+def test_a_protected_vm_is_not_destroyed(lab, env, pve, name, consent):
     assert module(lab, env, name, **clone_with(protection=True)).rc == 0
-    refused = module(lab, env, name, state='absent')
+    refused = module(lab, env, name, state='absent', **consent(name))
     assert refused.rc != 0
     assert 'has protection set' in refused.result['msg']
     assert len(find(pve, name)) == 1
@@ -175,8 +186,8 @@ def test_role_creates_every_vm_and_a_rerun_changes_nothing(lab, env, pve, name, 
             'proxmox_vms_list': vms, 'proxmox_vms_per_node_limit': 1,
             'proxmox_vms_defaults': {'clone': 'talos-template', 'memory': 2048, 'serial': True}}}],
     }]))
-    first = lab.run('ansible-playbook', str(playbook), env=env, cwd=REPO)
-    assert 'failed=0' in first.stdout
+    first = run_playbook(env, playbook)
+    assert first.returncode == 0 and play_recap(first)['localhost']['failed'] == 0, first.stdout[-3000:]
     for vm in vms:
         (found,) = find(pve, vm['name'])
         config = server_config(pve, vm['name'])[1]
@@ -185,8 +196,8 @@ def test_role_creates_every_vm_and_a_rerun_changes_nothing(lab, env, pve, name, 
         # The pve2 ones were cloned on the template's node and migrated: their disk is on pve2's own local-lvm.
         disk = config['scsi0'].split(',')[0]
         assert disk in [v['volid'] for v in pve.nodes(vm['node']).storage('local-lvm').content.get()]
-    second = lab.run('ansible-playbook', str(playbook), env=env, cwd=REPO)
-    assert 'changed=0' in second.stdout.split('PLAY RECAP', 1)[1]
+    second = run_playbook(env, playbook)
+    assert second.returncode == 0 and play_recap(second)['localhost']['changed'] == 0, second.stdout[-3000:]
 
 
 def test_batch_failure_of_one_vm_spares_the_others_and_a_rerun_completes(lab, env, pve, name):

@@ -13,8 +13,8 @@ import hvac
 import pytest
 import yaml
 from castle_lab.control import ProxmoxControl
+from harness import play_recap, run_module, run_playbook
 from talos_helpers import until
-from vm_helpers import play_recap
 
 from conftest import find, remove_named
 
@@ -28,8 +28,7 @@ LABEL = {'castle.ephemeral/patched': 'yes'}
 
 
 def playbook(lab, env, *extra):
-    return lab.run('ansible-playbook', '-i', str(lab.inventory / 'hosts.yml'), 'playbooks/talos.yml', *extra,
-                   env=env, check=False, timeout=900)
+    return run_playbook(env, 'playbooks/talos.yml', *extra, inventory=lab.inventory / 'hosts.yml')
 
 
 def with_patch(cluster):
@@ -115,11 +114,14 @@ def cluster(lab, env, pve):
 
 def test_check_mode_on_an_empty_lab_creates_nothing(lab, env, pve):
     remove_named(pve, *NODES)
+    # Another test file may have built (and wiped) this cluster in the same lab before: its kubeconfig then stays.
+    kubeconfig = lab.dir / 'talos' / 'castle' / 'kubeconfig'
+    before = kubeconfig.read_bytes() if kubeconfig.exists() else None
     predicted = playbook(lab, env, '--check', '--diff')
     assert predicted.returncode == 0, predicted.stdout[-4000:]
     assert [n for n in NODES if find(pve, n)] == []
     assert 'no address yet' in predicted.stdout and 'not checked at all' in predicted.stdout
-    assert not (lab.dir / 'talos' / 'castle' / 'kubeconfig').exists()
+    assert (kubeconfig.read_bytes() if kubeconfig.exists() else None) == before
 
 
 def test_a_cluster_of_six_nodes_from_nothing(lab, env, cluster):
@@ -147,7 +149,7 @@ def test_the_worker_on_pve2_is_cloned_on_the_template_node_then_migrated(pve, cl
 
 def test_a_second_run_changes_nothing(cluster):
     assert cluster['second'].returncode == 0, cluster['second'].stdout[-4000:]
-    assert play_recap(cluster['second'])['changed'] == '0', cluster['second'].stdout[-4000:]
+    assert play_recap(cluster['second'])['localhost']['changed'] == 0, cluster['second'].stdout[-4000:]
 
 
 def test_check_mode_shows_a_node_patch_and_changes_nothing(lab, env, cluster):
@@ -166,23 +168,22 @@ def test_a_node_patch_is_applied_to_that_node_only(lab, env, cluster):
     before = running_configs(lab, env, cluster['talosconfig'])
     applied = playbook(lab, env, *with_patch(cluster))
     assert applied.returncode == 0, applied.stdout[-4000:]
-    assert play_recap(applied)['changed'] == '1', applied.stdout[-4000:]
+    assert play_recap(applied)['localhost']['changed'] == 1, applied.stdout[-4000:]
     after = running_configs(lab, env, cluster['talosconfig'])
     assert sorted(h for h in NODES if after[h][0] != before[h][0]) == [PATCHED]
     assert machine(after[PATCHED][1])['nodeLabels'] == LABEL
     again = playbook(lab, env, *with_patch(cluster))
     assert again.returncode == 0, again.stdout[-4000:]
-    assert play_recap(again)['changed'] == '0', again.stdout[-4000:]
+    assert play_recap(again)['localhost']['changed'] == 0, again.stdout[-4000:]
 
 
-def test_reset_nodes_are_restored_by_a_rerun(lab, env, cluster):
+def test_reset_nodes_are_restored_by_a_rerun(lab, env, cluster, consent):
     nodes = talos_nodes(env)
     talosconfig = str(cluster['talosconfig'])
     for hostname in ('talos-w-3', 'talos-cp-2'):
-        reset = lab.run('ansible', 'localhost', '-m', 'ephemeral.castle.talos_reset', '-a', json.dumps(
-            {'nodes': [nodes[hostname]['address']], 'confirm': hostname, 'talosconfig': talosconfig}),
-            env=env, check=False)
-        assert reset.returncode == 0, reset.stdout[-3000:]
+        reset = run_module(env, 'talos_reset', nodes=[nodes[hostname]['address']], talosconfig=talosconfig,
+                           **consent(hostname))
+        assert reset.rc == 0, reset.result
     reset_addresses = [nodes[h]['address'] for h in ('talos-w-3', 'talos-cp-2')]
     until(lambda: stages(env, reset_addresses) == ['maintenance', 'maintenance'], 'the reset nodes in maintenance mode')
     first = nodes['talos-cp-1']['address']

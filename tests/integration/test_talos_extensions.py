@@ -7,9 +7,8 @@ import subprocess
 import uuid
 
 import pytest
-from castle_lab import factory
 from castle_lab.control import ProxmoxControl
-from castle_lab.services.factory import default_schematic
+from castle_lab.talos import factory
 from proxmoxer import ResourceException
 from talos_helpers import ISO, STOCK_ISO, agent_address, talos_vms, until
 
@@ -68,7 +67,7 @@ def test_a_schematic_without_the_guest_agent_fails_before_any_vm_is_made(lab, en
 def test_an_installed_node_runs_the_extensions_of_its_installer_image(env, pve, tmp_path):
     """Both nodes boot the factory ISO (guest agent on); the control plane installs the factory's installer of
     the same schematic and keeps its agent, the worker installs the stock installer and loses it."""
-    sid = factory.schematic_id(factory.marshal(default_schematic()))
+    sid = factory.schematic_id(factory.marshal(factory.default_schematic()))
     host = env['CASTLE_LAB_FACTORY_URL'].split('://', 1)[1]
     talos_env = dict(env, TALOSCONFIG=str(tmp_path / 'talosconfig'), HOME=str(tmp_path),
                      PATH='{0}:{1}'.format(VENV_BIN, env['PATH']))

@@ -4,16 +4,14 @@ bootstrapped, healthy cluster, read, and reset; the secrets bundle and kubeconfi
 
 import os
 import stat
-import subprocess
 import uuid
 
 import pytest
 import yaml
+from harness import play_recap, run_module, run_playbook
 from talos_helpers import talos_vms, until
-from test_talos_modules import run_module
-from vm_helpers import play_recap
 
-from conftest import REPO, VENV_BIN
+from conftest import VENV_BIN
 
 pytestmark = pytest.mark.lab
 
@@ -35,7 +33,7 @@ def talos_env(env, tmp_path_factory):
                 PATH='{0}:{1}'.format(VENV_BIN, env['PATH']))
 
 
-def test_the_lab_cluster_from_maintenance_to_healthy_and_back(talos_env, nodes, tmp_path):
+def test_the_lab_cluster_from_maintenance_to_healthy_and_back(talos_env, nodes, tmp_path, consent):
     cp, worker = nodes['cp'], nodes['worker']
     path = 'castle/it-{0}'.format(uuid.uuid4().hex[:8])
 
@@ -115,9 +113,10 @@ def test_the_lab_cluster_from_maintenance_to_healthy_and_back(talos_env, nodes, 
     assert mod('talos_apply', config=changed, nodes=[worker], mode='no-reboot', **connect).changed is False
 
     refused = run_module(talos_env, 'talos_reset', nodes=[worker], **connect)
-    assert refused.rc != 0 and 'set confirm' in refused.result['msg']
+    assert refused.rc != 0 and 'give gate_token' in refused.result['msg']
     assert mod('talos_info', nodes=[worker], **connect).result['nodes'][worker]['state'] == 'configured'
-    reset = mod('talos_reset', nodes=[worker], confirm='worker-1', graceful=False, **connect)
+    token = consent('worker-1')
+    reset = mod('talos_reset', nodes=[worker], graceful=False, **token, **connect)
     assert reset.changed and reset.result['hostname'] == 'worker-1'
     assert reset.result['state_after'] in ('maintenance', 'unreachable')  # the module waited for the reset
 
@@ -125,8 +124,8 @@ def test_the_lab_cluster_from_maintenance_to_healthy_and_back(talos_env, nodes, 
         found = run_module(talos_env, 'talos_info', nodes=[worker], **connect).result.get('nodes', {})
         return found.get(worker, {}).get('state') == 'maintenance'
     until(in_maintenance, 'the worker back in maintenance')
-    assert mod('talos_reset', nodes=[worker], confirm='worker-1', **connect).changed is False
-    assert run_module(talos_env, 'talos_reset', nodes=[worker], **connect).rc != 0  # confirm is asked for all the same
+    assert mod('talos_reset', nodes=[worker], **token, **connect).changed is False
+    assert run_module(talos_env, 'talos_reset', nodes=[worker], **connect).rc != 0  # the token is asked for all the same
 
     partial = mod('talos_health', control_plane_nodes=[cp], worker_nodes=[worker], wait_timeout=30, **connect)
     assert partial.result['not_configured'] == [worker]
@@ -149,8 +148,7 @@ def test_the_role_builds_a_lab_cluster_then_changes_nothing(talos_env, pve, tmp_
             dict(role='ephemeral.castle.talos_cluster', vars=role_vars)])]))
 
         def play():
-            return subprocess.run(['ansible-playbook', str(playbook)], env=talos_env, cwd=REPO, capture_output=True,
-                                  text=True, timeout=600, check=False)
+            return run_playbook(talos_env, playbook)
 
         first = play()
         assert first.returncode == 0, first.stdout[-4000:]
@@ -159,4 +157,4 @@ def test_the_role_builds_a_lab_cluster_then_changes_nothing(talos_env, pve, tmp_
         assert kubeconfig['clusters'][0]['cluster']['server'] == 'https://{0}:6443'.format(cp)
         again = play()
         assert again.returncode == 0, again.stdout[-4000:]
-        assert play_recap(again)['changed'] == '0', again.stdout[-4000:]
+        assert play_recap(again)['localhost']['changed'] == 0, again.stdout[-4000:]

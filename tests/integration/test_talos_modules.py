@@ -5,7 +5,6 @@ The modules that drive talosctl run against FakeTalosctl (talos_fake.py): a scri
 a temporary directory, which records every argv and answers with the CLI reference's documented outputs.
 """
 
-import json
 import os
 import pathlib
 import shutil
@@ -17,32 +16,13 @@ import uuid
 import hvac
 import pytest
 import yaml
+from harness import play_recap, run_module, run_playbook
 from talos_fake import FakeTalosctl
-from vm_helpers import play_recap
 
 from conftest import REPO
 
 CP, WORKER, SPARE = '127.0.69.51', '127.0.69.52', '127.0.69.53'
 CLUSTER = dict(cluster_name='lab', cluster_endpoint='https://10.0.40.10:6443')
-
-
-class Outcome(object):
-    def __init__(self, proc):
-        self.rc = proc.returncode
-        self.stdout = proc.stdout
-        start = proc.stdout.find('=> ')
-        self.result = json.loads(proc.stdout[start + 3:]) if start >= 0 else {'msg': proc.stdout + proc.stderr}
-
-    @property
-    def changed(self):
-        return self.result.get('changed')
-
-
-def run_module(env, name, check=False, diff=False, **args):
-    argv = ['ansible', 'localhost', '-m', 'ephemeral.castle.' + name, '-a', json.dumps(args)]
-    argv += ['--check'] if check else []
-    argv += ['--diff'] if diff else []
-    return Outcome(subprocess.run(argv, env=env, cwd=REPO, capture_output=True, text=True, timeout=300, check=False))
 
 
 @pytest.fixture
@@ -320,29 +300,39 @@ def test_unreachable_nodes_are_retried_then_named(talos_env, fake):
     assert gone.rc != 0 and 'node 127.0.69.99 answers neither over mTLS nor on the maintenance API' in gone.result['msg']
 
 
-def test_reset_needs_the_nodes_name_or_the_gate_token(talos_env, fake):
+def test_reset_needs_the_gate_token_for_the_node(talos_env, fake, consent):
     bundle = bundle_for_tests(fake, talos_env)
     talos(talos_env, fake, 'talos_apply', config=render(talos_env, fake, bundle).result['config'], nodes=[CP])
-    unconfirmed = talos(talos_env, fake, 'talos_reset', nodes=[CP])
-    assert unconfirmed.rc != 0 and 'set confirm to its name' in unconfirmed.result['msg']
-    wrong = talos(talos_env, fake, 'talos_reset', nodes=[CP], confirm='cp-2')
-    assert wrong.rc != 0 and 'confirm does not name node 127.0.69.51 (cp-1)' in wrong.result['msg']
-    token = talos(talos_env, fake, 'talos_reset', nodes=[CP], confirm='a', gate_token='b')
-    assert token.rc != 0
+    unconsented = talos(talos_env, fake, 'talos_reset', nodes=[CP])
+    assert unconsented.rc != 0 and 'reset 127.0.69.51 destroys it: give gate_token' in unconsented.result['msg']
+    other = talos(talos_env, fake, 'talos_reset', nodes=[CP], **consent('cp-2'))
+    assert other.rc != 0 and 'clears cp-2 (target cp-2), not cp-1' in other.result['msg']
+    expired = talos(talos_env, fake, 'talos_reset', nodes=[CP], **consent('cp-1', ttl=-1))
+    assert expired.rc != 0 and 'expired at' in expired.result['msg']
+    made_up = talos(talos_env, fake, 'talos_reset', nodes=[CP], **dict(consent('cp-1'), gate_token='b'))
+    assert made_up.rc != 0 and 'not a token the gate issued' in made_up.result['msg']
     assert not [c for c in fake.calls if c[0] == 'reset']
     assert fake.state['nodes'][CP]['config']
 
-    predicted = talos(talos_env, fake, 'talos_reset', check=True, nodes=[CP], confirm='cp-1')
+    predicted = talos(talos_env, fake, 'talos_reset', check=True, nodes=[CP])
     assert predicted.rc == 0 and predicted.changed and not [c for c in fake.calls if c[0] == 'reset']
-    done = talos(talos_env, fake, 'talos_reset', nodes=[CP], confirm='gate-7f3a', gate_token='gate-7f3a')
+    token = consent('cp-1')
+    done = talos(talos_env, fake, 'talos_reset', nodes=[CP], **token)
     assert done.rc == 0 and done.changed and done.result['hostname'] == 'cp-1', done.result
     # talosctl's own wait would never see a node wiped back to maintenance mode: the module waits itself.
     resets = [c for c in fake.calls if c[0] == 'reset']
     assert resets == [['reset', '--graceful=true', '--reboot=true', '--wait=false', '--nodes', CP]]
     assert done.result['state_after'] == 'maintenance'
     assert fake.state['nodes'][CP]['config'] is None
-    again = talos(talos_env, fake, 'talos_reset', nodes=[CP], confirm=CP)
+    assert 'used: reset cp-1' in open(token['gate_journal']).read()
+    # Nothing left to wipe: nothing is used, but the token is asked for all the same.
+    again = talos(talos_env, fake, 'talos_reset', nodes=[CP], **token)
     assert again.rc == 0 and again.changed is False and again.result['node_state'] == 'maintenance'
+    assert talos(talos_env, fake, 'talos_reset', nodes=[CP]).rc != 0
+    talos(talos_env, fake, 'talos_apply', config=render(talos_env, fake, bundle).result['config'], nodes=[CP])
+    reused = talos(talos_env, fake, 'talos_reset', nodes=[CP], **token)
+    assert reused.rc != 0 and 'already used to reset cp-1' in reused.result['msg']
+    assert len([c for c in fake.calls if c[0] == 'reset']) == 1
 
 
 # ------------------------------------------------------------ against Vault
@@ -454,8 +444,7 @@ def test_the_role_builds_the_cluster_then_changes_nothing(vault_env, fake, tmp_p
     playbook.write_text(PLAY.format(binary=fake.path, path=path, dir=tmp_path, cp=CP, worker=WORKER))
 
     def play(*extra):
-        return subprocess.run(['ansible-playbook', str(playbook)] + list(extra), env=vault_env, cwd=REPO,
-                              capture_output=True, text=True, timeout=600, check=False)
+        return run_playbook(vault_env, playbook, *extra)
 
     predicted = play('--check')
     assert predicted.returncode == 0, predicted.stdout[-3000:]
@@ -479,6 +468,6 @@ def test_the_role_builds_the_cluster_then_changes_nothing(vault_env, fake, tmp_p
 
     again = play()
     assert again.returncode == 0, again.stdout[-3000:]
-    assert play_recap(again)['changed'] == '0', again.stdout[-3000:]
+    assert play_recap(again)['localhost']['changed'] == 0, again.stdout[-3000:]
     assert len([c for c in fake.calls if c[0] == 'bootstrap']) == 1
     assert leftovers(vault_env) == []

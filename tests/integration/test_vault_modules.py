@@ -23,26 +23,11 @@ import uuid
 import hvac
 import pytest
 import yaml
+from harness import run_module, run_playbook
 from kubernetes import client as kube_client, config as kube_config
 
-from conftest import LAB_NET, REPO, VENV_BIN, secret_value
+from conftest import LAB_NET, VENV_BIN, secret_value
 from kube_helpers import wait_for
-
-
-class Outcome(object):
-    def __init__(self, proc):
-        self.rc = proc.returncode
-        self.output = proc.stdout + proc.stderr
-        start = proc.stdout.find('=> ')
-        self.result = json.loads(proc.stdout[start + 3:]) if start >= 0 else {'msg': self.output}
-
-    @property
-    def changed(self):
-        return self.result.get('changed')
-
-    @property
-    def msg(self):
-        return self.result.get('msg', '')
 
 
 class Runner(object):
@@ -51,29 +36,19 @@ class Runner(object):
     template that names them."""
 
     def __init__(self, env, tmp_path):
-        self.env = dict(env, ANSIBLE_CONFIG=str(REPO / 'ansible.cfg'))
-        self.env['PATH'] = '{0}:{1}'.format(VENV_BIN, self.env.get('PATH', ''))
+        self.env = env
         self.tmp_path = tmp_path
         self.outputs = []
 
     def __call__(self, module_name, /, check=False, diff=False, secret_vars=None, **args):
-        argv = ['ansible', 'localhost', '-m', 'ephemeral.castle.' + module_name, '-a', json.dumps(args)]
-        argv += ['--check'] if check else []
-        argv += ['--diff'] if diff else []
-        if secret_vars:
-            path = self.tmp_path / 'vars-{0}.json'.format(uuid.uuid4().hex[:8])
-            path.write_text(json.dumps(secret_vars))
-            path.chmod(0o600)
-            argv += ['-e', '@' + str(path)]
-        proc = subprocess.run(argv, env=self.env, cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
-        self.outputs.append(proc.stdout + proc.stderr)
-        return Outcome(proc)
+        outcome = run_module(self.env, module_name, check=check, diff=diff, extra_vars=secret_vars, **args)
+        self.outputs.append(outcome.output)
+        return outcome
 
     def playbook(self, text):
         path = self.tmp_path / 'play-{0}.yml'.format(uuid.uuid4().hex[:8])
         path.write_text(text)
-        proc = subprocess.run(['ansible-playbook', '-v', str(path)], env=self.env, cwd=REPO, capture_output=True, text=True,
-                              timeout=300, check=False)
+        proc = run_playbook(self.env, path, '-v')
         self.outputs.append(proc.stdout + proc.stderr)
         return proc
 

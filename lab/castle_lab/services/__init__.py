@@ -1,4 +1,14 @@
-"""The lab's services, in the order `castle-lab up` starts them."""
+"""The lab's services, in the order `castle-lab up` starts them: how each is prepared, started, checked and which
+variables it exports.
+
+    base      Service: the life cycle every service shares
+    vault     a real OpenBao server
+    factory   the Talos Image Factory (castle_lab.talos.factory)
+    proxmox   the Proxmox VE (castle_lab.proxmox)
+    git       the Git host (castle_lab.git)
+    openclaw  sshd with the openclaw CLI (and its gateway)
+    kube      the Kubernetes API (castle_lab.kube)
+"""
 
 from .base import Service
 from .factory import FactoryService

@@ -85,3 +85,12 @@ class Service:
     def env(self):
         """Variables a client needs to use this service."""
         return {}
+
+    def files(self):
+        """The service's files a client or a test reads: its PID file and log, and what the service adds."""
+        return {'pid': self.dir / (self.name + '.pid'), 'log': self.dir / (self.name + '.log')}
+
+    def describe(self):
+        """What `castle-lab env --json` tells of the service: where it listens, its files, its variables."""
+        return {'address': self.address, 'ports': list(self.ports), 'dir': str(self.dir),
+                'files': {key: str(path) for key, path in self.files().items()}, 'env': self.env()}

@@ -1,12 +1,13 @@
-"""A Talos Image Factory (castle_lab.factory) over HTTPS on the lab's .6 address: schematics, ISOs and installer
+"""A Talos Image Factory (castle_lab.talos.factory) over HTTPS on the lab's .6 address: schematics, ISOs and installer
 images by schematic, as factory.talos.dev serves them."""
 
 import ssl
 import sys
 import urllib.request
 
-from .. import factory, pki
+from .. import pki
 from ..process import LabError
+from ..talos import factory
 from .base import Service
 
 
@@ -27,15 +28,15 @@ class FactoryService(Service):
     def prepare(self):
         self.cert, self.key = pki.issue_server_cert(self.cfg, self.dir, 'factory', [self.address])
         # The schematic of the ISO the lab's Proxmox VE holds, as if it had been posted once.
-        factory.Store(self.dir / 'schematics').put(default_schematic())
+        factory.Store(self.dir / 'schematics').put(factory.default_schematic())
 
     def command(self):
-        return [sys.executable, '-m', 'castle_lab.factory', '--host', self.address, '--port', str(self.port),
+        return [sys.executable, '-m', 'castle_lab.talos.factory', '--host', self.address, '--port', str(self.port),
                 '--cert', str(self.cert), '--key', str(self.key), '--state', str(self.dir)]
 
     def check(self):
         context = ssl.create_default_context(cafile=str(self.cfg.ca_cert))
-        sid = factory.schematic_id(factory.marshal(default_schematic()))
+        sid = factory.schematic_id(factory.marshal(factory.default_schematic()))
         try:
             with urllib.request.urlopen('{0}/schematics/{1}'.format(self.url, sid), context=context,
                                         timeout=5) as response:
@@ -48,15 +49,4 @@ class FactoryService(Service):
         return {'CASTLE_LAB_FACTORY_URL': self.url}
 
 
-def default_schematic():
-    return {'customization': {'systemExtensions': {'officialExtensions': list(factory.DEFAULT_EXTENSIONS)}}}
-
-
-def default_iso(version='v1.11.6'):
-    """(file name, bytes) of the factory ISO with the default extensions the lab's Proxmox VE holds."""
-    schematic = default_schematic()
-    sid = factory.schematic_id(factory.marshal(schematic))
-    return 'talos-{0}-metal-amd64-{1}.iso'.format(version, sid[:12]), factory.iso_bytes(sid, schematic, version)
-
-
-__all__ = ['FactoryService', 'default_iso', 'default_schematic']
+__all__ = ['FactoryService']

@@ -1,4 +1,4 @@
-"""Private Git repositories over HTTPS (castle_lab.git_server: smart HTTP through `git http-backend`,
+"""Private Git repositories over HTTPS (castle_lab.git.server: smart HTTP through `git http-backend`,
 Basic auth with a per-lab token), seeded with the example GitOps repository, and the Flux install
 manifest published beside them like a release download."""
 
@@ -10,12 +10,13 @@ import subprocess
 import sys
 import tempfile
 
-from .. import flux_manifest, pki
-from ..git_server import USERNAME
+from .. import pki
+from ..git import flux_manifest
+from ..git.server import USERNAME
 from ..process import LabError
 from .base import Service
 
-SEED = pathlib.Path(__file__).resolve().parent.parent / 'seed'
+SEED = pathlib.Path(__file__).resolve().parent.parent / 'git' / 'seed'
 IDENTITY = ['-c', 'user.name=castle-lab', '-c', 'user.email=castle-lab@localhost', '-c', 'commit.gpgsign=false']
 # Answers git's credential requests from the environment, so the token is in no argv and no URL.
 CREDENTIAL_HELPER = '!f() { test "$1" = get && printf "username=%s\\npassword=%s\\n" "$CASTLE_GITOPS_USERNAME" ' \
@@ -105,7 +106,7 @@ class GitService(Service):
             git('push', '--quiet', str(bare), 'main', cwd=work)
 
     def command(self):
-        return [sys.executable, '-m', 'castle_lab.git_server', '--host', self.address, '--port', str(self.port),
+        return [sys.executable, '-m', 'castle_lab.git.server', '--host', self.address, '--port', str(self.port),
                 '--cert', str(self.cert), '--key', str(self.key), '--repos', str(self.repos),
                 '--releases', str(self.releases), '--token-file', str(self.token_file)]
 
@@ -116,6 +117,9 @@ class GitService(Service):
             raise LabError('{0} has no main branch'.format(self.url()))
         return '{0} at {1}, Flux {2} manifest at {3}'.format(self.url(), refs.split()[0][:12], flux_manifest.VERSION,
                                                             self.flux_manifest_url)
+
+    def files(self):
+        return dict(super().files(), token=self.token_file, repos=self.repos, flux_manifest=self.flux_manifest)
 
     def env(self):
         return {'CASTLE_GITOPS_URL': self.url(), 'CASTLE_GITOPS_USERNAME': USERNAME,

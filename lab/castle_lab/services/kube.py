@@ -1,4 +1,4 @@
-"""The lab's Kubernetes API emulator (castle_lab.kube_server): HTTPS with a cluster CA of its own,
+"""The lab's Kubernetes API emulator (castle_lab.kube.server.main): HTTPS with a cluster CA of its own,
 an admin kubeconfig with a client certificate, and a fault control API on the next port."""
 
 import base64
@@ -9,7 +9,7 @@ import sys
 import yaml
 
 from .. import pki
-from ..kube.auth import ensure_cluster_pki
+from ..kube.api.auth import ensure_cluster_pki
 from ..process import LabError
 from .base import Service
 
@@ -69,7 +69,7 @@ class KubeService(Service):
         return os.path.abspath(found)
 
     def command(self):
-        return [sys.executable, '-m', 'castle_lab.kube_server', '--host', self.address, '--port', str(self.port),
+        return [sys.executable, '-m', 'castle_lab.kube.server.main', '--host', self.address, '--port', str(self.port),
                 '--control-port', str(self.control_port), '--cert', str(self.pki['server_cert']),
                 '--key', str(self.pki['server_key']), '--client-ca', str(self.pki['ca']),
                 '--sa-key', str(self.pki['sa_key']), '--artifact-dir', str(self.artifacts),
@@ -85,6 +85,9 @@ class KubeService(Service):
         except (OSError, ApiException, urllib3.exceptions.HTTPError, config.ConfigException) as exc:
             raise LabError(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__) from exc
         return '{0} namespace(s) at {1}, control API at {2}'.format(len(names), self.url, self.control_url)
+
+    def files(self):
+        return dict(super().files(), ca=self.dir / 'ca.crt', kubeconfig=self.kubeconfig)
 
     def env(self):
         return {'KUBECONFIG': str(self.kubeconfig), 'CASTLE_LAB_KUBE_CONTROL': self.control_url}

@@ -247,6 +247,10 @@ class OpenClawService(Service):
             return '{0}, gateway ready on {1}:{2}'.format(version, self.gateway_address, self.gateway_port)
         return version
 
+    def files(self):
+        return dict(super().files(), client_key=self.client_key, known_hosts=self.known_hosts,
+                    gateway_pid=self.dir / (GATEWAY + '.pid'), gateway_log=self.gateway_log)
+
     def env(self):
         values = {'CASTLE_OPENCLAW_HOST': self.address, 'CASTLE_OPENCLAW_PORT': str(self.port),
                   'CASTLE_OPENCLAW_USER': self.user, 'CASTLE_OPENCLAW_KEY': str(self.client_key),

@@ -1,5 +1,5 @@
-"""A Proxmox VE API from fakepve, served by castle_lab.pve_server with a real API token, and its
-control API (castle_lab.pve_control) on the next port; VMs booting the Talos ISO are Talos nodes."""
+"""A Proxmox VE API from fakepve, served by castle_lab.proxmox.server with a real API token, and its
+control API (castle_lab.proxmox.control) on the next port; VMs booting the Talos ISO are Talos nodes."""
 
 import secrets
 import sys
@@ -37,7 +37,7 @@ class ProxmoxService(Service):
             pki.write_secret(self.token_file, secrets.token_hex(16))
 
     def command(self):
-        return [sys.executable, '-m', 'castle_lab.pve_server', '--host', self.address, '--port', str(self.port),
+        return [sys.executable, '-m', 'castle_lab.proxmox.server', '--host', self.address, '--port', str(self.port),
                 '--control-port', str(self.control_port), '--cert', str(self.cert), '--key', str(self.key),
                 '--token-id', self.token_id, '--token-file', str(self.token_file),
                 '--talos-state', str(self.cfg.dir('talos')), '--lab-net', self.cfg.net,
@@ -71,6 +71,10 @@ class ProxmoxService(Service):
         running = sum(1 for node in talos if node['stage'] != 'off')
         return 'nodes {0}, {1} VM(s), {2} Talos node(s) up, control API at {3}'.format(
             ', '.join(sorted(n['node'] for n in nodes)), len(vms), running, self.control_url)
+
+    def files(self):
+        # The Talos nodes run in this service's process; their DHCP leases are the lab's.
+        return dict(super().files(), token=self.token_file, talos_leases=self.cfg.state / 'talos' / 'leases.json')
 
     def env(self):
         return {'PROXMOX_URL': 'https://{0}:{1}/api2/json'.format(self.address, self.port),

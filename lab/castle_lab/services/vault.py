@@ -97,5 +97,8 @@ class VaultService(Service):
             raise LabError(str(exc) or type(exc).__name__) from exc
         return 'unsealed at ' + self.url
 
+    def files(self):
+        return dict(super().files(), init=self.init_file, root_token=self.token_file)
+
     def env(self):
         return {'VAULT_ADDR': self.url, 'VAULT_TOKEN': self.root_token(), 'VAULT_CACERT': str(self.cfg.ca_cert)}

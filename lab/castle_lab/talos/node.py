@@ -1,44 +1,30 @@
 """Emulated Talos nodes: maintenance mode, configuration, bootstrap, etcd membership, Kubernetes Nodes, reset.
 
-Every node of a process lives in one Fleet on one event loop; each serves the node API (castle_lab.talos.api)
-on its own address, port 50000: self-signed TLS without client authentication in maintenance mode,
-mutual TLS with the cluster's OS CA once configured. Bootstrapping the first control plane node
-starts the cluster's Kubernetes API (castle_lab.kube_server) at the control plane endpoint, with the
-cluster CA and service account key of the machine config.
-
-The Kubernetes API and its objects stand for etcd's data: they live while etcd has a member, through
-reboots and power-offs of the node they started on (the API then answers at the endpoint as a VIP would),
-and go with the last member. As on Talos, a control plane node refuses a bootstrap only when its own etcd
-has data, so bootstrapping one that has not yet joined a running cluster makes a second etcd cluster on it.
+Each node serves the node API (castle_lab.talos.api) on its own address, port 50000: self-signed TLS without
+client authentication in maintenance mode, mutual TLS with the cluster's OS CA once configured.
 """
 
 import asyncio
-import base64
 import difflib
 import hashlib
 import ipaddress
 import logging
 import pathlib
-import shutil
 import ssl
-import sys
 import tempfile
 import time
 import uuid
-from urllib.parse import urlparse
 
 import yaml
-from aiohttp import ClientError, ClientSession, TCPConnector, web
+from aiohttp import web
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from ..factory import extension_status
-from ..kube.longhorn import EXTENSIONS_ANNOTATION
 from ..pki import write_secret
 from . import API_PORT, TALOS_VERSION, network, secrets
 from .api import ALIASES, MAINTENANCE_METHODS, RESOURCES, RpcError
+from .factory import extension_status
 from .schema import ConfigInvalid, machine_document, validate
 
 LOG = logging.getLogger('castle_lab.talos')
@@ -46,17 +32,10 @@ APPLY_MODES = ('auto', 'no-reboot', 'reboot', 'staged', 'try')
 # What a client certificate without the os:admin role (O) may call.
 READER_METHODS = ('Version', 'Get', 'EtcdMemberList')
 ADMIN_ROLE = secrets.ADMIN_ROLE
-KUBE_READY_TIMEOUT = 30.0
 
 
-def _pem(value):
-    return base64.b64decode(value)
 
 
-def _write(directory, name, data):
-    path = directory / name
-    write_secret(path, data)
-    return path
 
 
 def stable_hostname(mac):
@@ -64,183 +43,12 @@ def stable_hostname(mac):
     return 'talos-{0}-{1}'.format(digest[:3], digest[3:6])
 
 
-class Cluster:
-    """What the nodes of one cluster (by cluster.id) share: etcd, its members, the Kubernetes API."""
-
-    def __init__(self, fleet, cluster_id):
-        self.fleet = fleet
-        self.id = cluster_id
-        self.bootstrapped = False
-        self.etcd = {}  # address -> member id (hex)
-        self.kube = None  # the kube_server process
-        self.kube_node = None  # the control plane node it runs on (the bootstrap node)
-        self.kube_dir = None
-        self.kube_client = None  # (cluster CA, session) the nodes' kubelets talk to the Kubernetes API with
-        self.lock = asyncio.Lock()
-
-    def nodes(self):
-        return [node for node in self.fleet.nodes.values() if node.cluster is self and node.serving]
-
-    def config(self):
-        """The machine config of a control plane node of the cluster (it holds the CAs' keys)."""
-        for node in self.fleet.nodes.values():
-            if node.cluster is self and node.machine_type == 'controlplane':
-                return node.document
-        return None
-
-    async def start_kube(self, node):
-        """Start the Kubernetes API on `node`, at the control plane endpoint of its config."""
-        cluster = node.document['cluster']
-        self.kube_node = node
-        parsed = urlparse(cluster['controlPlane']['endpoint'])
-        host, port = parsed.hostname, parsed.port or 443
-        directory = self.fleet.state / 'clusters' / hashlib.sha256(self.id.encode()).hexdigest()[:12]
-        directory.mkdir(parents=True, exist_ok=True)
-        ca_cert, ca_key = _load_pair(cluster['ca'])
-        cert, key = secrets.issue(ca_cert, ca_key, 'kube-apiserver', addresses=[
-            host, 'localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc',
-            'kubernetes.default.svc.' + cluster.get('network', {}).get('dnsDomain', 'cluster.local')], server=True)
-        files = {'ca': _write(directory, 'ca.crt', _pem(cluster['ca']['crt'])),
-                 'cert': _write(directory, 'apiserver.crt', cert), 'key': _write(directory, 'apiserver.key', key),
-                 'sa': _write(directory, 'sa.key', _pem(cluster['serviceAccount']['key']))}
-        kubectl = shutil.which('kubectl') or 'kubectl'
-        argv = [sys.executable, '-m', 'castle_lab.kube_server', '--host', host, '--port', str(port),
-                '--control-port', str(port + 1), '--cert', str(files['cert']), '--key', str(files['key']),
-                '--client-ca', str(files['ca']), '--sa-key', str(files['sa']),
-                '--artifact-dir', str(directory / 'artifacts'), '--kubectl', kubectl, '--no-seed-node']
-        log = open(directory / 'kube.log', 'ab')
-        self.kube = await asyncio.create_subprocess_exec(*argv, stdout=log, stderr=log, stdin=asyncio.subprocess.DEVNULL)
-        log.close()
-        self.kube_dir = directory
-        deadline = time.monotonic() + KUBE_READY_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.kube.returncode is not None:
-                raise RpcError('Internal', 'kube-apiserver exited; see {0}'.format(directory / 'kube.log'))
-            try:
-                _reader, writer = await asyncio.open_connection(host, port)
-                writer.close()
-                return
-            except OSError:
-                await asyncio.sleep(0.1)
-        raise RpcError('DeadlineExceeded', 'kube-apiserver did not start within {0:g}s'.format(KUBE_READY_TIMEOUT))
-
-    async def stop_kube(self):
-        if self.kube_client is not None:
-            await self.kube_client[1].close()
-            self.kube_client = None
-        if self.kube is not None and self.kube.returncode is None:
-            self.kube.terminate()
-            try:
-                await asyncio.wait_for(self.kube.wait(), 10)
-            except asyncio.TimeoutError:
-                self.kube.kill()
-        self.kube = None
-
-    def kube_running(self):
-        return self.kube is not None and self.kube.returncode is None
-
-    def _kube_session(self, cluster):
-        """The session of the cluster's kubelets: a client certificate issued once per cluster CA, one
-        connection pool, as each kubelet keeps its credentials and connection."""
-        if self.kube_client is None or self.kube_client[0] != cluster['ca']['crt']:
-            ca_cert, ca_key = _load_pair(cluster['ca'])
-            cert, key = secrets.issue(ca_cert, ca_key, 'talos:node', organizations=('system:masters',), client=True)
-            context = ssl.create_default_context(cadata=_pem(cluster['ca']['crt']).decode())
-            with tempfile.TemporaryDirectory() as scratch:
-                scratch = pathlib.Path(scratch)
-                context.load_cert_chain(str(_write(scratch, 'crt', cert)), str(_write(scratch, 'key', key)))
-            if self.kube_client is not None:
-                asyncio.ensure_future(self.kube_client[1].close())
-            self.kube_client = (cluster['ca']['crt'], ClientSession(connector=TCPConnector(ssl=context)))
-        return self.kube_client[1]
-
-    async def kube_call(self, method, path, body=None):
-        """One request to the cluster's Kubernetes API as its admin; (status, JSON body)."""
-        cluster = self.config()['cluster']
-        url = cluster['controlPlane']['endpoint'].rstrip('/') + path
-        headers = {'Content-Type': 'application/merge-patch+json' if method == 'PATCH' else 'application/json'}
-        async with self._kube_session(cluster).request(method, url, json=body, headers=headers) as response:
-            return response.status, await response.json(content_type=None)
-
-    async def reconcile(self):
-        """Workers waiting for a certificate get one; once bootstrapped, control plane nodes join etcd
-        and every configured node registers as a Ready Kubernetes Node."""
-        for node in self.nodes():
-            if node.stage == 'running' and node.runner is None:
-                await node.restart_api()
-        async with self.lock:
-            if not self.bootstrapped or not self.kube_running():
-                return
-            running = [node for node in self.nodes() if node.stage == 'running']
-            for node in running:
-                if node.machine_type == 'controlplane' and node.address not in self.etcd and not node.own_etcd:
-                    # etcd gives a member added at runtime an id of its peer URLs, cluster and the time: a new one
-                    # on every join, so a node that left and joined again is a new member.
-                    self.etcd[node.address] = hashlib.sha256('{0} {1} {2}'.format(
-                        node.address, self.id, time.time_ns()).encode()).hexdigest()[:16]
-            # Each kubelet registers on its own, all at the same time.
-            outcomes = await asyncio.gather(*(self._register(node) for node in running), return_exceptions=True)
-            for node, outcome in zip(running, outcomes):
-                if isinstance(outcome, (ClientError, OSError, ValueError)):
-                    LOG.warning('registering %s as a Kubernetes node failed: %s', node.hostname, outcome)
-                elif isinstance(outcome, BaseException):
-                    raise outcome
-
-    async def _register(self, node):
-        labels = {'kubernetes.io/hostname': node.hostname, 'kubernetes.io/os': 'linux', 'kubernetes.io/arch': 'amd64'}
-        if node.machine_type == 'controlplane':
-            labels['node-role.kubernetes.io/control-plane'] = ''
-        labels.update(node.document['machine'].get('nodeLabels') or {})
-        # Lab-only: the extensions the node runs, for the emulator's Longhorn (a real one looks at the host).
-        annotations = {EXTENSIONS_ANNOTATION: ','.join(node.extensions[1])}
-        status, body = await self.kube_call('GET', '/api/v1/nodes/' + node.hostname)
-        if status == 404:
-            await self.kube_call('POST', '/api/v1/nodes', {'apiVersion': 'v1', 'kind': 'Node', 'metadata': {
-                'name': node.hostname, 'labels': labels, 'annotations': annotations}})
-        elif not annotations.items() <= ((body.get('metadata') or {}).get('annotations') or {}).items():
-            await self.kube_call('PATCH', '/api/v1/nodes/' + node.hostname, {'metadata': {'annotations': annotations}})
-        now = time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())
-        version = node.document['machine']['kubelet']['image'].rsplit(':', 1)[-1]
-        await self.kube_call('PATCH', '/api/v1/nodes/{0}/status'.format(node.hostname), {'status': {
-            'conditions': [{'type': 'Ready', 'status': 'True', 'reason': 'KubeletReady',
-                            'message': 'kubelet is posting ready status', 'lastHeartbeatTime': now,
-                            'lastTransitionTime': now}],
-            'addresses': [{'type': 'InternalIP', 'address': node.address}, {'type': 'Hostname', 'address': node.hostname}],
-            'nodeInfo': {'kubeletVersion': version, 'osImage': 'Talos ({0})'.format(node.version),
-                         'operatingSystem': 'linux', 'architecture': 'amd64', 'containerRuntimeVersion': 'containerd://2.1.5',
-                         'kernelVersion': '6.12.62-talos', 'kubeProxyVersion': version, 'machineID': node.machine_id,
-                         'systemUUID': node.machine_id, 'bootID': node.machine_id}}})
-
-    async def node_lost(self, node):
-        """A powered-off node's kubelet stops posting status: its Node turns Ready Unknown."""
-        now = time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())
-        try:
-            await self.kube_call('PATCH', '/api/v1/nodes/{0}/status'.format(node.hostname), {'status': {'conditions': [
-                {'type': 'Ready', 'status': 'Unknown', 'reason': 'NodeStatusUnknown',
-                 'message': 'Kubelet stopped posting node status.', 'lastHeartbeatTime': now,
-                 'lastTransitionTime': now}]}})
-        except (ClientError, OSError, ValueError) as exc:
-            LOG.warning('marking Kubernetes node %s lost failed: %s', node.hostname, exc)
-
-    async def forget(self, node):
-        """A node leaves: its etcd membership and its Kubernetes Node go."""
-        self.etcd.pop(node.address, None)
-        if self.kube_running() and self.config() is not None:
-            try:
-                await self.kube_call('DELETE', '/api/v1/nodes/' + node.hostname)
-            except (ClientError, OSError, ValueError) as exc:
-                LOG.warning('deleting Kubernetes node %s failed: %s', node.hostname, exc)
-
 
 def _roles(peercert):
     """The Talos roles (organizations) of a verified client certificate as ssl's getpeercert() gives it."""
     return [value for rdn in (peercert or {}).get('subject', ()) for attr, value in rdn
             if attr == 'organizationName']
 
-
-def _load_pair(entry):
-    return (x509.load_pem_x509_certificate(_pem(entry['crt'])),
-            serialization.load_pem_private_key(_pem(entry['key']), None))
 
 
 class Node:
@@ -341,12 +149,14 @@ class Node:
         key = os_ca.get('key') or self._cluster_os_key()
         if not key:
             return None
-        ca_cert, ca_key = _load_pair({'crt': os_ca['crt'], 'key': key})
+        ca_cert, ca_key = secrets.load_pair({'crt': os_ca['crt'], 'key': key})
         cert, private = secrets.issue(ca_cert, ca_key, self.hostname, addresses=[self.address, self.hostname],
                                       server=True)
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH,
-                                             cafile=str(_write(self.scratch, 'os-ca.crt', _pem(os_ca['crt']))))
-        context.load_cert_chain(str(_write(self.scratch, 'node.crt', cert)), str(_write(self.scratch, 'node.key', private)))
+                                             cafile=str(write_secret(self.scratch / 'os-ca.crt',
+                                                                     secrets.config_pem(os_ca['crt']))))
+        context.load_cert_chain(str(write_secret(self.scratch / 'node.crt', cert)),
+                                str(write_secret(self.scratch / 'node.key', private)))
         context.verify_mode = ssl.CERT_REQUIRED
         return context
 
@@ -361,7 +171,8 @@ class Node:
         cert, private = secrets.issue(_SelfSigned(name), key, 'maintenance-service', addresses=[self.address],
                                       server=True, key=key)
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(str(_write(self.scratch, 'maint.crt', cert)), str(_write(self.scratch, 'maint.key', private)))
+        context.load_cert_chain(str(write_secret(self.scratch / 'maint.crt', cert)),
+                                str(write_secret(self.scratch / 'maint.key', private)))
         context.verify_mode = ssl.CERT_NONE
         return context
 
@@ -524,7 +335,7 @@ class Node:
         self._require('controlplane')
         cluster = self.document['cluster']
         name = cluster['clusterName']
-        ca_cert, ca_key = _load_pair(cluster['ca'])
+        ca_cert, ca_key = secrets.load_pair(cluster['ca'])
         crt, key = secrets.kube_admin(ca_cert, ca_key)
         user, context = 'admin@{0}'.format(name), 'admin@{0}'.format(name)
         config = {'apiVersion': 'v1', 'kind': 'Config',
@@ -691,89 +502,3 @@ def _duration(seconds):
     if hours:
         return '{0}h{1}m{2}s'.format(hours, minutes, rest)
     return '{0}m{1}s'.format(minutes, rest) if minutes else '{0}s'.format(rest)
-
-
-class Fleet:
-    """Every emulated Talos node of this process, by key (the VM), and the clusters they form."""
-
-    def __init__(self, state):
-        self.state = pathlib.Path(state)
-        self.nodes = {}
-        self.clusters = {}
-        self.power = {}  # key -> a queue of power events, handled in order
-        self.on_shutdown = None  # called with a node that powered itself off
-        self.on_boot = None  # called with a node as it boots, before it serves
-        self.exists = None  # key -> whether the machine (its VM) still exists; set by the Proxmox hook
-
-    def cluster(self, cluster_id):
-        if cluster_id not in self.clusters:
-            self.clusters[cluster_id] = Cluster(self, cluster_id)
-        return self.clusters[cluster_id]
-
-    def nodes_by_address(self):
-        return {node.address: node for node in self.nodes.values() if node.stage != 'off'}
-
-    def node(self, key, address, mac):
-        """The node of a machine, created on first boot; a new MAC means a new machine."""
-        node = self.nodes.get(key)
-        if node is None or node.mac != mac:
-            node = self.nodes[key] = Node(self, address, mac)
-        node.address = address
-        return node
-
-    def switch(self, key, on, address=None, mac=None):
-        """Queue a power change of a machine; changes of one machine happen in the order they came."""
-        queue = self.power.get(key)
-        if queue is None:
-            queue = self.power[key] = asyncio.Queue()
-            asyncio.ensure_future(self._power_worker(queue))
-        queue.put_nowait((key, on, address, mac))
-
-    async def _power_worker(self, queue):
-        while True:
-            key, on, address, mac = await queue.get()
-            try:
-                if on:
-                    await self._forget_vanished(key, mac)
-                    node = self.node(key, address, mac)
-                    if node.stage == 'off':
-                        await node.boot()
-                elif key in self.nodes and self.nodes[key].stage != 'off':
-                    await self.nodes[key].power_off()
-            except (OSError, RpcError, ValueError) as exc:
-                LOG.error('talos node %s: power %s failed: %s', key, 'on' if on else 'off', exc)
-
-    async def _forget_vanished(self, key, mac):
-        """Machines whose VM was destroyed, or made again with a new MAC, lost their disks: their etcd
-        membership goes, and a cluster left without members needs a new bootstrap."""
-        for other, node in list(self.nodes.items()):
-            replaced = other == key and node.mac != mac
-            # Each machine's power worker sweeps: the one that takes a node out drops it, once.
-            if (replaced or (self.exists is not None and not self.exists(other))) and self.nodes.get(other) is node:
-                del self.nodes[other]
-                await self._drop(node)
-
-    async def _drop(self, node):
-        for cluster in self.clusters.values():
-            if cluster.etcd.pop(node.address, None) is not None and not cluster.etcd:
-                await cluster.stop_kube()
-                cluster.kube_node = None
-                cluster.bootstrapped = False
-
-    async def reboot(self, node):
-        await node.reboot()
-
-    async def shutdown(self, node):
-        await node.power_off()
-        if self.on_shutdown is not None:
-            self.on_shutdown(node)
-
-    async def close(self):
-        for node in list(self.nodes.values()):
-            if node.stage != 'off':
-                await node.power_off()
-        for cluster in self.clusters.values():
-            await cluster.stop_kube()
-        for node in self.nodes.values():
-            shutil.rmtree(node.scratch, ignore_errors=True)
-

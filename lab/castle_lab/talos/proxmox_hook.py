@@ -21,9 +21,9 @@ import pathlib
 from fakepve.model import FakeVm
 from fakepve.qemu import DRIVE_KEY, split_drive
 
-from ..factory import Store, installer_schematic, read_iso
 from . import network
-from .node import Fleet
+from .factory import Store, installer_schematic, read_iso
+from .fleet import Fleet
 
 LOG = logging.getLogger('castle_lab.talos')
 GUEST_AGENT = 'siderolabs/qemu-guest-agent'

@@ -112,6 +112,17 @@ def pem(value):
     return base64.b64decode(value, validate=True)
 
 
+def config_pem(value):
+    """A certificate or key of a machine config (base64 PEM), decoded as the node reads it."""
+    return base64.b64decode(value)
+
+
+def load_pair(entry):
+    """(certificate, private key) of a machine config entry {'crt', 'key'}."""
+    return (x509.load_pem_x509_certificate(config_pem(entry['crt'])),
+            serialization.load_pem_private_key(config_pem(entry['key']), None))
+
+
 def ca_pair(bundle, name):
     """(certificate, private key) of one of the bundle's CAs."""
     entry = bundle['certs'][name]

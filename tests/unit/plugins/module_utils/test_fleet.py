@@ -6,7 +6,7 @@ import pathlib
 
 import pytest
 
-from ansible_collections.ephemeral.castle.plugins.module_utils import fleet
+from ansible_collections.ephemeral.castle.plugins.module_utils import fleet, fleet_rules, fleet_schema
 
 REPO = pathlib.Path(__file__).resolve().parents[4]
 FIXTURES = REPO / 'tests' / 'fixtures' / 'fleet'
@@ -32,18 +32,18 @@ def base():
 
 
 def errors_of(data, source='site.fleet.yml'):
-    with pytest.raises(fleet.FleetError) as caught:
-        fleet.validate(data, source)
+    with pytest.raises(fleet_schema.FleetError) as caught:
+        fleet_schema.validate(data, source)
     assert str(caught.value).startswith(source + ': ')
     return caught.value.errors
 
 
 def test_a_good_fleet_validates_with_defaults_filled_in():
-    found = fleet.validate(base())
+    found = fleet_schema.validate(base())
     assert found['machines'][1]['state'] == 'active'
     assert found['machines'][0]['labels'] == {} and found['machines'][0]['connection'] == {}
     assert found['workloads'][2]['depends_on'] == [] and found['workloads'][0]['stateful'] is False
-    assert found['workloads'][0]['promotion']['stages'] == {s: False for s in fleet.STAGES}
+    assert found['workloads'][0]['promotion']['stages'] == {s: False for s in fleet_schema.STAGES}
     assert found['clusters'][0]['role'] == 'production'
     # Defaults are fresh per row, never shared.
     assert found['machines'][0]['labels'] is not found['machines'][1]['labels']
@@ -98,7 +98,7 @@ def test_a_node_is_placed_on_one_of_the_clusters_proxmox_nodes():
     data = base()
     data['clusters'][0]['proxmox'] = {'nodes': ['pve1', 'pve2'], 'node': 'pve1'}
     data['clusters'][0]['nodes'][1]['proxmox_node'] = 'pve2'
-    assert fleet.validate(data)['clusters'][0]['nodes'][1]['proxmox_node'] == 'pve2'
+    assert fleet_schema.validate(data)['clusters'][0]['nodes'][1]['proxmox_node'] == 'pve2'
     data['clusters'][0]['nodes'][1]['proxmox_node'] = 'pve3'
     assert errors_of(data) == ["fleet.clusters[0].nodes[1].proxmox_node: expected one of the cluster's Proxmox VE "
                                "nodes (pve1, pve2), got 'pve3'"]
@@ -107,7 +107,7 @@ def test_a_node_is_placed_on_one_of_the_clusters_proxmox_nodes():
     assert errors_of(data)[0].endswith("nodes (pve1), got 'pve3'")
     # No Proxmox nodes named at all: any node is accepted, Proxmox VE refuses an unknown one.
     data['clusters'][0]['proxmox'] = {}
-    assert fleet.validate(data)['clusters'][0]['nodes'][1]['proxmox_node'] == 'pve3'
+    assert fleet_schema.validate(data)['clusters'][0]['nodes'][1]['proxmox_node'] == 'pve3'
     data['clusters'][0]['nodes'][1]['proxmox_node'] = 2
     assert errors_of(data)[0].startswith('fleet.clusters[0].nodes[1].proxmox_node: expected a string')
 
@@ -128,18 +128,18 @@ def test_every_error_is_reported_at_once():
 def test_a_fleet_file_error_names_the_file(tmp_path):
     path = tmp_path / 'bad.fleet.yml'
     path.write_text('plugin: ephemeral.castle.fleet\nfleet:\n  machines:\n    - {name: a, role: boss}\n')
-    with pytest.raises(fleet.FleetError) as caught:
+    with pytest.raises(fleet_schema.FleetError) as caught:
         fleet.load_file(str(path))
     assert str(caught.value).startswith(str(path) + ': ')
     assert caught.value.errors == ["fleet.machines[0].role: expected one of production, frozen, workstation, "
                                    "experimental, got 'boss'"]
     path.write_text('machines: []\n')
-    with pytest.raises(fleet.FleetError, match='the fleet under the key `fleet:`'):
+    with pytest.raises(fleet_schema.FleetError, match='the fleet under the key `fleet:`'):
         fleet.load_file(str(path))
 
 
 def codes(data):
-    return [v['code'] for v in fleet.check(fleet.validate(data))]
+    return [v['code'] for v in fleet_rules.check(fleet_schema.validate(data))]
 
 
 def test_a_clean_fleet_has_no_violation():
@@ -147,9 +147,9 @@ def test_a_clean_fleet_has_no_violation():
 
 
 def test_lab_and_fixed_fleets_pass_and_the_workstation_one_fails_per_critical_tunnel():
-    assert fleet.check(fleet.load_file(str(REPO / 'inventories' / 'lab' / 'lab.fleet.yml'))) == []
-    assert fleet.check(fleet.load_file(str(FIXTURES / 'fixed.fleet.yml'))) == []
-    found = fleet.check(fleet.load_file(str(FIXTURES / 'workstation-tunnels.fleet.yml')))
+    assert fleet_rules.check(fleet.load_file(str(REPO / 'inventories' / 'lab' / 'lab.fleet.yml'))) == []
+    assert fleet_rules.check(fleet.load_file(str(FIXTURES / 'fixed.fleet.yml'))) == []
+    found = fleet_rules.check(fleet.load_file(str(FIXTURES / 'workstation-tunnels.fleet.yml')))
     assert [(v['code'], v['rows'][0]['tunnel']) for v in found] == [
         ('critical-tunnel-on-workstation', 'vault-reverse'), ('critical-tunnel-on-workstation', 'gateway-runtime')]
     assert 'starts on workstation laptop' in found[0]['message']
@@ -160,7 +160,7 @@ def test_workload_without_target_or_owner():
     data = base()
     del data['workloads'][0]['target_host']
     data['workloads'][2]['owner'] = ''
-    found = fleet.check(fleet.validate(data))
+    found = fleet_rules.check(fleet_schema.validate(data))
     assert [(v['code'], v['rows']) for v in found] == [
         ('workload-no-target', [{'workload': 'app'}]), ('workload-no-owner', [{'workload': 'vault'}])]
 
@@ -168,7 +168,7 @@ def test_workload_without_target_or_owner():
 def test_workload_targeting_a_frozen_machine():
     data = base()
     data['workloads'][1]['target_host'] = 'pve-old'
-    found = fleet.check(fleet.validate(data))
+    found = fleet_rules.check(fleet_schema.validate(data))
     assert [(v['code'], v['rows']) for v in found] == [
         ('workload-targets-frozen', [{'workload': 'db', 'target_host': 'pve-old'}])]
 
@@ -184,11 +184,11 @@ def test_a_dependency_moves_after_its_dependents():
     data = base()
     # vault is a dependency of db and app; moving it in db's wave or earlier breaks the rule for db and app.
     data['workloads'][2]['wave'] = 2
-    found = fleet.check(fleet.validate(data))
+    found = fleet_rules.check(fleet_schema.validate(data))
     assert [(v['code'], [r['workload'] for r in v['rows']]) for v in found] == [
         ('wave-before-dependent', ['vault', 'db'])]
     data['workloads'][2]['wave'] = 1
-    found = fleet.check(fleet.validate(data))
+    found = fleet_rules.check(fleet_schema.validate(data))
     assert [[r['workload'] for r in v['rows']] for v in found] == [['vault', 'app'], ['vault', 'db']]
 
 
@@ -197,7 +197,7 @@ def test_dependency_cycles_are_reported_once_per_tangle():
     data['workloads'][2]['depends_on'] = ['app']
     data['workloads'].append({'name': 'x', 'target_host': 'castle', 'owner': 'o', 'wave': 9, 'depends_on': ['y']})
     data['workloads'].append({'name': 'y', 'target_host': 'castle', 'owner': 'o', 'wave': 8, 'depends_on': ['x']})
-    found = [v for v in fleet.check(fleet.validate(data)) if v['code'] == 'dependency-cycle']
+    found = [v for v in fleet_rules.check(fleet_schema.validate(data)) if v['code'] == 'dependency-cycle']
     assert [[r['workload'] for r in v['rows']] for v in found] == [['app', 'vault'], ['x', 'y']]
     assert found[0]['message'] == 'dependency cycle: app -> vault -> app'
 
@@ -207,14 +207,14 @@ def test_a_long_dependency_chain_is_no_cycle():
               'depends_on': ['w{0}'.format(i + 1)] if i < 4999 else []} for i in range(5000)]
     data = base()
     data['workloads'] = chain
-    assert fleet.check(fleet.validate(data)) == []
+    assert fleet_rules.check(fleet_schema.validate(data)) == []
 
 
 def test_drain_plan_orders_waves_and_names_what_blocks_them():
     data = base()
     data['workloads'].append({'name': 'log', 'current_host': 'pve-old', 'target_host': 'pve-old', 'owner': 'ops',
                               'wave': 1})
-    plan = fleet.drain_plan(fleet.validate(data), 'pve-old')
+    plan = fleet_rules.drain_plan(fleet_schema.validate(data), 'pve-old')
     assert [(w['wave'], w['workloads']) for w in plan['waves']] == [(1, ['app']), (2, ['db']), (3, ['vault'])]
     assert plan['waves'][0]['blocked_by'] == []
     assert plan['waves'][1]['blocked_by'] == [
@@ -228,13 +228,13 @@ def test_drain_plan_unblocks_once_dependents_moved_and_flags_bad_targets():
     data['workloads'][0]['current_host'] = 'castle'
     data['machines'][1]['state'] = 'drained'
     data['workloads'][2]['target_host'] = 'pve-new'
-    plan = fleet.drain_plan(fleet.validate(data), 'pve-old')
+    plan = fleet_rules.drain_plan(fleet_schema.validate(data), 'pve-old')
     assert [(w['wave'], w['blocked_by']) for w in plan['waves']] == [
         (2, []), (3, [{'workload': 'vault', 'reason': 'target pve-new is drained'},
                       {'workload': 'vault', 'reason': 'db (wave 2) depends on it and has not moved yet',
                        'waits_for': 'db'}])]
-    with pytest.raises(fleet.FleetError, match="'mars' is not a machine"):
-        fleet.drain_plan(fleet.validate(data), 'mars')
+    with pytest.raises(fleet_schema.FleetError, match="'mars' is not a machine"):
+        fleet_rules.drain_plan(fleet_schema.validate(data), 'mars')
 
 
 def promoted(tmp_path, **changes):
@@ -247,17 +247,17 @@ def promoted(tmp_path, **changes):
     data = base()
     data['workloads'][0]['stateful'] = True
     data['workloads'][0]['promotion'] = {
-        'overlay': 'apps/app', 'stages': {s: True for s in fleet.STAGES},
+        'overlay': 'apps/app', 'stages': {s: True for s in fleet_schema.STAGES},
         'backup_restore': {'date': '2026-11-19', 'reference': 'restore-drill-42'},
         'canary': {'date': '2026-11-18T09:30:00Z', 'reference': 'canary-7'},
         'approval': {'by': 'alice', 'at': '2026-11-19T10:00:00Z'}, 'image': 'ghcr.io/x/app:1.4.2'}
     data['workloads'][0]['promotion'].update(changes)
-    return fleet.validate(data)
+    return fleet_schema.validate(data)
 
 
 def test_gate_passes_a_fully_promoted_workload(tmp_path):
-    assert fleet.gate_workload(promoted(tmp_path), 'app', str(tmp_path)) == (True, [])
-    assert fleet.gate_workload(promoted(tmp_path, image='reg:5000/x/app@' + DIGEST), 'app', str(tmp_path))[0]
+    assert fleet_rules.gate_workload(promoted(tmp_path), 'app', str(tmp_path)) == (True, [])
+    assert fleet_rules.gate_workload(promoted(tmp_path, image='reg:5000/x/app@' + DIGEST), 'app', str(tmp_path))[0]
 
 
 @pytest.mark.parametrize('image, why', [
@@ -265,7 +265,7 @@ def test_gate_passes_a_fully_promoted_workload(tmp_path):
     ('reg:5000/x/app', 'is untagged'), ('ghcr.io/x/app:stable', "tag 'stable', which is not a version"),
     ('ghcr.io/x/app@sha256:abc', 'malformed digest'), (None, 'no image reference')])
 def test_gate_refuses_an_unpinned_image(tmp_path, image, why):
-    passed, reasons = fleet.gate_workload(promoted(tmp_path, image=image), 'app', str(tmp_path))
+    passed, reasons = fleet_rules.gate_workload(promoted(tmp_path, image=image), 'app', str(tmp_path))
     assert not passed
     assert [r['code'] for r in reasons] == ['image-not-pinned'] and why in reasons[0]['message']
 
@@ -277,7 +277,7 @@ def test_gate_lists_every_reason(tmp_path):
     (tmp_path / 'apps' / 'app' / 'app.toml').unlink()
     (tmp_path / 'apps' / 'app' / 'promote.yml').unlink()
     data['workloads'][0]['target_host'] = 'laptop'
-    passed, reasons = fleet.gate_workload(data, 'app', str(tmp_path))
+    passed, reasons = fleet_rules.gate_workload(data, 'app', str(tmp_path))
     assert not passed
     assert [r['code'] for r in reasons] == ['target-not-production', 'app-toml-missing', 'stage-manifest-missing',
                                             'stage-not-proven', 'stage-not-proven', 'no-backup-restore',
@@ -286,22 +286,22 @@ def test_gate_lists_every_reason(tmp_path):
 
 
 def test_gate_refuses_a_missing_overlay(tmp_path):
-    passed, reasons = fleet.gate_workload(promoted(tmp_path, overlay='apps/none'), 'app', str(tmp_path))
+    passed, reasons = fleet_rules.gate_workload(promoted(tmp_path, overlay='apps/none'), 'app', str(tmp_path))
     assert [r['code'] for r in reasons] == ['overlay-missing']
 
 
 def test_machine_gate_wants_every_workload_drained_and_fresh_evidence():
     data = base()
     data['workloads'][1]['promotion'] = {'backup_restore': {'date': '2026-11-01', 'reference': 'drill-1'}}
-    passed, reasons = fleet.gate_machine(fleet.validate(data), 'pve-old', NOW, 7)
+    passed, reasons = fleet_rules.gate_machine(fleet_schema.validate(data), 'pve-old', NOW, 7)
     assert not passed
     assert [r['code'] for r in reasons] == ['not-drained'] * 3 + ['backup-restore-stale', 'no-backup-restore']
     for w in data['workloads']:
         w['previous_host'], w['current_host'] = 'pve-old', 'castle'
     data['workloads'][1]['promotion']['backup_restore']['date'] = '2026-11-18'
     data['workloads'][2]['promotion'] = {'backup_restore': {'date': '2026-11-21', 'reference': 'drill-2'}}
-    passed, reasons = fleet.gate_machine(fleet.validate(data), 'pve-old', NOW, 7)
+    passed, reasons = fleet_rules.gate_machine(fleet_schema.validate(data), 'pve-old', NOW, 7)
     assert [r['code'] for r in reasons] == ['backup-restore-in-future']
     data['workloads'][2]['promotion']['backup_restore']['date'] = '2026-11-20T08:00:00Z'
-    assert fleet.gate_machine(fleet.validate(data), 'pve-old', NOW, 7) == (True, [])
-    assert fleet.gate_machine(fleet.validate(copy.deepcopy(data)), 'pve-new', NOW, 7) == (True, [])
+    assert fleet_rules.gate_machine(fleet_schema.validate(data), 'pve-old', NOW, 7) == (True, [])
+    assert fleet_rules.gate_machine(fleet_schema.validate(copy.deepcopy(data)), 'pve-new', NOW, 7) == (True, [])

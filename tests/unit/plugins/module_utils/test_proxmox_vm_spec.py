@@ -136,7 +136,7 @@ def test_macs_of_every_network_device():
 
 
 def test_agent_addresses_leave_out_the_loopback_interface_only():
-    from ansible_collections.ephemeral.castle.plugins.module_utils.proxmox_vm_reconcile import agent_ipv4
+    from ansible_collections.ephemeral.castle.plugins.module_utils.proxmox_vm_guest import agent_ipv4
     eth0 = [{'ip-address': '127.0.50.101', 'ip-address-type': 'ipv4'},
             {'ip-address': 'fe80::1', 'ip-address-type': 'ipv6'}]
     answer = {'result': [

@@ -1,11 +1,12 @@
-"""The talosctl runner (argv, retries, errors, secret files) and output parsing (patches: test_talos_config_merge.py)."""
+"""The talosctl runner (argv, retries, errors, secret files), output parsing and config documents (patches:
+test_talos_config_merge.py)."""
 
 import os
 import stat
 
 import pytest
 
-from ansible_collections.ephemeral.castle.plugins.module_utils import talos
+from ansible_collections.ephemeral.castle.plugins.module_utils import talos, talos_documents, talos_output
 
 UNAVAILABLE = ('rpc error: code = Unavailable desc = connection error: desc = "transport: Error while dialing: '
                'dial tcp 10.0.40.11:50000: connect: connection refused"')
@@ -118,7 +119,7 @@ def test_sensitive_stdout_is_left_out_of_the_error():
     with pytest.raises(talos.TalosError) as failed:
         tc.run(['kubeconfig', '-'], sensitive=True)
     assert 'S3CR3T' not in repr(failed.value.details())
-    assert failed.value.stdout == talos.HIDDEN
+    assert failed.value.stdout == talos_output.HIDDEN
 
 
 # ------------------------------------------------------------------- errors
@@ -218,10 +219,10 @@ def test_answers_on_stderr_are_returned_with_stdout():
 def test_node_errors_of_a_multierror_are_named_per_node():
     err = ('error executing bootstrap: 2 errors occurred:\n\t* 10.0.40.11: rpc error: code = AlreadyExists desc = '
            'etcd data directory is not empty\n\t* fd00::12: rpc error: code = Unavailable desc = gone\n\n')
-    assert talos.node_errors(err) == {
+    assert talos_output.node_errors(err) == {
         '10.0.40.11': 'rpc error: code = AlreadyExists desc = etcd data directory is not empty',
         'fd00::12': 'rpc error: code = Unavailable desc = gone'}
-    assert talos.node_errors('error getting version: rpc error: code = Unavailable desc = x') == {}
+    assert talos_output.node_errors('error getting version: rpc error: code = Unavailable desc = x') == {}
     tc, run, dummy = runner([(1, '', err)], retries=0)
     with pytest.raises(talos.TalosError) as failed:
         tc.run(['bootstrap'])
@@ -234,23 +235,23 @@ def test_node_errors_of_a_multierror_are_named_per_node():
 
 def test_json_stream_of_resources():
     text = '{\n  "node": "a",\n  "spec": {"x": 1}\n}\n{\n  "node": "b",\n  "spec": {"x": 2}\n}\n'
-    assert [d['node'] for d in talos.parse_json_stream(text)] == ['a', 'b']
+    assert [d['node'] for d in talos_output.parse_json_stream(text)] == ['a', 'b']
     with pytest.raises(talos.TalosError):
-        talos.parse_json_stream('{"a": 1} not json')
+        talos_output.parse_json_stream('{"a": 1} not json')
 
 
 def test_etcd_members_table():
     text = ('NODE         ID                 HOSTNAME   PEER URLS                 CLIENT URLS               LEARNER\n'
             '10.0.40.11   3a2f7c9d1e0b4a56   cp-1       https://10.0.40.11:2380   https://10.0.40.11:2379   false\n')
-    (row,) = talos.parse_table(text)
+    (row,) = talos_output.parse_table(text)
     assert row['HOSTNAME'] == 'cp-1' and row['PEER URLS'] == 'https://10.0.40.11:2380' and row['LEARNER'] == 'false'
-    assert talos.parse_table('') == []
+    assert talos_output.parse_table('') == []
 
 
 def test_version_output():
     text = ('Client:\n\tTag:         v1.11.6\n\tSHA:         abc\nServer:\n\tNODE:        10.0.40.11\n'
             '\tTag:         v1.11.6\n\tEnabled:     RBAC\n')
-    found = talos.parse_version(text)
+    found = talos_output.parse_version(text)
     assert found['client']['tag'] == 'v1.11.6'
     assert found['servers'] == [{'node': '10.0.40.11', 'tag': 'v1.11.6', 'enabled': 'RBAC'}]
 
@@ -259,7 +260,7 @@ def test_short_version_output():
     """--short shortens the client's part to `Talos <tag>` (pkg/machinery/version Short()); servers stay long."""
     text = ('Client:\nTalos v1.11.6\nServer:\n\tNODE:        10.0.40.11\n\tTag:         v1.11.5\n'
             '\tSHA:         6dd14300\n\tEnabled:     RBAC\n')
-    found = talos.parse_version(text)
+    found = talos_output.parse_version(text)
     assert found['client'] == {'name': 'Talos', 'tag': 'v1.11.6'}
     assert found['servers'] == [{'node': '10.0.40.11', 'tag': 'v1.11.5', 'sha': '6dd14300', 'enabled': 'RBAC'}]
 
@@ -267,11 +268,11 @@ def test_short_version_output():
 def test_redaction_hides_keys_and_tokens_but_not_the_rest():
     config = {'machine': {'token': 'abc.def', 'ca': {'crt': 'LS0t', 'key': 'LS0tS'}, 'certSANs': ['a']},
               'cluster': {'secretboxEncryptionSecret': 'x', 'clusterName': 'lab'}}
-    shown = talos.redacted(config)
+    shown = talos_documents.redacted(config)
     assert shown['machine']['certSANs'] == ['a'] and shown['cluster']['clusterName'] == 'lab'
     for value in (shown['machine']['token'], shown['machine']['ca']['crt'], shown['machine']['ca']['key'],
                   shown['cluster']['secretboxEncryptionSecret']):
-        assert value.startswith(talos.HIDDEN)
+        assert value.startswith(talos_output.HIDDEN)
     assert 'abc.def' not in repr(shown)
 
 
@@ -280,15 +281,5 @@ def test_kubeconfig_identity_ignores_the_client_certificate():
              'certificate-authority-data: Q0E=}\ncontexts:\n- name: admin@lab\nusers:\n- name: admin@lab\n'
              '  user: {client-certificate-data: T05F, client-key-data: a2V5}\n')
     second = first.replace('T05F', 'VFdP').replace('a2V5', 'a2V5Mg==')
-    assert talos.kubeconfig_identity(first) == talos.kubeconfig_identity(second)
-    assert talos.kubeconfig_identity(first) != talos.kubeconfig_identity(first.replace('Q0E=', 'Q0Ey'))
-
-
-def test_write_private_is_0600_and_idempotent(tmp_path):
-    path = str(tmp_path / 'kubeconfig')
-    assert talos.write_private(path, 'a') is True
-    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
-    assert talos.write_private(path, 'a') is False
-    os.chmod(path, 0o644)
-    assert talos.write_private(path, 'a') is True
-    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert talos_documents.kubeconfig_identity(first) == talos_documents.kubeconfig_identity(second)
+    assert talos_documents.kubeconfig_identity(first) != talos_documents.kubeconfig_identity(first.replace('Q0E=', 'Q0Ey'))

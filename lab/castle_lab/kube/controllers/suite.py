@@ -1,0 +1,38 @@
+"""Every controller the Kubernetes emulator runs: kube-controller-manager's, dynamic provisioning and Longhorn, Flux's
+(Helm always; source and kustomize when there is an artifact directory) and External Secrets'."""
+
+from . import storage
+from .core import CrdController, GarbageCollector, NamespaceController, TokenController, WorkloadController
+from .eso.external_secrets import ClusterExternalSecretController, ExternalSecretController
+from .eso.stores import SecretStoreController
+from .eso.vault import VaultRequests
+from .flux import helm
+from .flux.common import ArtifactStorage
+from .flux.kustomize import KustomizationController
+from .flux.source import GitRepositoryController
+
+
+def flux_controllers(api, artifact_dir, kubectl):
+    """source-controller's GitRepository and kustomize-controller's Kustomization, given where artifacts live."""
+    if not artifact_dir:
+        return []
+    artifacts = ArtifactStorage(artifact_dir)
+    return [GitRepositoryController(api, artifacts), KustomizationController(api, artifacts, kubectl)]
+
+
+def eso_controllers(api, requests=None):
+    """ESO's SecretStore/ClusterSecretStore, ExternalSecret and ClusterExternalSecret controllers, counting Vault
+    requests in `requests`."""
+    if api.signer is None:
+        return []
+    requests = requests if requests is not None else VaultRequests()
+    return [SecretStoreController(api, requests), ExternalSecretController(api, requests),
+            ClusterExternalSecretController(api, requests)]
+
+
+def all_controllers(api, artifact_dir=None, kubectl='kubectl', vault_requests=None):
+    """The built-in controllers; Flux's source and kustomize controllers when there is an artifact directory;
+    External Secrets' controllers counting their Vault requests in `vault_requests` (a VaultRequests)."""
+    return [CrdController(api), NamespaceController(api), WorkloadController(api), GarbageCollector(api),
+            TokenController(api), *helm.controllers(api), *storage.controllers(api),
+            *flux_controllers(api, artifact_dir, kubectl), *eso_controllers(api, vault_requests)]

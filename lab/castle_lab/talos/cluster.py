@@ -1,0 +1,204 @@
+"""What the Talos nodes of one cluster share: etcd and its members, and the Kubernetes API that bootstrapping the
+first control plane node starts (castle_lab.kube.server.main) at the control plane endpoint, with the cluster CA
+and service account key of the machine config.
+
+The Kubernetes API and its objects stand for etcd's data: they live while etcd has a member, through
+reboots and power-offs of the node they started on (the API then answers at the endpoint as a VIP would),
+and go with the last member. As on Talos, a control plane node refuses a bootstrap only when its own etcd
+has data, so bootstrapping one that has not yet joined a running cluster makes a second etcd cluster on it.
+"""
+
+import asyncio
+import hashlib
+import logging
+import pathlib
+import shutil
+import ssl
+import sys
+import tempfile
+import time
+from urllib.parse import urlparse
+
+from aiohttp import ClientError, ClientSession, TCPConnector
+
+from ..kube.controllers.longhorn import EXTENSIONS_ANNOTATION
+from ..pki import write_secret
+from . import secrets
+from .api import RpcError
+
+LOG = logging.getLogger('castle_lab.talos')
+KUBE_READY_TIMEOUT = 30.0
+
+
+
+
+
+
+class Cluster:
+    """What the nodes of one cluster (by cluster.id) share: etcd, its members, the Kubernetes API."""
+
+    def __init__(self, fleet, cluster_id):
+        self.fleet = fleet
+        self.id = cluster_id
+        self.bootstrapped = False
+        self.etcd = {}  # address -> member id (hex)
+        self.kube = None  # the Kubernetes API process (castle_lab.kube.server.main)
+        self.kube_node = None  # the control plane node it runs on (the bootstrap node)
+        self.kube_dir = None
+        self.kube_client = None  # (cluster CA, session) the nodes' kubelets talk to the Kubernetes API with
+        self.lock = asyncio.Lock()
+
+    def nodes(self):
+        return [node for node in self.fleet.nodes.values() if node.cluster is self and node.serving]
+
+    def config(self):
+        """The machine config of a control plane node of the cluster (it holds the CAs' keys)."""
+        for node in self.fleet.nodes.values():
+            if node.cluster is self and node.machine_type == 'controlplane':
+                return node.document
+        return None
+
+    async def start_kube(self, node):
+        """Start the Kubernetes API on `node`, at the control plane endpoint of its config."""
+        cluster = node.document['cluster']
+        self.kube_node = node
+        parsed = urlparse(cluster['controlPlane']['endpoint'])
+        host, port = parsed.hostname, parsed.port or 443
+        directory = self.fleet.state / 'clusters' / hashlib.sha256(self.id.encode()).hexdigest()[:12]
+        directory.mkdir(parents=True, exist_ok=True)
+        ca_cert, ca_key = secrets.load_pair(cluster['ca'])
+        cert, key = secrets.issue(ca_cert, ca_key, 'kube-apiserver', addresses=[
+            host, 'localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc',
+            'kubernetes.default.svc.' + cluster.get('network', {}).get('dnsDomain', 'cluster.local')], server=True)
+        files = {'ca': write_secret(directory / 'ca.crt', secrets.config_pem(cluster['ca']['crt'])),
+                 'cert': write_secret(directory / 'apiserver.crt', cert),
+                 'key': write_secret(directory / 'apiserver.key', key),
+                 'sa': write_secret(directory / 'sa.key', secrets.config_pem(cluster['serviceAccount']['key']))}
+        kubectl = shutil.which('kubectl') or 'kubectl'
+        argv = [sys.executable, '-m', 'castle_lab.kube.server.main', '--host', host, '--port', str(port),
+                '--control-port', str(port + 1), '--cert', str(files['cert']), '--key', str(files['key']),
+                '--client-ca', str(files['ca']), '--sa-key', str(files['sa']),
+                '--artifact-dir', str(directory / 'artifacts'), '--kubectl', kubectl, '--no-seed-node']
+        log = open(directory / 'kube.log', 'ab')
+        self.kube = await asyncio.create_subprocess_exec(*argv, stdout=log, stderr=log, stdin=asyncio.subprocess.DEVNULL)
+        log.close()
+        self.kube_dir = directory
+        deadline = time.monotonic() + KUBE_READY_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.kube.returncode is not None:
+                raise RpcError('Internal', 'kube-apiserver exited; see {0}'.format(directory / 'kube.log'))
+            try:
+                _reader, writer = await asyncio.open_connection(host, port)
+                writer.close()
+                return
+            except OSError:
+                await asyncio.sleep(0.1)
+        raise RpcError('DeadlineExceeded', 'kube-apiserver did not start within {0:g}s'.format(KUBE_READY_TIMEOUT))
+
+    async def stop_kube(self):
+        if self.kube_client is not None:
+            await self.kube_client[1].close()
+            self.kube_client = None
+        if self.kube is not None and self.kube.returncode is None:
+            self.kube.terminate()
+            try:
+                await asyncio.wait_for(self.kube.wait(), 10)
+            except asyncio.TimeoutError:
+                self.kube.kill()
+        self.kube = None
+
+    def kube_running(self):
+        return self.kube is not None and self.kube.returncode is None
+
+    def _kube_session(self, cluster):
+        """The session of the cluster's kubelets: a client certificate issued once per cluster CA, one
+        connection pool, as each kubelet keeps its credentials and connection."""
+        if self.kube_client is None or self.kube_client[0] != cluster['ca']['crt']:
+            ca_cert, ca_key = secrets.load_pair(cluster['ca'])
+            cert, key = secrets.issue(ca_cert, ca_key, 'talos:node', organizations=('system:masters',), client=True)
+            context = ssl.create_default_context(cadata=secrets.config_pem(cluster['ca']['crt']).decode())
+            with tempfile.TemporaryDirectory() as scratch:
+                scratch = pathlib.Path(scratch)
+                context.load_cert_chain(str(write_secret(scratch / 'crt', cert)),
+                                        str(write_secret(scratch / 'key', key)))
+            if self.kube_client is not None:
+                asyncio.ensure_future(self.kube_client[1].close())
+            self.kube_client = (cluster['ca']['crt'], ClientSession(connector=TCPConnector(ssl=context)))
+        return self.kube_client[1]
+
+    async def kube_call(self, method, path, body=None):
+        """One request to the cluster's Kubernetes API as its admin; (status, JSON body)."""
+        cluster = self.config()['cluster']
+        url = cluster['controlPlane']['endpoint'].rstrip('/') + path
+        headers = {'Content-Type': 'application/merge-patch+json' if method == 'PATCH' else 'application/json'}
+        async with self._kube_session(cluster).request(method, url, json=body, headers=headers) as response:
+            return response.status, await response.json(content_type=None)
+
+    async def reconcile(self):
+        """Workers waiting for a certificate get one; once bootstrapped, control plane nodes join etcd
+        and every configured node registers as a Ready Kubernetes Node."""
+        for node in self.nodes():
+            if node.stage == 'running' and node.runner is None:
+                await node.restart_api()
+        async with self.lock:
+            if not self.bootstrapped or not self.kube_running():
+                return
+            running = [node for node in self.nodes() if node.stage == 'running']
+            for node in running:
+                if node.machine_type == 'controlplane' and node.address not in self.etcd and not node.own_etcd:
+                    # etcd gives a member added at runtime an id of its peer URLs, cluster and the time: a new one
+                    # on every join, so a node that left and joined again is a new member.
+                    self.etcd[node.address] = hashlib.sha256('{0} {1} {2}'.format(
+                        node.address, self.id, time.time_ns()).encode()).hexdigest()[:16]
+            # Each kubelet registers on its own, all at the same time.
+            outcomes = await asyncio.gather(*(self._register(node) for node in running), return_exceptions=True)
+            for node, outcome in zip(running, outcomes):
+                if isinstance(outcome, (ClientError, OSError, ValueError)):
+                    LOG.warning('registering %s as a Kubernetes node failed: %s', node.hostname, outcome)
+                elif isinstance(outcome, BaseException):
+                    raise outcome
+
+    async def _register(self, node):
+        labels = {'kubernetes.io/hostname': node.hostname, 'kubernetes.io/os': 'linux', 'kubernetes.io/arch': 'amd64'}
+        if node.machine_type == 'controlplane':
+            labels['node-role.kubernetes.io/control-plane'] = ''
+        labels.update(node.document['machine'].get('nodeLabels') or {})
+        # Lab-only: the extensions the node runs, for the emulator's Longhorn (a real one looks at the host).
+        annotations = {EXTENSIONS_ANNOTATION: ','.join(node.extensions[1])}
+        status, body = await self.kube_call('GET', '/api/v1/nodes/' + node.hostname)
+        if status == 404:
+            await self.kube_call('POST', '/api/v1/nodes', {'apiVersion': 'v1', 'kind': 'Node', 'metadata': {
+                'name': node.hostname, 'labels': labels, 'annotations': annotations}})
+        elif not annotations.items() <= ((body.get('metadata') or {}).get('annotations') or {}).items():
+            await self.kube_call('PATCH', '/api/v1/nodes/' + node.hostname, {'metadata': {'annotations': annotations}})
+        now = time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())
+        version = node.document['machine']['kubelet']['image'].rsplit(':', 1)[-1]
+        await self.kube_call('PATCH', '/api/v1/nodes/{0}/status'.format(node.hostname), {'status': {
+            'conditions': [{'type': 'Ready', 'status': 'True', 'reason': 'KubeletReady',
+                            'message': 'kubelet is posting ready status', 'lastHeartbeatTime': now,
+                            'lastTransitionTime': now}],
+            'addresses': [{'type': 'InternalIP', 'address': node.address}, {'type': 'Hostname', 'address': node.hostname}],
+            'nodeInfo': {'kubeletVersion': version, 'osImage': 'Talos ({0})'.format(node.version),
+                         'operatingSystem': 'linux', 'architecture': 'amd64', 'containerRuntimeVersion': 'containerd://2.1.5',
+                         'kernelVersion': '6.12.62-talos', 'kubeProxyVersion': version, 'machineID': node.machine_id,
+                         'systemUUID': node.machine_id, 'bootID': node.machine_id}}})
+
+    async def node_lost(self, node):
+        """A powered-off node's kubelet stops posting status: its Node turns Ready Unknown."""
+        now = time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())
+        try:
+            await self.kube_call('PATCH', '/api/v1/nodes/{0}/status'.format(node.hostname), {'status': {'conditions': [
+                {'type': 'Ready', 'status': 'Unknown', 'reason': 'NodeStatusUnknown',
+                 'message': 'Kubelet stopped posting node status.', 'lastHeartbeatTime': now,
+                 'lastTransitionTime': now}]}})
+        except (ClientError, OSError, ValueError) as exc:
+            LOG.warning('marking Kubernetes node %s lost failed: %s', node.hostname, exc)
+
+    async def forget(self, node):
+        """A node leaves: its etcd membership and its Kubernetes Node go."""
+        self.etcd.pop(node.address, None)
+        if self.kube_running() and self.config() is not None:
+            try:
+                await self.kube_call('DELETE', '/api/v1/nodes/' + node.hostname)
+            except (ClientError, OSError, ValueError) as exc:
+                LOG.warning('deleting Kubernetes node %s failed: %s', node.hostname, exc)
