@@ -9,6 +9,7 @@ from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.ephemeral.castle.plugins.module_utils import fleet as fleet_model
+from ansible_collections.ephemeral.castle.plugins.module_utils import fleet_inputs
 
 
 def _is_fleet(value):
@@ -49,18 +50,18 @@ def cluster_inputs(fleet, cluster=None, services=None):
             source, rows = 'given', _fleet_clusters(fleet_model.validate(fleet, 'the fleet given'))
         elif isinstance(fleet, Mapping):
             source, hosts = _inventory_clusters(fleet)
-            name = fleet_model.pick_cluster(list(hosts), cluster, source)
+            name = fleet_inputs.pick_cluster(list(hosts), cluster, source)
             members = hosts[name]
             row = fleet[members[0]]['fleet_cluster']
-            return fleet_model.cluster_inputs(row, [fleet[host]['fleet_node'] for host in members], services)
+            return fleet_inputs.cluster_inputs(row, [fleet[host]['fleet_node'] for host in members], services)
         else:
             raise AnsibleFilterError('cluster_inputs: expected a fleet file path, a fleet or hostvars, got {0}'.format(
                 type(fleet).__name__))
-        name = fleet_model.pick_cluster(list(rows), cluster, source)
+        name = fleet_inputs.pick_cluster(list(rows), cluster, source)
     except (fleet_model.FleetError, ValueError) as exc:
         raise AnsibleFilterError('cluster_inputs: {0}'.format(exc))
     row, nodes = rows[name]
-    return fleet_model.cluster_inputs(row, nodes, services)
+    return fleet_inputs.cluster_inputs(row, nodes, services)
 
 
 class FilterModule:

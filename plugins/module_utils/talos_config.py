@@ -4,6 +4,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 
 """Machine config: patches merged as Talos merges them, and a node's own settings. PRIVATE to the collection.
+Comparing configs for a diff is in talos_documents.
 
 A patch is a strategic merge patch (one or more YAML documents) or a JSON 6902 list of operations, as
 `talosctl --config-patch` takes them. Strategic merge follows Talos v1.11 (pkg/machinery/config/merge):
@@ -14,9 +15,8 @@ kind and name. JSON 6902 patches need a config of exactly one document.
 """
 
 import copy
-import json
 
-from ansible_collections.ephemeral.castle.plugins.module_utils.talos_documents import dump_config, redacted
+from ansible_collections.ephemeral.castle.plugins.module_utils.talos_documents import doc_identity
 from ansible_collections.ephemeral.castle.plugins.module_utils.talos_output import TalosError, parse_yaml_docs
 
 # Lists a patch replaces instead of appending to (fields tagged merge:"replace" in v1alpha1_types.go).
@@ -33,23 +33,6 @@ KEYED = {
 }
 IDENTITY_KEYS = frozenset(['version', 'kind', 'name'])
 DELETE = '$patch'
-
-
-def doc_identity(doc):
-    """(apiVersion, kind, name) of a document; the v1alpha1 document has neither apiVersion nor kind."""
-    return (doc.get('apiVersion') or '', doc.get('kind') or 'v1alpha1', doc.get('name') or '')
-
-
-def comparable(docs):
-    """Documents in a stable order, for comparing a rendered config with a running one."""
-    return sorted((copy.deepcopy(d) for d in docs or []), key=lambda d: json.dumps(doc_identity(d)))
-
-
-def config_diff(before, after):
-    """An Ansible diff of two configs (lists of documents, or None), keys and tokens redacted."""
-    def text(docs):
-        return dump_config(redacted(comparable(docs))) if docs else ''
-    return dict(before=text(before), after=text(after))
 
 
 # ------------------------------------------------------------------ strategic merge

@@ -6,7 +6,9 @@
 """Machine configs and kubeconfigs as data: loaded, dumped, digested, shown with their secrets hidden.
 PRIVATE to the collection: other collections must not import it."""
 
+import copy
 import hashlib
+import json
 import re
 
 from ansible_collections.ephemeral.castle.plugins.module_utils.talos_output import (
@@ -60,3 +62,20 @@ def kubeconfig_identity(text):
                       for c in config.get('clusters') or [])
     contexts = sorted(c.get('name') for c in config.get('contexts') or [])
     return dict(clusters=clusters, contexts=contexts)
+
+
+def doc_identity(doc):
+    """(apiVersion, kind, name) of a document; the v1alpha1 document has neither apiVersion nor kind."""
+    return (doc.get('apiVersion') or '', doc.get('kind') or 'v1alpha1', doc.get('name') or '')
+
+
+def comparable(docs):
+    """Documents in a stable order, for comparing a rendered config with a running one."""
+    return sorted((copy.deepcopy(d) for d in docs or []), key=lambda d: json.dumps(doc_identity(d)))
+
+
+def config_diff(before, after):
+    """An Ansible diff of two configs (lists of documents, or None), keys and tokens redacted."""
+    def text(docs):
+        return dump_config(redacted(comparable(docs))) if docs else ''
+    return dict(before=text(before), after=text(after))

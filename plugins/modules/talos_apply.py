@@ -136,8 +136,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.ephemeral.castle.plugins.module_utils.base import option, run_module
 from ansible_collections.ephemeral.castle.plugins.module_utils.talos import TALOS, TalosError, Talosctl, target_node
-from ansible_collections.ephemeral.castle.plugins.module_utils.talos_config import comparable, config_diff
-from ansible_collections.ephemeral.castle.plugins.module_utils.talos_documents import digest, load_config
+from ansible_collections.ephemeral.castle.plugins.module_utils.talos_documents import comparable, config_diff, digest, load_config
 
 # Most nodes applied to at the same time.
 APPLIERS = 16

@@ -257,8 +257,8 @@ from concurrent.futures import ThreadPoolExecutor
 from ansible_collections.ephemeral.castle.plugins.module_utils._files import write_private
 from ansible_collections.ephemeral.castle.plugins.module_utils.base import run_module
 from ansible_collections.ephemeral.castle.plugins.module_utils.talos import TALOS, TalosError, Talosctl, target_node
-from ansible_collections.ephemeral.castle.plugins.module_utils.talos_config import apply_patches, comparable, config_diff, node_patch
-from ansible_collections.ephemeral.castle.plugins.module_utils.talos_documents import digest, dump_config, load_config
+from ansible_collections.ephemeral.castle.plugins.module_utils.talos_config import apply_patches, node_patch
+from ansible_collections.ephemeral.castle.plugins.module_utils.talos_documents import comparable, config_diff, digest, dump_config, load_config
 from ansible_collections.ephemeral.castle.plugins.module_utils.talos_output import parse_yaml_docs
 
 

@@ -38,14 +38,15 @@ CONTROLLER = {'all': {'children': {'controller': {'hosts': {'localhost': {
     'ansible_connection': 'local', 'ansible_python_interpreter': '{{ ansible_playbook_python }}'}}}}}}
 
 
-def offline_phoenix(tmp_path, inventory, *extra):
-    """phoenix.yml against an inventory directory of the given files ({name: content}), no lab."""
+def offline_phoenix(tmp_path, inventory, *extra, playbook='phoenix.yml'):
+    """phoenix.yml (or another playbook) against an inventory directory of the given files ({name: content}),
+    no lab."""
     directory = tmp_path / 'inventory'
     directory.mkdir()
     for name, content in inventory.items():
         (directory / name).write_text(yaml.safe_dump(content))
     env = {k: v for k, v in os.environ.items() if not k.startswith(('ANSIBLE_', 'CASTLE_', 'PROXMOX_'))}
-    return directory, run_playbook(env, REPO / 'playbooks' / 'phoenix.yml', *extra, inventory=directory)
+    return directory, run_playbook(env, REPO / 'playbooks' / playbook, *extra, inventory=directory)
 
 
 def test_phoenix_without_a_controller_group_fails_saying_so_and_changes_nothing(tmp_path):
@@ -54,6 +55,13 @@ def test_phoenix_without_a_controller_group_fails_saying_so_and_changes_nothing(
     assert 'the inventory has no controller group' in run.stdout and 'Nothing was changed' in run.stdout
     assert 'fleet_gate' not in run.stdout and 'S0 gate' not in run.stdout
     assert sorted(p.name for p in directory.iterdir()) == ['site.fleet.yml']  # no journal
+
+
+def test_bootstrap_without_a_controller_group_fails_saying_so(tmp_path):
+    directory, run = offline_phoenix(tmp_path, {'site.fleet.yml': FLEET}, playbook='bootstrap.yml')
+    assert run.returncode != 0, run.stdout[-3000:]
+    assert 'the inventory has none' in run.stdout and 'Nothing was changed' in run.stdout
+    assert sorted(p.name for p in directory.iterdir()) == ['site.fleet.yml']
 
 
 def test_phoenix_without_a_target_fails_saying_so(tmp_path):

@@ -10,6 +10,7 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.ephemeral.castle.plugins.filter.fleet import FilterModule
 from ansible_collections.ephemeral.castle.plugins.module_utils import fleet as fleet_model
+from ansible_collections.ephemeral.castle.plugins.module_utils import fleet_inputs
 
 REPO = pathlib.Path(__file__).resolve().parents[4]
 EXAMPLE = REPO / 'inventories' / 'example' / 'site.fleet.yml'
@@ -147,7 +148,7 @@ def test_inputs_of_the_wrong_type_are_named(fleet_arg, services, message):
 
 
 def test_pick_cluster_and_cluster_inputs_work_on_plain_data():
-    assert fleet_model.pick_cluster(['only'], None, 'f') == 'only'
-    assert fleet_model.pick_cluster(['a', 'b'], 'b', 'f') == 'b'
-    got = fleet_model.cluster_inputs({'name': 'c', 'proxmox': {'node': ''}}, [])
+    assert fleet_inputs.pick_cluster(['only'], None, 'f') == 'only'
+    assert fleet_inputs.pick_cluster(['a', 'b'], 'b', 'f') == 'b'
+    got = fleet_inputs.cluster_inputs({'name': 'c', 'proxmox': {'node': ''}}, [])
     assert got['talos']['node'] == ''  # given, even empty: not replaced by a default

@@ -5,7 +5,7 @@ import pathlib
 import pytest
 import yaml
 
-from ansible_collections.ephemeral.castle.plugins.module_utils import talos_config
+from ansible_collections.ephemeral.castle.plugins.module_utils import talos_config, talos_documents
 from ansible_collections.ephemeral.castle.plugins.module_utils.talos import TalosError
 
 CASES = yaml.safe_load((pathlib.Path(__file__).parents[3] / 'fixtures' / 'talos' / 'merge_cases.yaml').read_text())['cases']
@@ -46,7 +46,7 @@ def test_patch_from_a_file(tmp_path):
 
 def test_documents_compare_in_a_stable_order():
     first = [{'version': 'v1alpha1'}, {'apiVersion': 'v1alpha1', 'kind': 'UserVolumeConfig', 'name': 'data'}]
-    assert talos_config.comparable(first) == talos_config.comparable(list(reversed(first)))
+    assert talos_documents.comparable(first) == talos_documents.comparable(list(reversed(first)))
 
 
 def test_node_patch_selects_the_device_by_mac():

@@ -1,7 +1,7 @@
 """talos_apply without a lab: applied only when the node runs another config, over mTLS or the maintenance API,
 check mode as talosctl's dry run, a redacted diff, one node's failure named in a batch."""
 
-from talos_fake import DOWN, MAINTENANCE, FakeTalosctl, config_text
+from fake_talos import DOWN, MAINTENANCE, FakeTalosctl, config_text
 
 ARGS = dict(binary_path='/usr/bin/talosctl', nodes=['10.0.40.11'])
 RUNNING = config_text('cp-1')

@@ -1,6 +1,6 @@
 """talos_bootstrap without a lab: bootstraps once, never beside a running etcd, check mode and diff."""
 
-from talos_fake import FakeTalosctl
+from fake_talos import FakeTalosctl
 
 NODES = ['10.0.40.11', '10.0.40.12']
 ARGS = dict(binary_path='/usr/bin/talosctl', nodes=NODES)

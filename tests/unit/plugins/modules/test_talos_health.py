@@ -1,6 +1,6 @@
 """talos_health without a lab: configured nodes checked, failing checks retried within wait_timeout."""
 
-from talos_fake import MAINTENANCE, FakeTalosctl
+from fake_talos import MAINTENANCE, FakeTalosctl
 
 ARGS = dict(binary_path='/usr/bin/talosctl', control_plane_nodes=['10.0.40.11'], worker_nodes=['10.0.40.21'])
 HEALTHY = ('discovered nodes: ["10.0.40.11"]\nwaiting for etcd to be healthy: ...\n'

@@ -1,6 +1,6 @@
 """talos_info without a lab: each node's state and version, the members and etcd, never a change."""
 
-from talos_fake import DOWN, MAINTENANCE, FakeTalosctl
+from fake_talos import DOWN, MAINTENANCE, FakeTalosctl
 
 ARGS = dict(binary_path='/usr/bin/talosctl')
 

@@ -4,7 +4,7 @@ never in check mode; a new client certificate alone is no change."""
 import os
 import stat
 
-from talos_fake import FakeKV, FakeTalosctl
+from fake_talos import FakeKV, FakeTalosctl
 
 ARGS = dict(binary_path='/usr/bin/talosctl', nodes=['10.0.40.11'], vault_addr='https://vault:8200',
             vault_token='t')

@@ -6,7 +6,7 @@ import stat
 
 import yaml
 
-from talos_fake import MAINTENANCE, FakeTalosctl
+from fake_talos import MAINTENANCE, FakeTalosctl
 
 SECRETS = 'cluster:\n  id: c2VjcmV0\nsecrets:\n  bootstraptoken: abc.def\n'
 ARGS = dict(binary_path='/usr/bin/talosctl', secrets=SECRETS, cluster_name='lab',

@@ -8,7 +8,7 @@ import pytest
 
 from ansible_collections.ephemeral.castle.plugins.module_utils import gate
 
-from talos_fake import DOWN, MAINTENANCE, FakeTalosctl, config_text
+from fake_talos import DOWN, MAINTENANCE, FakeTalosctl, config_text
 
 NODE = '10.0.40.22'
 

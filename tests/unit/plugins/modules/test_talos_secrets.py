@@ -4,7 +4,7 @@ nothing stored in check mode, dest written 0600."""
 import os
 import stat
 
-from talos_fake import FakeKV, FakeTalosctl
+from fake_talos import FakeKV, FakeTalosctl
 
 ARGS = dict(binary_path='/usr/bin/talosctl', vault_addr='https://vault:8200', vault_token='t',
             vault_path='clusters/lab/talos')

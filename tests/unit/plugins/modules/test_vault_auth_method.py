@@ -2,7 +2,7 @@
 
 import pytest
 
-from vault_fake import LOGIN, SYSTEM_TTL, FakeVault, connect
+from fake_vault import LOGIN, SYSTEM_TTL, FakeVault, connect
 
 
 @pytest.fixture

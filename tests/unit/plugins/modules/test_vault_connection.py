@@ -6,7 +6,7 @@ import requests
 from hvac import exceptions
 
 from ansible_collections.ephemeral.castle.plugins.module_utils import vault
-from vault_fake import LOGIN, FakeVault, connect
+from fake_vault import LOGIN, FakeVault, connect
 
 POLICY = 'path "kv/data/app/*" {\n  capabilities = ["read"]\n}\n'
 

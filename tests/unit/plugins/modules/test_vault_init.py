@@ -5,7 +5,7 @@ import stat
 
 import pytest
 
-from vault_fake import FakeVault, connect
+from fake_vault import FakeVault, connect
 
 ADDR = dict(vault_addr='https://bao.example.org:8200')
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from vault_fake import LOGIN, FakeVault, connect
+from fake_vault import LOGIN, FakeVault, connect
 
 HOST = 'https://10.0.40.10:6443'
 CA = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----'

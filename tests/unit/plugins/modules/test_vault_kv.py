@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from vault_fake import LOGIN, FakeVault, connect
+from fake_vault import LOGIN, FakeVault, connect
 
 SECRET = {'user': 'app', 'password': 's3cret-1'}
 

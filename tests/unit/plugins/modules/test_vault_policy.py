@@ -2,7 +2,7 @@
 
 import pytest
 
-from vault_fake import LOGIN, FakeVault, connect
+from fake_vault import LOGIN, FakeVault, connect
 
 POLICY = 'path "kv/data/app/*" {\n  capabilities = ["read"]\n}\n'
 SAME = '# the same, laid out otherwise\npath "kv/data/app/*" { capabilities = ["read", "read"] }'

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from vault_fake import FakeVault, connect
+from fake_vault import FakeVault, connect
 
 ADDR = dict(vault_addr='https://bao.example.org:8200')
 
