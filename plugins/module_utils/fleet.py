@@ -66,6 +66,26 @@ def place_state(fleet, name):
     return found['state'] if found else 'active'
 
 
+def place_kind(fleet, name):
+    """'cluster', 'node' or 'machine' for a name of the fleet; None when the fleet has no such place."""
+    for cluster in fleet['clusters']:
+        if name == cluster['name']:
+            return 'cluster'
+        if name in [n['name'] for n in cluster['nodes']]:
+            return 'node'
+    if name in [m['name'] for m in fleet['machines']]:
+        return 'machine'
+    return None
+
+
+def wiped_with(fleet, name):
+    """The fleet names a wipe of `name` destroys: a cluster's nodes, else the name itself."""
+    for cluster in fleet['clusters']:
+        if name == cluster['name']:
+            return sorted(n['name'] for n in cluster['nodes'])
+    return [name]
+
+
 def dependents(fleet):
     """{workload: [workloads that depend on it]}."""
     found = {w['name']: [] for w in fleet['workloads']}

@@ -56,26 +56,6 @@ def file_digest(path):
         raise GateError('cannot read the fleet file {0}: {1}'.format(path, exc.strerror or exc))
 
 
-def target_kind(fleet, name):
-    """'cluster', 'node' or 'machine' for a name of the fleet; None when the fleet has no such place."""
-    for cluster in fleet['clusters']:
-        if name == cluster['name']:
-            return 'cluster'
-        if name in [n['name'] for n in cluster['nodes']]:
-            return 'node'
-    if name in [m['name'] for m in fleet['machines']]:
-        return 'machine'
-    return None
-
-
-def cleared_names(fleet, name):
-    """The fleet names a wipe of `name` destroys: a cluster's nodes, else the name itself."""
-    for cluster in fleet['clusters']:
-        if name == cluster['name']:
-            return sorted(n['name'] for n in cluster['nodes'])
-    return [name]
-
-
 def _parse(text):
     found = []
     for line in text.splitlines():

@@ -147,10 +147,10 @@ expires:
 import json
 
 from ansible_collections.ephemeral.castle.plugins.module_utils.base import CastleError, run_module
-from ansible_collections.ephemeral.castle.plugins.module_utils.fleet import LAYER, FleetError, FleetRefusal, fleet_of
+from ansible_collections.ephemeral.castle.plugins.module_utils.fleet import (
+    LAYER, FleetError, FleetRefusal, fleet_of, place_kind, wiped_with)
 from ansible_collections.ephemeral.castle.plugins.module_utils.fleet_rules import gate_machine, gate_workload, utcnow
-from ansible_collections.ephemeral.castle.plugins.module_utils.gate import (
-    GateError, cleared_names, issue, target_kind)
+from ansible_collections.ephemeral.castle.plugins.module_utils.gate import GateError, issue
 
 
 def refusals(reasons):
@@ -161,7 +161,7 @@ def consent(module, fleet, result):
     """Issue and record the token for a machine that passed or was let go; result gains what was issued."""
     params = module.params
     machine = params['machine']
-    result.update(kind=target_kind(fleet, machine), cleared=cleared_names(fleet, machine),
+    result.update(kind=place_kind(fleet, machine), cleared=wiped_with(fleet, machine),
                   overridden=not result['passed'] and bool(params['override_reason']))
     if not params['journal'] or not (result['passed'] or result['overridden']) or module.check_mode:
         return

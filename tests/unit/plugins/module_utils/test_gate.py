@@ -5,7 +5,7 @@ import datetime
 
 import pytest
 
-from ansible_collections.ephemeral.castle.plugins.module_utils import gate
+from ansible_collections.ephemeral.castle.plugins.module_utils import fleet, gate
 
 NOW = datetime.datetime(2026, 12, 4, 14, 0, tzinfo=datetime.timezone.utc)
 FLEET = {'clusters': [{'name': 'castle', 'nodes': [{'name': 'cp-1'}, {'name': 'w-1'}]}],
@@ -30,11 +30,11 @@ def later(seconds):
     return NOW + datetime.timedelta(seconds=seconds)
 
 
-def test_targets_kinds_and_the_names_a_wipe_destroys():
-    assert [gate.target_kind(FLEET, n) for n in ('castle', 'w-1', 'pve-old', 'nope')] == \
+def test_places_kinds_and_the_names_a_wipe_destroys():
+    assert [fleet.place_kind(FLEET, n) for n in ('castle', 'w-1', 'pve-old', 'nope')] == \
         ['cluster', 'node', 'machine', None]
-    assert gate.cleared_names(FLEET, 'castle') == ['cp-1', 'w-1']
-    assert gate.cleared_names(FLEET, 'w-1') == ['w-1']
+    assert fleet.wiped_with(FLEET, 'castle') == ['cp-1', 'w-1']
+    assert fleet.wiped_with(FLEET, 'w-1') == ['w-1']
 
 
 def test_the_journal_records_the_decision_and_a_digest_never_the_token(paths):
