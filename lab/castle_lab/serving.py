@@ -1,11 +1,24 @@
-"""What the lab's in-process servers share: running until told to stop, and control APIs for loopback only."""
+"""What the lab's in-process servers share: their command line, running until told to stop, and control APIs for
+loopback only."""
 
+import argparse
 import asyncio
 import ipaddress
 import signal
 import ssl
 
 from aiohttp import web
+
+
+def service_parser(description, required, port, control_port):
+    """The command line of a lab server: the `required` options (--host and its files), the port it serves and
+    the port of its control API."""
+    parser = argparse.ArgumentParser(description=description)
+    for option in required:
+        parser.add_argument(option, required=True)
+    parser.add_argument('--port', type=int, default=port)
+    parser.add_argument('--control-port', type=int, default=control_port)
+    return parser
 
 
 def stop_event():

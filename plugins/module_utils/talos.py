@@ -10,8 +10,8 @@ talosctl is run with argument lists (never a shell). Secrets (bundle, machine co
 content) reach it only as files created 0600 in a private directory that is removed afterwards.
 Calls that failed on an unreachable node (gRPC Unavailable, refused or broken connections) are
 retried a bounded number of times with jittered backoff, within a deadline on the monotonic clock.
-What talosctl prints is read in talos_output, machine configs as data are in talos_documents, patches
-and comparisons in talos_config.
+What talosctl prints is read in talos_output, machine configs as data and their comparison are in
+talos_documents, patches (read for `talosctl machineconfig patch`) and a node's own settings in talos_config.
 
 A module asks TALOS for its AnsibleModule and runs its work with a Talosctl:
 

@@ -12,7 +12,8 @@ description:
   - Generates the config of a control-plane or worker node from the cluster's secrets bundle with
     C(talosctl gen config --with-secrets), then applies, in this order, the cluster patches, the patches
     of the node's role, the node's own settings (hostname, address, gateway, VIP, install disk and
-    image) and the node's extra patches, merging them as Talos does.
+    image) and the node's extra patches, with C(talosctl machineconfig patch), so they merge exactly as Talos
+    merges them.
   - The node's address, gateway and VIP go on its network device, selected by its MAC address
     (O(mac), as C(deviceSelector.hardwareAddr)) unless O(interface) names it. Talos 1.5 and later
     name links predictably (C(ens18) for a Proxmox VE VM's first virtio NIC), so C(eth0) matches no link.
@@ -257,7 +258,7 @@ from concurrent.futures import ThreadPoolExecutor
 from ansible_collections.ephemeral.castle.plugins.module_utils._files import write_private
 from ansible_collections.ephemeral.castle.plugins.module_utils.base import run_module
 from ansible_collections.ephemeral.castle.plugins.module_utils.talos import TALOS, TalosError, Talosctl, target_node
-from ansible_collections.ephemeral.castle.plugins.module_utils.talos_config import apply_patches, node_patch
+from ansible_collections.ephemeral.castle.plugins.module_utils.talos_config import node_patch, patch_text
 from ansible_collections.ephemeral.castle.plugins.module_utils.talos_documents import comparable, config_diff, digest, dump_config, load_config
 from ansible_collections.ephemeral.castle.plugins.module_utils.talos_output import parse_yaml_docs
 
@@ -297,8 +298,8 @@ def talosconfig_for(talosctl, params, secrets_file):
 
 MACHINE_KEYS = ('hostname', 'role', 'address', 'gateway', 'mac', 'interface', 'vip', 'install_disk', 'node_patches')
 MAC = re.compile(r'^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$')
-# Concurrent `talosctl validate` runs of one module run.
-VALIDATORS = 4
+# Nodes patched and validated at once (each a `talosctl machineconfig patch` and a `talosctl validate`).
+WORKERS = 4
 
 
 def check_machine(params):
@@ -314,23 +315,30 @@ def check_machine(params):
     return role_patches
 
 
-def patched(params, base, role_patches):
-    """The base config of the node's role with the cluster, role and node patches applied, as YAML."""
-    docs = base
+def patched(talosctl, params, base_file, role_patches, number):
+    """The base config of the node's role with the cluster, role and node patches applied by
+    `talosctl machineconfig patch`, as documents."""
+    host = params['hostname'] + ': ' if params['machines'] else ''
     try:
         own = node_patch(hostname=params['hostname'], address=params['address'], gateway=params['gateway'],
                          mac=params['mac'], interface=params['interface'], install_disk=params['install_disk'],
                          install_image=params['install_image'], vip=params['vip'], nameservers=params['nameservers'])
     except TalosError as exc:
         raise TalosError('{0}{1}'.format(params['hostname'] + ': ' if params['hostname'] else '', exc))
+    args = ['machineconfig', 'patch', base_file]
     for name, patches in (('patches', params['patches']), ('role_patches.' + params['role'], role_patches),
                           ('node settings', [own] if own else []), ('node_patches', params['node_patches'])):
-        try:
-            docs = apply_patches(docs, patches)
-        except TalosError as exc:
-            raise TalosError('{0}{1}: {2}'.format(
-                params['hostname'] + ': ' if params['machines'] else '', name, exc))
-    return docs
+        for position, patch in enumerate(patches or [], 1):
+            try:
+                text = patch_text(patch)
+            except TalosError as exc:
+                raise TalosError('{0}{1}: patch {2}: {3}'.format(host, name, position, exc))
+            path = talosctl.secret_file('patch-{0}-{1}.yaml'.format(number, len(args)), text)
+            args += ['--patch', '@' + path]
+    try:
+        return load_config(talosctl.run(args, connect=False, sensitive=True, cwd=talosctl.private_dir))
+    except TalosError as exc:
+        raise TalosError('{0}{1}'.format(host, exc))
 
 
 def validate(talosctl, params, config, name):
@@ -380,14 +388,21 @@ def render(module, talosctl):
         raise TalosError('the secrets bundle is not YAML: {0}'.format(exc))
     secrets_file = talosctl.secret_file('secrets.yaml', secrets)
     # Nodes of one role differ only by their patches: one generation per role.
-    bases = dict((role, load_config(generate(talosctl, params, secrets_file, role)))
+    bases = dict((role, talosctl.secret_file(role + '.yaml', generate(talosctl, params, secrets_file, role)))
                  for role in sorted(set(m['role'] for m in machines)))
-    docs = [patched(machine, bases[machine['role']], patches) for machine, patches in zip(machines, role_patches)]
-    configs = [dump_config(d) for d in docs]
-    if params['validate']:
-        with ThreadPoolExecutor(max_workers=min(VALIDATORS, len(configs))) as pool:
-            list(pool.map(lambda job: validate(talosctl, job[0], job[1], 'config-{0}.yaml'.format(job[2])),
-                          zip(machines, configs, range(len(configs)))))
+
+    def build(job):
+        number, machine, patches = job
+        docs = patched(talosctl, machine, bases[machine['role']], patches, number)
+        config = dump_config(docs)
+        if params['validate']:
+            validate(talosctl, machine, config, 'config-{0}.yaml'.format(number))
+        return docs, config
+
+    with ThreadPoolExecutor(max_workers=min(WORKERS, len(machines))) as pool:
+        built = list(pool.map(build, zip(range(len(machines)), machines, role_patches)))
+    docs = [b[0] for b in built]
+    configs = [b[1] for b in built]
     if params['machines'] is not None:
         result = dict(changed=False, configs=dict(
             (m['hostname'], dict(config=c, config_sha256=digest(c))) for m, c in zip(machines, configs)))

@@ -131,6 +131,16 @@ elif command == 'gen config':
         config['cluster']['secretboxEncryptionSecret'] = bundle['secrets']['secretboxencryptionsecret']
         config['cluster']['etcd'] = {'ca': certs['etcd']}
     print(yaml.safe_dump(config, sort_keys=False), end='')
+elif command == 'machineconfig patch':
+    # Merged by the lab's talosctl engine, which the table of upstream merge cases tests.
+    from castle_lab.talos import machineconfig
+    with open(words[2]) as handle:
+        docs = [d for d in yaml.safe_load_all(handle) if d is not None]
+    try:
+        patches = [machineconfig.read_patch(argv[i + 1]) for i, arg in enumerate(argv) if arg in ('--patch', '-p')]
+        print(machineconfig.dump_documents(machineconfig.apply_patches(docs, patches)))
+    except machineconfig.PatchError as exc:
+        fail(str(exc))
 elif command.startswith('validate'):
     with open(flag('--config')) as handle:
         config = yaml.safe_load(handle)

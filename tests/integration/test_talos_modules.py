@@ -88,8 +88,10 @@ def test_machine_config_merges_cluster_role_and_node_patches_in_order(talos_env,
     assert machine['nodeLabels'] == {'rack': 'r1'}
     assert cluster['allowSchedulingOnControlPlanes'] is True and cluster['network']['cni'] == {'name': 'none'}
     commands = [c[:2] for c in fake.calls]
-    assert commands[1:] == [['gen', 'config'], ['validate', '--config']]
-    assert fake.calls[2][-2:] == ['--mode', 'metal']
+    assert commands[1:] == [['gen', 'config'], ['machineconfig', 'patch'], ['validate', '--config']]
+    # talosctl merges: the cluster's, the role's, the node's own settings, then the node's patches, in order.
+    assert fake.calls[2].count('--patch') == 4
+    assert fake.calls[3][-2:] == ['--mode', 'metal']
     again = render(talos_env, fake, bundle)
     assert yaml.safe_load(again.result['config'])['cluster']['ca'] == cluster['ca']
     assert leftovers(talos_env) == []
@@ -102,9 +104,11 @@ def test_machine_config_names_bad_input(talos_env, fake):
     worker_vip = render(talos_env, fake, bundle, role='worker')
     assert worker_vip.rc != 0 and 'vip is for control-plane nodes' in worker_vip.result['msg']
     bad_patch = render(talos_env, fake, bundle, patches=[[{'op': 'remove', 'path': '/machine/nothing'}]])
-    assert bad_patch.rc != 0 and bad_patch.result['msg'] == (
-        'patches: patch 1: failure applying rfc6902 patches to talos machine config: '
-        'cannot remove /machine/nothing: it does not exist')
+    assert bad_patch.rc != 0 and bad_patch.result['msg'].startswith(
+        'talosctl machineconfig patch failed (rc=1): failure applying rfc6902 patches to talos machine config: ')
+    not_a_patch = render(talos_env, fake, bundle, node_patches=['plain words'])
+    assert not_a_patch.rc != 0 and not_a_patch.result['msg'] == (
+        'node_patches: patch 1: neither a strategic merge patch (YAML mappings) nor a JSON patch (a list of operations)')
     no_device = render(talos_env, fake, bundle, mac=None)
     assert no_device.rc != 0 and 'cp-1: address, gateway and vip go on a network device' in no_device.result['msg']
     bad_mac = render(talos_env, fake, bundle, mac='bc:24:11:00:00')

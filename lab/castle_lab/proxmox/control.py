@@ -114,21 +114,14 @@ class ControlApi:
 
     def app(self):
         app = web.Application(middlewares=[loopback_only, self._errors])
-        app.router.add_get('/requests', self.requests)
-        app.router.add_post('/requests/reset', self.reset_requests)
-        app.router.add_post('/fault', self.fail)
-        app.router.add_delete('/fault', self.clear_faults)
-        app.router.add_post('/time-scale', self.time_scale)
-        app.router.add_post('/hold-lock', self.hold_lock)
-        app.router.add_post('/node', self.node)
-        app.router.add_post('/agent', self.agent)
-        app.router.add_post('/quorum', self.quorum)
-        app.router.add_post('/network', self.network)
-        app.router.add_get('/vms', self.vms)
-        app.router.add_post('/vms', self.create_vms)
-        app.router.add_get('/talos-nodes', self.talos_nodes)
-        app.router.add_post('/reset', self.reset)
-        app.router.add_post('/talos-hang', self.talos_hang)
+        app.add_routes([
+            web.get('/requests', self.requests), web.post('/requests/reset', self.reset_requests),
+            web.post('/fault', self.fail), web.delete('/fault', self.clear_faults),
+            web.post('/time-scale', self.time_scale), web.post('/hold-lock', self.hold_lock),
+            web.post('/node', self.node), web.post('/agent', self.agent), web.post('/quorum', self.quorum),
+            web.post('/network', self.network), web.get('/vms', self.vms), web.post('/vms', self.create_vms),
+            web.get('/talos-nodes', self.talos_nodes), web.post('/reset', self.reset),
+            web.post('/talos-hang', self.talos_hang)])
         return app
 
     @web.middleware

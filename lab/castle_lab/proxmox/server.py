@@ -8,10 +8,9 @@ fakepve's model is not thread-safe: everything that changes it, the control API 
 this event loop.
 """
 
-import argparse
 import asyncio
 
-from ..serving import stop_event
+from ..serving import service_parser, stop_event
 from ..talos.factory import default_iso
 from .control import serve as serve_control
 from .fake import LabPve
@@ -70,11 +69,7 @@ async def serve(args):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__)
-    for option in ('--host', '--cert', '--key', '--token-id', '--token-file'):
-        parser.add_argument(option, required=True)
-    parser.add_argument('--port', type=int, default=8006)
-    parser.add_argument('--control-port', type=int, default=8007)
+    parser = service_parser(__doc__, ('--host', '--cert', '--key', '--token-id', '--token-file'), 8006, 8007)
     parser.add_argument('--talos-state', help='where Talos nodes keep their leases and clusters (none: no Talos nodes)')
     parser.add_argument('--storage-dir', help='where files download-url fetches are written (none: in memory)')
     parser.add_argument('--ca', help='the CA download-url trusts for https URLs (none: the system\'s)')

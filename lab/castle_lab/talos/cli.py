@@ -221,6 +221,34 @@ def cmd_gen_config(args):
     return 0
 
 
+def cmd_machineconfig_patch(args):
+    """`talosctl machineconfig patch`: the file's config with every --patch applied, printed or written to --output."""
+    patched = _patched(_read(args.file), args.patch)
+    if not args.output:
+        print(patched)
+        return 0
+    output = pathlib.Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(patched)
+    return 0
+
+
+def _read(path):
+    try:
+        return pathlib.Path(path).read_text()
+    except OSError as exc:
+        raise Failure('open {0}: {1}'.format(path, exc.strerror.lower())) from None
+
+
+def _patched(text, arguments):
+    """Config text with each --patch argument applied in order (configpatcher.Apply)."""
+    try:
+        documents = [doc for doc in yaml.safe_load_all(text) if doc is not None]
+        return machineconfig.dump_documents(machineconfig.apply_patches(documents, _patches(arguments)))
+    except (yaml.YAMLError, machineconfig.PatchError) as exc:
+        raise Failure(str(exc)) from None
+
+
 def _write_outputs(args, types, generated):
     names = {'controlplane': 'controlplane.yaml', 'worker': 'worker.yaml', 'talosconfig': 'talosconfig'}
     output = args.output
@@ -241,10 +269,7 @@ def _write_outputs(args, types, generated):
 # ------------------------------------------------------------------ validate, version
 
 def cmd_validate(args):
-    try:
-        text = pathlib.Path(args.config).read_text()
-    except OSError as exc:
-        raise Failure('open {0}: {1}'.format(args.config, exc.strerror.lower())) from None
+    text = _read(args.config)
     try:
         _documents, warnings = schema.validate(text, mode=args.mode, strict=args.strict)
     except schema.ConfigInvalid as exc:
@@ -290,15 +315,11 @@ def cmd_version(args):
 def cmd_apply_config(args):
     if not args.file:
         raise Failure('no filename supplied for configuration')
-    try:
-        text = pathlib.Path(args.file).read_text()
-    except OSError as exc:
-        raise Failure('open {0}: {1}'.format(args.file, exc.strerror.lower())) from None
+    text = _read(args.file)
     if args.config_patch:
         try:
-            documents = [doc for doc in yaml.safe_load_all(text) if doc is not None]
-            text = machineconfig.dump_documents(machineconfig.apply_patches(documents, _patches(args.config_patch)))
-        except (yaml.YAMLError, machineconfig.PatchError) as exc:
+            text = _patched(text, args.config_patch)
+        except Failure as exc:
             raise Failure('error applying patches: {0}'.format(exc)) from None
     client = Client(args, insecure=args.insecure)
 
@@ -604,6 +625,13 @@ def _parser():
     # Comments only; the lab's configs carry none either way.
     bool_flag(gen_config, 'with-docs', True, 'renders all machine configs adding the documentation for each field')
     bool_flag(gen_config, 'with-examples', True, 'renders all machine configs with the commented examples')
+
+    config_commands = commands.add_parser('machineconfig', aliases=['mc'], help='Machine config related commands')
+    config_commands = config_commands.add_subparsers(dest='machineconfig_command', required=True, parser_class=Parser)
+    patch = _command(config_commands, 'patch', 'Patch a machine config', cmd_machineconfig_patch, connected=False)
+    patch.add_argument('file', metavar='<machineconfig-file>')
+    patch.add_argument('-p', '--patch', action='append')
+    patch.add_argument('-o', '--output', default='')
 
     validate_cmd = _command(commands, 'validate', 'Validate config', cmd_validate, connected=False)
     validate_cmd.add_argument('-c', '--config', required=True)

@@ -99,6 +99,11 @@ def _ip(text):
         return None
 
 
+def _address_errors(link, label):
+    """`<label>: <reason>` for each of a device's or VLAN's addresses that is neither an IP nor a CIDR."""
+    return ['{0}: {1}'.format(label, reason) for reason in map(_ip_or_cidr_error, link.get('addresses') or []) if reason]
+
+
 def _ip_or_cidr_error(address):
     """Go's net.ParseCIDR / net.ParseIP verdict on an address, as validateIPOrCIDR words it, or None."""
     if '/' in address:
@@ -127,16 +132,10 @@ def _device_errors(device):
         where = '{0}.{1}'.format(name, vlan.get('vlanId', 0))
         if vlan.get('addresses') and vlan.get('cidr'):
             errors.append('[networking.os.device.vlan] {0}: vlan can\'t have both .cidr and .addresses set'.format(where))
-        for address in vlan.get('addresses') or []:
-            reason = _ip_or_cidr_error(address)
-            if reason:
-                errors.append('[networking.os.device.vlan.addresses] {0}: {1}'.format(where, reason))
+        errors += _address_errors(vlan, '[networking.os.device.vlan.addresses] {0}'.format(where))
     if device.get('addresses') and device.get('cidr'):
         errors.append('[networking.os.device] "{0}": interface can\'t have both .cidr and .addresses set'.format(name))
-    for address in device.get('addresses') or []:
-        reason = _ip_or_cidr_error(address)
-        if reason:
-            errors.append('[networking.os.device.addresses] "{0}": {1}'.format(name, reason))
+    errors += _address_errors(device, '[networking.os.device.addresses] "{0}"'.format(name))
     vip = device.get('vip')
     if vip is not None and not _ip((vip or {}).get('ip') or ''):
         errors.append('[networking.os.device.vip] failed to parse "{0}" as IP address'.format((vip or {}).get('ip') or ''))

@@ -54,16 +54,33 @@ CASES = yaml.safe_load((pathlib.Path(__file__).parents[2] / 'fixtures' / 'talos'
 
 
 @pytest.mark.parametrize('case', CASES, ids=[case['name'] for case in CASES])
-def test_upstream_merge_case(case):
-    """The shared table of Talos's merge cases, through gen config's patch engine."""
-    def run():
-        return machineconfig.apply_patches(case['base'], [machineconfig.read_patch(text) for text in case['patches']])
+def test_upstream_merge_case(case, tmp_path, capsys):
+    """The shared table of Talos's merge cases, through `talosctl machineconfig patch` as the collection runs it."""
+    config = tmp_path / 'config.yaml'
+    config.write_text(machineconfig.dump_documents(case['base']))
+    argv = ['machineconfig', 'patch', str(config)]
+    for text in case['patches']:
+        argv += ['--patch', text]
+    rc = cli.main(argv)
+    out, err = capsys.readouterr()
     if 'error' in case:
-        with pytest.raises(machineconfig.PatchError) as found:
-            run()
-        assert case['error'] in str(found.value)
+        assert rc == 1 and case['error'] in err
     else:
-        assert run() == case['expected']
+        assert rc == 0, err
+        assert [doc for doc in yaml.safe_load_all(out) if doc is not None] == case['expected']
+
+
+def test_machineconfig_patch_writes_the_output_file_and_takes_patch_files(tmp_path, capsys):
+    config = tmp_path / 'config.yaml'
+    config.write_text('version: v1alpha1\nmachine: {type: worker, install: {wipe: false}}\n')
+    patch = tmp_path / 'patch.yaml'
+    patch.write_text('machine: {install: {wipe: true}}\n')
+    output = tmp_path / 'out' / 'worker.yaml'
+    assert cli.main(['mc', 'patch', str(config), '-p', '@' + str(patch), '-o', str(output)]) == 0
+    assert capsys.readouterr().out == ''
+    assert yaml.safe_load(output.read_text()) == {'version': 'v1alpha1', 'machine': {'type': 'worker', 'install': {'wipe': True}}}
+    assert cli.main(['machineconfig', 'patch', str(tmp_path / 'missing.yaml')]) == 1
+    assert 'open {0}: no such file or directory'.format(tmp_path / 'missing.yaml') in capsys.readouterr().err
 
 
 def test_strategic_merge_leaves_its_input_alone():

@@ -1,7 +1,6 @@
 """The lab's Kubernetes API process: castle_lab.kube served over HTTPS with client-certificate and token auth,
 its controllers on the same event loop, and the control API (faults, External Secrets' Vault requests) beside it."""
 
-import argparse
 import asyncio
 import logging
 import shutil
@@ -10,7 +9,7 @@ import ssl
 from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 
-from ...serving import stop_event
+from ...serving import service_parser, stop_event
 from ..api.auth import TokenSigner
 from ..api.objects import KubeApi
 from ..controllers.eso.vault import VaultRequests
@@ -59,15 +58,11 @@ async def serve(args):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__)
-    for option in ('--host', '--cert', '--key', '--client-ca', '--sa-key'):
-        parser.add_argument(option, required=True)
+    parser = service_parser(__doc__, ('--host', '--cert', '--key', '--client-ca', '--sa-key'), 6443, 6444)
     parser.add_argument('--artifact-dir', help='where the Flux source controller stores artifacts')
     parser.add_argument('--kubectl', default='kubectl', help='the kubectl that builds Flux Kustomizations')
     parser.add_argument('--no-seed-node', action='store_true',
                         help='start without the castle-lab-node Node (nodes register themselves)')
-    parser.add_argument('--port', type=int, default=6443)
-    parser.add_argument('--control-port', type=int, default=6444)
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(name)s %(levelname)s %(message)s')
     asyncio.run(serve(parser.parse_args()))
 

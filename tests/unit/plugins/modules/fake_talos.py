@@ -21,6 +21,14 @@ def config_text(hostname, machine_type='controlplane', **extra):
     return yaml.safe_dump(dict(version='v1alpha1', machine=machine), sort_keys=False)
 
 
+def merge_into(base, patch):
+    for key, value in patch.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            merge_into(base[key], value)
+        else:
+            base[key] = value
+
+
 class Call(object):
     """One talosctl command line: its subcommand words, flags, target nodes, and the files it named (read at
     call time, as talosctl would)."""
@@ -36,6 +44,9 @@ class Call(object):
         self.insecure = '--insecure' in argv
         self.nodes = self.flag('--nodes').split(',') if '--nodes' in argv else []
         self.files = dict((a, open(a).read()) for a in argv if os.path.isfile(a))
+        # --patch @file: the file's text, read as talosctl would.
+        self.patches = [open(value[1:]).read() for flag, value in zip(argv, argv[1:])
+                        if flag == '--patch' and value.startswith('@')]
 
     def flag(self, name):
         return self.argv[self.argv.index(name) + 1] if name in self.argv else None
@@ -81,16 +92,17 @@ class FakeTalosctl(object):
     def __call__(self, argv, check_rc=False, cwd=None):
         call = Call(argv, cwd)
         self.calls.append(call)
-        answer = self.answers.get(call.command)
+        verb = ' '.join(call.words[:2])
+        answer = self.answers.get(call.command, self.answers.get(verb))
         if answer is not None:
             return answer(call) if callable(answer) else answer
-        handler = getattr(self, 'do_' + call.command.replace(' ', '_').replace('-', '_'), None)
+        handler = getattr(self, 'do_' + verb.replace(' ', '_').replace('-', '_'), None)
         if handler is None:
             raise AssertionError('unexpected talosctl call: {0}'.format(' '.join(argv)))
         return handler(call)
 
     def ran(self, command):
-        return [call for call in self.calls if call.command == command]
+        return [call for call in self.calls if call.command == command or call.command.startswith(command + ' ')]
 
     # ----------------------------------------------------------------- what the nodes answer
 
@@ -156,6 +168,17 @@ class FakeTalosctl(object):
         for node in nodes:
             self.nodes[node].update(state=CONFIGURED, config=call.files[call.flag('--file')])
         return 0, '', 'Applied configuration without a reboot\n'
+
+    def do_machineconfig_patch(self, call):
+        """Each strategic --patch merged into the config file's one document: mappings key by key, the rest
+        replaced; JSON patches are only recorded (enough for the modules' tests; the lab's talosctl merges as
+        Talos does)."""
+        config = yaml.safe_load(call.files[call.words[2]])
+        for text in call.patches:
+            patch = yaml.safe_load(text)
+            if isinstance(patch, dict):
+                merge_into(config, patch)
+        return 0, yaml.safe_dump(config, sort_keys=False), ''
 
     def do_reset(self, call):
         nodes, error = self.reachable(call)

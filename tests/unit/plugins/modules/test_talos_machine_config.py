@@ -1,4 +1,4 @@
-"""talos_machine_config without a lab: one talosctl gen config per role, patches merged, validation, dest
+"""talos_machine_config without a lab: one talosctl gen config per role, patches merged by talosctl, validation, dest
 written 0600 only when it differs (never in check mode), comparison with the node's running config."""
 
 import os
@@ -45,6 +45,48 @@ def test_a_node_config_is_rendered_patched_and_validated(run_module, monkeypatch
     assert gen.files[gen.flag('--with-secrets')] == SECRETS and SECRETS not in ' '.join(gen.argv)
     (check,) = fake.ran('validate')
     assert check.files[check.flag('--config')] == result['config'] and check.flag('--mode') == 'metal'
+
+
+def test_talosctl_merges_every_patch_in_order_from_private_files(run_module, monkeypatch, tmp_path):
+    fake = talosctl(monkeypatch)
+    patch_file = tmp_path / 'p.yaml'
+    patch_file.write_text('machine:\n  install:\n    wipe: true\n')
+    result = run_module('talos_machine_config', patches=['@{0}'.format(patch_file)],
+                        role_patches={'controlplane': [[{'op': 'add', 'path': '/machine/kubelet', 'value': {}}]]},
+                        node_patches=['machine: {install: {disk: /dev/vda}}'], **CP)
+    assert not result.failed, result.msg
+    (merge,) = fake.ran('machineconfig patch')
+    # In order: patches, role_patches, the node's own settings, node_patches; each a private file.
+    assert [yaml.safe_load(text) for text in merge.patches] == [
+        {'machine': {'install': {'wipe': True}}},
+        [{'op': 'add', 'path': '/machine/kubelet', 'value': {}}],
+        yaml.safe_load(merge.patches[2]),
+        {'machine': {'install': {'disk': '/dev/vda'}}}]
+    assert yaml.safe_load(merge.patches[2])['machine']['network']['hostname'] == 'cp-1'
+    assert merge.words[2] == os.path.join(merge.cwd, 'controlplane.yaml')
+    assert all(a == '--patch' or a.startswith('@' + merge.cwd + '/') for a in merge.argv[4:])
+    config = yaml.safe_load(result['config'])
+    assert config['machine']['install'] == {'wipe': True, 'disk': '/dev/vda'}
+
+
+def test_a_bad_patch_is_named_before_talosctl_runs(run_module, monkeypatch):
+    fake = talosctl(monkeypatch)
+    result = run_module('talos_machine_config', node_patches=[{'machine': {}}, 'just text'], **CP)
+    assert result.failed and result.msg == ('node_patches: patch 2: neither a strategic merge patch (YAML mappings) '
+                                            'nor a JSON patch (a list of operations)')
+    assert not fake.ran('machineconfig patch')
+    result = run_module('talos_machine_config', role='worker', machines=[dict(hostname='w-1', node_patches=[7])], **ARGS)
+    assert result.failed and result.msg == ('w-1: node_patches: patch 1: a patch must be a mapping, a list of JSON '
+                                            'patch operations or text, not int')
+
+
+def test_a_refused_merge_names_the_machine(run_module, monkeypatch):
+    fake = talosctl(monkeypatch)
+    fake.answers['machineconfig patch'] = (1, '', 'failure applying rfc6902 patches to talos machine config: '
+                                                  'test failed at /machine/type')
+    result = run_module('talos_machine_config', role='worker', machines=[dict(hostname='w-1')], **ARGS)
+    assert result.failed and result.msg == ('w-1: talosctl machineconfig patch failed (rc=1): failure applying '
+                                            'rfc6902 patches to talos machine config: test failed at /machine/type')
 
 
 def test_dest_is_written_0600_once_and_never_in_check_mode(run_module, monkeypatch, tmp_path):
