@@ -109,8 +109,10 @@ def lab():
     instance.castle_lab('up')
     yield instance
     leaked = leaked_secrets(instance.dir)
+    crashed = crashes(instance.dir)
     instance.castle_lab('down')
     assert not leaked, 'secret values found in logs: {0}'.format(leaked)
+    assert not crashed, 'tracebacks in the lab services\' logs: {0}'.format(crashed)
 
 
 # Secret values the tests seed; none may ever show up in an Ansible output or a service log.
@@ -132,6 +134,22 @@ def leaked_secrets(directory):
         hits = [marker for marker in SECRET_MARKERS if marker in text]
         if hits:
             found[str(log)] = hits
+    return found
+
+
+TRACEBACK = 'Traceback (most recent call last)'
+
+
+def crashes(directory):
+    """{service log: the lines after its first traceback} for every log of the lab's services that shows one: a
+    refused input must be answered, never crash a handler. Ansible's own log and npm's are not the services'."""
+    found = {}
+    for log in sorted(pathlib.Path(directory).rglob('*.log')):
+        if log.name == 'ansible.log' or '.npm' in log.parts:
+            continue
+        text = log.read_text(errors='replace')
+        if TRACEBACK in text:
+            found[str(log)] = text[text.index(TRACEBACK):][:2000]
     return found
 
 

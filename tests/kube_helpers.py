@@ -39,10 +39,14 @@ def kubectl(lab, kenv, *args, stdin=None, check=True):
     return lab.run('kubectl', *args, env=kenv, check=check)
 
 
-def scratch_namespace(core, prefix):
+# The Pod Security labels of a namespace whose pods need host access (as the foundation role sets them).
+PRIVILEGED_NAMESPACE = {'pod-security.kubernetes.io/' + mode: 'privileged' for mode in ('enforce', 'audit', 'warn')}
+
+
+def scratch_namespace(core, prefix, labels=None):
     """Yields a new namespace's name, then deletes the namespace (unless the test did)."""
     name = '{0}-{1}'.format(prefix, uuid.uuid4().hex[:8])
-    core.create_namespace({'metadata': {'name': name}})
+    core.create_namespace({'metadata': {'name': name, 'labels': labels or {}}})
     yield name
     try:
         core.delete_namespace(name)
@@ -74,3 +78,9 @@ def install_eso(lab, kenv):
     kubectl(lab, kenv, *apply, stdin=yaml.safe_dump(eso_controller()))
     kubectl(lab, kenv, 'wait', '--for=condition=Available', '--timeout=20s', '-n', 'external-secrets',
             'deployment/external-secrets')
+
+
+def uninstall_eso(lab, kenv):
+    """What install_eso applied, removed: a later Helm install of External Secrets finds nothing it does not own."""
+    kubectl(lab, kenv, 'delete', '--ignore-not-found', '--timeout=60s', 'namespace', 'external-secrets')
+    kubectl(lab, kenv, 'delete', '--ignore-not-found', '--timeout=60s', *['crd/' + n for n in ESO_CRDS])

@@ -119,7 +119,7 @@ def _reason(exc):
 
 class KubeControl(ControlClient):
     """The Kubernetes emulator's control API at CASTLE_LAB_KUBE_CONTROL: what its External Secrets controllers sent
-    to Vault."""
+    to Vault, and the failures of its workloads and nodes."""
 
     service = 'kube'
 
@@ -129,3 +129,23 @@ class KubeControl(ControlClient):
 
     def reset_vault_requests(self):
         return self._call('POST', '/eso/vault-requests/reset')
+
+    def workload_fault(self, namespace, kind, name, fault):
+        """The pods of a Deployment, DaemonSet, StatefulSet or Job fail as `fault` says (not-ready, crash-loop,
+        image-pull, fail; None clears it); returns every fault now set (GET /failures)."""
+        return self._call('POST', '/workload-fault', {'namespace': namespace, 'kind': kind, 'name': name,
+                                                      'fault': fault})
+
+    def node_ready(self, name, ready):
+        """A Node's kubelet stops (False) or starts again (True) posting Ready."""
+        return self._call('POST', '/node-ready', {'name': name, 'ready': ready})
+
+    def advance_clock(self, seconds):
+        """Moves the controllers' clock (progress deadlines, Helm timeouts) forward."""
+        return self._call('POST', '/clock', {'advance': seconds})
+
+    def failures(self):
+        return self._call('GET', '/failures')
+
+    def clear_failures(self):
+        return self._call('DELETE', '/failures')

@@ -25,6 +25,7 @@ HELM_API = 'helm.toolkit.fluxcd.io/v2'
 VERSION_LABEL = 'app.kubernetes.io/version'
 WATCH_LABEL = 'reconcile.fluxcd.io/watch'
 REQUESTED_AT = 'reconcile.fluxcd.io/requestedAt'
+RESET_AT = 'reconcile.fluxcd.io/resetAt'
 CONTROLLERS = ('source-controller', 'kustomize-controller', 'helm-controller')
 KINDS = {'Kustomization': KUSTOMIZE_API, 'HelmRelease': HELM_API, 'GitRepository': SOURCE_API,
          'HelmRepository': SOURCE_API}
@@ -175,14 +176,93 @@ def summary(obj, source_revision=None, requested=None):
     if waiting_for and (ready or not ready_cond):
         # Ready at an older generation, revision or request: what it waits for says more.
         reason, message = 'Progressing', waiting_for
+    stalled = next((c for c in status.get('conditions') or [] if c.get('type') == 'Stalled'), {})
     return dict(kind=obj['kind'], namespace=meta['namespace'], name=meta['name'],
                 ready=bool(ready and not waiting_for), suspended=bool(spec.get('suspend')),
+                stalled=bool(observed and not waiting_for and not ready and stalled.get('status') == 'True'),
                 reason=reason, message=message,
                 revision=revision, depends_on=['{0}/{1}'.format(d[1], d[2]) for d in dependencies(obj)])
 
 
 def describe(found):
-    """The timeout message for the first object that is not ready."""
-    return '{0} {1}/{2} is not Ready: {3}: {4}'.format(
+    """The message for the first object that is not ready, with what keeps its workloads from being ready when
+    that is known (`found['workloads']`)."""
+    text = '{0} {1}/{2} is not Ready: {3}: {4}'.format(
         found['kind'], found['namespace'], found['name'], found['reason'] or 'NotReady',
         found['message'] or 'no status yet')
+    if found.get('stalled'):
+        text += ' (stalled: Flux retries no more until the object changes or is reset)'
+    for problem in found.get('workloads') or []:
+        text += '; ' + problem
+    return text
+
+
+# The workload kinds a HelmRelease's readiness waits for, and the labels helm-controller puts on what it installs.
+WORKLOAD_KINDS = (('apps/v1', 'Deployment'), ('apps/v1', 'StatefulSet'), ('apps/v1', 'DaemonSet'), ('batch/v1', 'Job'))
+ORIGIN_NAME, ORIGIN_NAMESPACE = 'helm.toolkit.fluxcd.io/name', 'helm.toolkit.fluxcd.io/namespace'
+
+
+def origin_selector(release):
+    """The label selector of what a HelmRelease (a summary or an object) installed."""
+    meta = release.get('metadata') or release
+    return '{0}={1},{2}={3}'.format(ORIGIN_NAME, meta['name'], ORIGIN_NAMESPACE, meta['namespace'])
+
+
+def pod_selector(workload):
+    """A workload's spec.selector.matchLabels as a label selector, '' when it has none."""
+    labels = ((workload.get('spec') or {}).get('selector') or {}).get('matchLabels') or {}
+    return ','.join('{0}={1}'.format(k, v) for k, v in sorted(labels.items()))
+
+
+def _condition(obj, kind):
+    return next((c for c in (obj.get('status') or {}).get('conditions') or [] if c.get('type') == kind), None)
+
+
+def workload_problem(obj):
+    """What keeps a Deployment, StatefulSet, DaemonSet or Job from being ready, or None when it is ready."""
+    spec, status, kind = obj.get('spec') or {}, obj.get('status') or {}, obj['kind']
+    if kind == 'Job':
+        failed = _condition(obj, 'Failed')
+        if failed and failed.get('status') == 'True':
+            return 'failed: {0}: {1}'.format(failed.get('reason'), failed.get('message'))
+        done = _condition(obj, 'Complete')
+        if done and done.get('status') == 'True':
+            return None
+        return 'not complete ({0} succeeded, {1} failed)'.format(status.get('succeeded', 0), status.get('failed', 0))
+    if kind == 'DaemonSet':
+        wanted, ready = status.get('desiredNumberScheduled', 0), status.get('numberReady', 0)
+        if ready >= wanted and status.get('updatedNumberScheduled', 0) >= wanted and 'desiredNumberScheduled' in status:
+            return None
+    else:
+        wanted, ready = spec.get('replicas', 1), status.get('readyReplicas', 0)
+        if ready >= wanted and status.get('updatedReplicas', 0) >= wanted and \
+                status.get('observedGeneration', 0) >= obj['metadata'].get('generation', 0):
+            return None
+    text = '{0}/{1} ready'.format(ready, wanted)
+    for kind_, bad in (('ReplicaFailure', 'True'), ('Progressing', 'False'), ('Available', 'False')):
+        cond = _condition(obj, kind_)
+        if cond and cond.get('status') == bad:
+            text += ', {0} {1}: {2}: {3}'.format(kind_, bad, cond.get('reason'), cond.get('message'))
+    return text
+
+
+def pod_problem(pod):
+    """Why a pod is not ready (a container's waiting or failed state, scheduling, the Ready condition), or None."""
+    status = pod.get('status') or {}
+    for entry in (status.get('initContainerStatuses') or []) + (status.get('containerStatuses') or []):
+        state = entry.get('state') or {}
+        if state.get('waiting', {}).get('reason') not in (None, 'ContainerCreating', 'PodInitializing'):
+            return 'container {0} waiting: {1}: {2}'.format(entry['name'], state['waiting']['reason'],
+                                                            state['waiting'].get('message') or '')
+        if state.get('terminated', {}).get('exitCode', 0) != 0:
+            return 'container {0} terminated: {1} (exit code {2})'.format(
+                entry['name'], state['terminated'].get('reason'), state['terminated']['exitCode'])
+    scheduled = _condition(pod, 'PodScheduled')
+    if scheduled and scheduled.get('status') == 'False':
+        return 'not scheduled: {0}: {1}'.format(scheduled.get('reason'), scheduled.get('message'))
+    ready = _condition(pod, 'Ready')
+    if status.get('phase') == 'Succeeded' or (ready and ready.get('status') == 'True'):
+        return None
+    if ready:
+        return 'not Ready: {0}: {1}'.format(ready.get('reason') or status.get('phase'), ready.get('message') or '')
+    return 'not Ready: {0}'.format(status.get('phase') or 'no status yet')

@@ -13,8 +13,14 @@ description:
     every Kustomization has applied the revision its source holds now.
   - Reports each object's status in C(dependsOn) order. On timeout it fails naming the first object
     that is not Ready (the root cause, as what depends on it waits for it) with its reason and message.
+  - An object Flux reports C(Stalled) (a HelmRelease whose install or upgrade failed with no retries left)
+    fails the wait at once, without waiting for the timeout.
+  - For a HelmRelease that is not Ready the failure also names each Deployment, StatefulSet, DaemonSet or
+    Job it installed that is not ready, and why the first of its pods is not (for example
+    C(ErrImagePull) or C(CrashLoopBackOff)).
   - With O(reconcile=true), first asks Flux to reconcile the objects and their Git sources now (as
-    C(flux reconcile --with-source) does) and waits until Flux has handled that request.
+    C(flux reconcile --with-source) does, and for HelmReleases C(--reset), so a release out of retries
+    tries again) and waits until Flux has handled that request.
   - Suspended objects are reported but not waited for.
 author:
   - ephemeral.castle maintainers (@ephemeral-castle)
@@ -77,7 +83,8 @@ objects:
   elements: dict
   sample:
     - {"kind": "Kustomization", "namespace": "flux-system", "name": "operators", "ready": true,
-       "suspended": false, "reason": "ReconciliationSucceeded", "message": "Applied revision: main@sha1:0f1e2d",
+       "suspended": false, "stalled": false, "reason": "ReconciliationSucceeded",
+       "message": "Applied revision: main@sha1:0f1e2d",
        "revision": "main@sha1:0f1e2d", "depends_on": []}
 requested_at:
   description: The reconcile request token Flux had to handle.
@@ -122,8 +129,12 @@ def request_reconcile(client, objects, token):
         if source:
             targets[('GitRepository',) + source] = flux.SOURCE_API
     for (kind, namespace, name), api_version in sorted(targets.items()):
+        annotations = {flux.REQUESTED_AT: token}
+        if kind == 'HelmRelease':
+            # As `flux reconcile helmrelease --reset`: a release out of retries tries again.
+            annotations[flux.RESET_AT] = token
         client.server_side_apply({'apiVersion': api_version, 'kind': kind, 'metadata': {
-            'name': name, 'namespace': namespace, 'annotations': {flux.REQUESTED_AT: token}}},
+            'name': name, 'namespace': namespace, 'annotations': annotations}},
             field_manager='ephemeral.castle-reconcile')
 
 
@@ -137,6 +148,33 @@ def statuses(client, objects, token):
             revisions[source] = ((repo.get('status') or {}).get('artifact') or {}).get('revision')
         found.append(flux.summary(obj, revisions.get(source), token))
     return found
+
+
+def workload_problems(client, found):
+    """For a HelmRelease that is not ready: each workload it installed that is not ready either, with the first of
+    its pods that is not and why (e.g. ErrImagePull); [] for other kinds."""
+    if found['kind'] != 'HelmRelease':
+        return []
+    problems = []
+    for api_version, kind in flux.WORKLOAD_KINDS:
+        try:
+            workloads = client.list(api_version, kind, label_selector=flux.origin_selector(found))
+        except KubeError:
+            continue  # a kind this client may not list says nothing about the release
+        for workload in workloads:
+            problem = flux.workload_problem(workload)
+            if not problem:
+                continue
+            meta = workload['metadata']
+            text = '{0} {1}/{2}: {3}'.format(kind, meta['namespace'], meta['name'], problem)
+            selector = flux.pod_selector(workload)
+            for pod in client.list('v1', 'Pod', meta['namespace'], label_selector=selector) if selector else []:
+                why = flux.pod_problem(pod)
+                if why:
+                    text += '; pod {0}/{1}: {2}'.format(meta['namespace'], pod['metadata']['name'], why)
+                    break
+            problems.append(text)
+    return problems
 
 
 def wait_for_flux(module, result):
@@ -156,12 +194,17 @@ def wait_for_flux(module, result):
         return [o for o in result['objects'] if not o['ready'] and not o['suspended']]
 
     def settled():
-        # In check mode the current status is reported without waiting.
+        # In check mode the current status is reported without waiting; a stalled object will not get ready.
         result['objects'] = statuses(client, selected(client, params), token)
-        return not waiting() or module.check_mode
+        return not waiting() or module.check_mode or any(o['stalled'] for o in waiting())
 
-    wait_until(settled, deadline, lambda: timed_out(deadline, flux.describe(waiting()[0])),
-               interval=0.5, max_interval=0.5)
+    def failure():
+        first = next((o for o in waiting() if o['stalled']), waiting()[0])
+        return flux.describe(dict(first, workloads=workload_problems(client, first)))
+
+    wait_until(settled, deadline, lambda: timed_out(deadline, failure()), interval=0.5, max_interval=0.5)
+    if not module.check_mode and any(o['stalled'] for o in waiting()):
+        raise KubeError(failure())
     for obj in result['objects']:
         if obj['suspended']:
             module.warn('{kind} {namespace}/{name} is suspended; not waited for'.format(**obj))

@@ -80,6 +80,24 @@ def test_the_playbook_brings_every_kustomization_and_helmrelease_to_ready(lab, e
         assert deployment['status']['availableReplicas'] >= 1
 
 
+def test_the_charts_needing_host_access_get_privileged_namespaces(lab, env, bootstrapped):
+    """The cluster enforces the baseline Pod Security level (as Talos configures it): the foundation labels the
+    namespaces of the charts that need host access privileged, so longhorn-manager and MetalLB's speaker run."""
+    assert bootstrapped['first'].returncode == 0
+    modes = ('enforce', 'audit', 'warn')
+    for namespace, privileged in (('metallb-system', True), ('longhorn-system', True), ('external-secrets', False)):
+        labels = kubectl_json(lab, env, 'get', 'namespace', namespace)['metadata'].get('labels') or {}
+        found = {k: v for k, v in labels.items() if k.startswith('pod-security.kubernetes.io/')}
+        assert found == ({'pod-security.kubernetes.io/' + mode: 'privileged' for mode in modes} if privileged else {})
+
+    def all_ready(namespace):
+        daemon_sets = [d.get('status') or {} for d in kubectl_json(lab, env, 'get', 'daemonsets', '-n', namespace)[
+            'items']]
+        return daemon_sets and all(s.get('numberReady') == s.get('desiredNumberScheduled', 0) > 0 for s in daemon_sets)
+    for namespace in ('metallb-system', 'longhorn-system'):
+        wait_for(lambda ns=namespace: all_ready(ns), 'the DaemonSets of {0} ready'.format(namespace))
+
+
 def test_the_source_is_fetched_with_the_token_kept_in_the_cluster(lab, env, bootstrapped):
     assert bootstrapped['first'].returncode == 0
     source = kubectl_json(lab, env, 'get', 'gitrepositories.source.toolkit.fluxcd.io', 'flux-system',

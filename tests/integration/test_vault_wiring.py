@@ -13,7 +13,7 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
 from conftest import secret_value
-from kube_helpers import install_eso, kubectl, wait_for
+from kube_helpers import install_eso, kubectl, uninstall_eso, wait_for
 
 pytestmark = pytest.mark.lab
 
@@ -76,6 +76,7 @@ def wiring(lab, env, core, tmp_path_factory):
     yield made
     for namespace in (made.namespace, made.namespace + '-other'):
         core.delete_namespace(namespace)
+    uninstall_eso(lab, env)
 
 
 def secret_data(core, namespace, name):

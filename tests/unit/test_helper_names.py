@@ -14,3 +14,14 @@ def test_no_two_test_helpers_share_a_name():
             continue
         found[path.stem].append(str(path.relative_to(TESTS)))
     assert {name: paths for name, paths in found.items() if len(paths) > 1} == {}
+
+
+def test_no_two_test_modules_outside_packages_share_a_name():
+    """pytest imports a test file outside a package by its bare name: a second file of that name is an
+    'import file mismatch' error, found only when both run in one process."""
+    found = collections.defaultdict(list)
+    for path in TESTS.rglob('test_*.py'):
+        if 'output' in path.parts or (path.parent / '__init__.py').exists():
+            continue
+        found[path.name].append(str(path.relative_to(TESTS)))
+    assert {name: paths for name, paths in found.items() if len(paths) > 1} == {}

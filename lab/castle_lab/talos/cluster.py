@@ -10,6 +10,7 @@ has data, so bootstrapping one that has not yet joined a running cluster makes a
 
 import asyncio
 import hashlib
+import json
 import logging
 import pathlib
 import shutil
@@ -21,6 +22,7 @@ from urllib.parse import urlparse
 
 from aiohttp import ClientError, ClientSession, TCPConnector
 
+from ..kube.api.admission import UNCONFIGURED
 from ..kube.controllers.longhorn import EXTENSIONS_ANNOTATION
 from ..pki import write_secret
 from . import secrets
@@ -74,11 +76,18 @@ class Cluster:
                  'cert': write_secret(directory / 'apiserver.crt', cert),
                  'key': write_secret(directory / 'apiserver.key', key),
                  'sa': write_secret(directory / 'sa.key', secrets.config_pem(cluster['serviceAccount']['key']))}
+        # The PodSecurity plugin's configuration from apiServer.admissionControl; without one the plugin
+        # runs unconfigured (privileged everywhere).
+        pod_security = next((plugin.get('configuration') or {} for plugin in (cluster.get('apiServer') or {}).get(
+            'admissionControl') or [] if plugin.get('name') == 'PodSecurity'), UNCONFIGURED)
+        files['pod_security'] = directory / 'pod-security.json'
+        files['pod_security'].write_text(json.dumps(pod_security))
         kubectl = shutil.which('kubectl') or 'kubectl'
         argv = [sys.executable, '-m', 'castle_lab.kube.server.main', '--host', host, '--port', str(port),
                 '--control-port', str(port + 1), '--cert', str(files['cert']), '--key', str(files['key']),
                 '--client-ca', str(files['ca']), '--sa-key', str(files['sa']),
-                '--artifact-dir', str(directory / 'artifacts'), '--kubectl', kubectl, '--no-seed-node']
+                '--artifact-dir', str(directory / 'artifacts'), '--kubectl', kubectl, '--no-seed-node',
+                '--pod-security-config', str(files['pod_security'])]
         log = open(directory / 'kube.log', 'ab')
         self.kube = await asyncio.create_subprocess_exec(*argv, stdout=log, stderr=log, stdin=asyncio.subprocess.DEVNULL)
         log.close()

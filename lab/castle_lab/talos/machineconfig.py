@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 import jsonpatch
 import yaml
 
+from ..kube.api.admission import TALOS_DEFAULT as POD_SECURITY_DEFAULT
 from . import KUBERNETES_VERSION, TALOS_VERSION, secrets
 
 OUTPUT_TYPES = ('controlplane', 'worker', 'talosconfig')
@@ -277,7 +278,9 @@ def machine_config(bundle, machine_type, cluster_name, endpoint, kubernetes_vers
             'aggregatorCA': ca('k8saggregator'), 'serviceAccount': {'key': certs['k8sserviceaccount']['key']},
             'apiServer': {'image': images['kube-apiserver'],
                           'certSANs': [endpoint_host(endpoint)] + [s for s in additional_sans if s != endpoint_host(endpoint)],
-                          'disablePodSecurityPolicy': True},
+                          'disablePodSecurityPolicy': True,
+                          'admissionControl': [{'name': 'PodSecurity', 'configuration': copy.deepcopy(
+                              POD_SECURITY_DEFAULT)}]},
             'controllerManager': {'image': images['kube-controller-manager']},
             'proxy': {'image': images['kube-proxy']}, 'scheduler': {'image': images['kube-scheduler']},
             'etcd': {'ca': ca('etcd')}, 'extraManifests': [], 'inlineManifests': []})

@@ -115,7 +115,11 @@ def test_kubectl_server_side_apply_get_wait_delete(lab, kenv, namespace, gadgets
             '--timeout=20s')
     gadget = yaml.safe_load(kubectl(lab, kenv, 'get', '-n', namespace, 'gd', 'g1', '-o', 'yaml').stdout)
     assert gadget['spec'] == {'size': 3}
-    again = kubectl(lab, kenv, 'apply', '--server-side', '-n', namespace, '-f', '-', stdin=text)
+    # `kubectl scale` took .spec.replicas through the scale subresource: applying the old count conflicts.
+    refused = kubectl(lab, kenv, 'apply', '--server-side', '-n', namespace, '-f', '-', stdin=text, check=False)
+    assert refused.returncode == 1 and ('Apply failed with 1 conflict: conflict with "kubectl" with subresource '
+                                        '"scale" using apps/v1: .spec.replicas') in refused.stderr
+    again = kubectl(lab, kenv, 'apply', '--server-side', '--force-conflicts', '-n', namespace, '-f', '-', stdin=text)
     assert 'serverside-applied' in again.stdout
     kubectl(lab, kenv, 'delete', '-n', namespace, 'deployment/web', 'configmap/settings', 'gadget/g1')
     left = kubectl(lab, kenv, 'get', '-n', namespace, 'deployments,configmaps,gadgets', '-o', 'name').stdout
@@ -246,7 +250,10 @@ def test_patches_through_the_dynamic_client(dyn, namespace):
     annotation = {'apiVersion': 'apps/v1', 'kind': 'Deployment',
                   'metadata': {'name': 'api', 'namespace': namespace, 'annotations': {'by': 'apply'}}}
     applied = deployments.server_side_apply(body=annotation, field_manager='annotator')
-    assert applied.metadata.annotations.to_dict() == {'by': 'apply'} and applied.spec.replicas == 3
+    # The deployment controller's revision annotation stays beside the applied one.
+    annotations = applied.metadata.annotations.to_dict()
+    assert annotations.pop('deployment.kubernetes.io/revision') in ('1', '2') and annotations == {'by': 'apply'}
+    assert applied.spec.replicas == 3
     managers = {m['manager']: m['operation'] for m in applied.to_dict()['metadata']['managedFields']}
     assert managers['annotator'] == 'Apply'
     wait_for(lambda: deployments.get(name='api', namespace=namespace).status.availableReplicas == 3,
@@ -472,14 +479,24 @@ def test_kubectl_auth_impersonation_and_imperative_rbac(lab, kenv, namespace):
     whoami = kubectl(lab, kenv, 'auth', 'whoami', '--as', 'alice', '--as-group', 'devs', '-o', 'json').stdout
     assert json.loads(whoami)['status']['userInfo'] == {'username': 'alice', 'groups': ['devs', 'system:authenticated']}
     assert kubectl(lab, kenv, 'auth', 'can-i', 'delete', 'nodes').stdout.strip() == 'yes'
-    can_i = ('auth', 'can-i', 'list', 'secrets', '-n', namespace, '--as', account)
+    can_i = ('auth', 'can-i', 'list', 'configmaps', '-n', namespace, '--as', account)
     assert kubectl(lab, kenv, *can_i, check=False).stdout.strip() == 'no'
     kubectl(lab, kenv, 'create', 'rolebinding', 'viewers', '-n', namespace, '--clusterrole', 'view',
             '--serviceaccount', '{0}:default'.format(namespace))
     assert kubectl(lab, kenv, *can_i).stdout.strip() == 'yes'
+    # `view` reads everything but Secrets.
+    secrets = ('auth', 'can-i', 'list', 'secrets', '-n', namespace, '--as', account)
+    assert kubectl(lab, kenv, *secrets, check=False).stdout.strip() == 'no'
     assert kubectl(lab, kenv, 'get', 'configmaps', '-n', namespace, '--as', account, '-o', 'name').returncode == 0
     refused = kubectl(lab, kenv, 'get', 'configmaps', '-n', 'kube-system', '--as', account, check=False)
     assert refused.returncode != 0 and 'forbidden' in refused.stderr
+    # `can-i --list` is a SelfSubjectRulesReview: the namespace's grants, and none elsewhere.
+    listed = kubectl(lab, kenv, 'auth', 'can-i', '--list', '-n', namespace, '--as', account).stdout
+    rows = [line.split() for line in listed.splitlines()]
+    assert any(row[0] == 'configmaps' and '[get' in ' '.join(row) for row in rows), listed
+    assert any(row[0] == '[/version]' for row in rows), listed
+    elsewhere = kubectl(lab, kenv, 'auth', 'can-i', '--list', '-n', 'kube-system', '--as', account).stdout
+    assert not any(line.startswith('configmaps ') for line in elsewhere.splitlines()), elsewhere
 
 
 def test_lists_come_in_pages(core, namespace):

@@ -17,7 +17,7 @@ from kubernetes import client, config, dynamic
 from kubernetes.client.rest import ApiException
 
 from conftest import secret_value
-from kube_helpers import eso_controller, holds, install_eso, kubectl, wait_for
+from kube_helpers import eso_controller, holds, install_eso, kubectl, uninstall_eso, wait_for
 
 pytestmark = pytest.mark.lab
 
@@ -58,6 +58,8 @@ def apply(lab, kenv, *objects):
 @pytest.fixture(scope='module')
 def eso(lab, kenv):
     install_eso(lab, kenv)
+    yield
+    uninstall_eso(lab, kenv)
 
 
 def service_account(core, namespace, name):

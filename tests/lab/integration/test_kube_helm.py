@@ -9,7 +9,7 @@ from kubernetes import client, config, dynamic
 from kubernetes.client.rest import ApiException
 
 from castle_lab.kube import upstream_crds
-from kube_helpers import holds, kubectl, scratch_namespace, wait_for
+from kube_helpers import PRIVILEGED_NAMESPACE, holds, kubectl, scratch_namespace, wait_for
 
 pytestmark = pytest.mark.lab
 
@@ -63,7 +63,8 @@ def flux(lab, kenv, flux_crds):
 
 @pytest.fixture
 def namespace(core):
-    yield from scratch_namespace(core, 'kh')
+    """A namespace for releases of charts whose pods need host access (longhorn-manager, MetalLB's speaker)."""
+    yield from scratch_namespace(core, 'kh', PRIVILEGED_NAMESPACE)
 
 
 def repository(name, namespace, url='https://charts.example.org', kind='default'):
@@ -120,8 +121,9 @@ def test_pending_objects_are_reconciled_once_the_controllers_run(lab, kenv, dyn,
     kubectl(lab, kenv, 'delete', '-n', 'flux-system', '--ignore-not-found', '--wait=true',
             *['deployment/' + name for name in CONTROLLERS])
     apply(lab, kenv, repository('charts', namespace), release('lb', namespace, 'metallb', 'charts'))
-    holds(lambda: not (get(dyn, 'source.toolkit.fluxcd.io/v1', 'HelmRepository', namespace, 'charts').get('status')
-                       or get(dyn, 'helm.toolkit.fluxcd.io/v2', 'HelmRelease', namespace, 'lb').get('status')),
+    untouched = {'observedGeneration': -1}  # the CRDs' default status
+    holds(lambda: get(dyn, 'source.toolkit.fluxcd.io/v1', 'HelmRepository', namespace, 'charts')['status'] == untouched
+          and get(dyn, 'helm.toolkit.fluxcd.io/v2', 'HelmRelease', namespace, 'lb')['status'] == untouched,
           'nothing reconciles Flux objects before Flux runs')
     apply(lab, kenv, *[controller_deployment(name) for name in CONTROLLERS])
     repo = wait_ready(dyn, 'source.toolkit.fluxcd.io/v1', 'HelmRepository', namespace, 'charts', reason='Succeeded')
@@ -134,6 +136,8 @@ def test_pending_objects_are_reconciled_once_the_controllers_run(lab, kenv, dyn,
 
 
 def test_metallb_install_serves_its_crds_and_upgrades(lab, kenv, dyn, core, flux, namespace):
+    # The target namespace exists already, labelled for the speaker (createNamespace keeps it as it is).
+    core.create_namespace({'metadata': {'name': namespace + '-lb', 'labels': PRIVILEGED_NAMESPACE}})
     apply(lab, kenv, repository('metallb', namespace, 'https://metallb.github.io/metallb'),
           release('metallb', namespace, 'metallb', 'metallb', version='0.13.12', releaseName='metallb',
                   targetNamespace=namespace + '-lb', install={'createNamespace': True}))
@@ -242,8 +246,10 @@ def test_suspended_and_oci_sources(lab, kenv, dyn, flux, namespace):
                   values={'persistence': {'defaultClass': False}}))
     hr = helm_release(dyn, namespace, 'from-oci', reason='InstallSucceeded')
     assert hr['status']['history'][0]['name'] == '{0}-from-oci'.format(namespace)
-    assert not (get(dyn, 'source.toolkit.fluxcd.io/v1', 'HelmRepository', namespace, 'oci').get('status') or {})
-    assert not (get(dyn, 'source.toolkit.fluxcd.io/v1', 'HelmRepository', namespace, 'paused').get('status') or {})
+    # Neither is reconciled: each keeps the status its CRD defaults, no conditions, no artifact.
+    for name in ('oci', 'paused'):
+        assert get(dyn, 'source.toolkit.fluxcd.io/v1', 'HelmRepository', namespace, name).get('status') == {
+            'observedGeneration': -1}
     kubectl(lab, kenv, 'delete', '-n', namespace, 'helmrelease/from-oci', '--timeout=20s')
 
 

@@ -65,6 +65,16 @@ def test_longhorn_refuses_volumes_on_a_talos_node_without_iscsi_tools(env, pve, 
         objects = charts.render(chart, '1.10.1', 'longhorn', 'longhorn-system', {}, ('flux-system', 'longhorn'))
         kubectl('apply', '--server-side', '-f', '-', stdin=yaml.safe_dump_all(objects))
 
+        def refused_manager():
+            events = json.loads(kubectl('get', 'events', '-n', 'longhorn-system', '-o', 'json'))['items']
+            return [e['message'] for e in events if e['reason'] == 'FailedCreate'
+                    and e['involvedObject']['name'] == 'longhorn-manager']
+        # The cluster's API runs the PodSecurity configuration of its machine config (Talos's: baseline enforced),
+        # which refuses the privileged manager until its namespace is labelled as the foundation role labels it.
+        assert 'violates PodSecurity "baseline:latest": privileged' in until(refused_manager, 'the refused manager')[0]
+        privileged = ['pod-security.kubernetes.io/{0}=privileged'.format(mode) for mode in ('enforce', 'audit', 'warn')]
+        kubectl('label', 'namespace', 'longhorn-system', *privileged)
+
         def required_packages(node):
             return until(lambda: kubectl(
                 'get', 'nodes.longhorn.io', '-n', 'longhorn-system', node, '--ignore-not-found', '-o',

@@ -1,11 +1,16 @@
 """The pure parts of the Flux emulation: post-build substitution, durations, inventory ids, apply stages,
 readiness, and the kustomization.yaml generated for plain manifests."""
 
+import asyncio
+
 import pytest
 
 from castle_lab import config
+from castle_lab.kube.api.objects import KubeApi
 from castle_lab.kube.controllers.flux import envsubst, objects as flux_objects
+from castle_lab.kube.controllers.flux.common import Failure
 from castle_lab.kube.controllers.flux.envsubst import SubstitutionError, substitute
+from castle_lab.kube.controllers.flux.kustomize import KustomizationController
 from castle_lab.process import LabError
 from castle_lab.services.kube import KubeService
 
@@ -178,3 +183,13 @@ def test_artifacts_leave_out_what_flux_ignores(tmp_path):
     assert flux_objects.ignored_files(str(tmp_path), ignore) == [
         '.github/workflows/ci.yaml', 'README.md', 'deploy/.sops.yaml', 'deploy/logo.png', 'deploy/secret.enc.yaml',
         'docs/notes.md']
+
+
+def test_an_artifact_gone_while_it_is_read_is_a_failed_fetch(tmp_path):
+    """The source controller may replace an artifact while a Kustomization copies it: a failed fetch to retry,
+    as a download of a removed artifact is, never a crash of the controller."""
+    controller = KustomizationController(KubeApi(), None, 'kubectl')
+    obj = {'metadata': {'name': 'apps', 'namespace': 'flux-system'}, 'spec': {'path': './'}}
+    with pytest.raises(Failure) as failed:
+        asyncio.run(controller._build(obj, tmp_path / 'replaced-meanwhile'))
+    assert failed.value.reason == 'ArtifactFailed' and 'failed to download artifact' in str(failed.value)

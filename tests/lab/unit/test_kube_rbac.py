@@ -47,3 +47,28 @@ def test_masters_may_do_anything_and_refusals_say_why(api):
     assert refused.value.code == 403
     assert refused.value.message == ('secrets is forbidden: User "system:serviceaccount:team:bot" cannot list '
                                      'resource "secrets" in API group "" in the namespace "team"')
+
+
+def test_rules_review_lists_what_the_bindings_grant_in_the_namespace(api):
+    resource, non_resource = Authorizer(api).rules_for(ACCOUNT, GROUPS, 'team')
+    assert {'verbs': ['get', 'list'], 'apiGroups': [''], 'resources': ['pods', 'pods/log']} in resource
+    assert {'verbs': ['update'], 'apiGroups': [''], 'resources': ['configmaps'], 'resourceNames': ['settings']} in resource
+    assert {'verbs': ['create'], 'apiGroups': ['authorization.k8s.io'],
+            'resources': ['selfsubjectaccessreviews', 'selfsubjectrulesreviews']} in resource
+    assert any('/version' in rule['nonResourceURLs'] for rule in non_resource)
+    elsewhere, _urls = Authorizer(api).rules_for(ACCOUNT, GROUPS, 'default')
+    assert not any('pods' in rule['resources'] for rule in elsewhere)
+    masters, masters_urls = Authorizer(api).rules_for('admin', ['system:masters', 'system:authenticated'], 'team')
+    assert masters[0] == {'verbs': ['*'], 'apiGroups': ['*'], 'resources': ['*']}
+    assert masters_urls[0] == {'verbs': ['*'], 'nonResourceURLs': ['*']}
+
+
+def test_view_reads_but_never_secrets(api):
+    binding = {'metadata': {'name': 'bot-views'}, 'roleRef': {'apiGroup': RBAC, 'kind': 'ClusterRole', 'name': 'view'},
+               'subjects': [{'kind': 'ServiceAccount', 'name': 'bot', 'namespace': 'team'}]}
+    api.create(api.registry.get(RBAC, 'v1', 'rolebindings'), 'team', binding, 'test')
+    authorizer = Authorizer(api)
+    assert authorizer.allowed(ACCOUNT, GROUPS, 'list', 'apps', 'deployments', 'team', '')
+    assert authorizer.allowed(ACCOUNT, GROUPS, 'watch', '', 'configmaps', 'team', '')
+    assert not authorizer.allowed(ACCOUNT, GROUPS, 'get', '', 'secrets', 'team', 's')
+    assert not authorizer.allowed(ACCOUNT, GROUPS, 'update', '', 'configmaps', 'team', 'settings-2')

@@ -11,6 +11,8 @@ class ApiError(Exception):
     def status(self):
         body = {'kind': 'Status', 'apiVersion': 'v1', 'metadata': {}, 'status': 'Failure', 'message': self.message,
                 'reason': self.reason, 'code': self.code}
+        if not self.reason:
+            del body['reason']  # StatusReasonUnknown, as for errors the server does not classify
         if self.details is not None:
             body['details'] = self.details
         return body

@@ -2,14 +2,13 @@
 defaults, validation, resourceVersions, generations and managedFields."""
 
 import base64
-import binascii
 import copy
 import datetime
 import itertools
 import re
 import uuid
 
-from . import apply as ssa, errors, patch as patches, rbac, schema
+from . import admission, apply as ssa, builtin, cel, defaults, errors, patch as patches, rbac, schema, validation
 from .errors import ApiError
 from .registry import Registry
 from .store import Store
@@ -17,11 +16,14 @@ from .store import Store
 DEFAULT_NAMESPACES = ('default', 'kube-system', 'kube-public', 'kube-node-lease')
 # The one node the emulated workloads' pods run on.
 NODE = 'castle-lab-node'
-DNS_SUBDOMAIN = re.compile(r'^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')
-DNS_LABEL = re.compile(r'^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')
 # Built-ins whose metadata.generation counts spec changes; every custom resource does too.
 GENERATION_KINDS = ('Deployment', 'DaemonSet', 'StatefulSet', 'CustomResourceDefinition')
 CRD_FINALIZER = 'customresourcecleanup.apiextensions.k8s.io'
+# The garbage collector's finalizers: orphan the dependents, or delete them before the owner (foreground).
+ORPHAN_FINALIZER = 'orphan'
+FOREGROUND_FINALIZER = 'foregroundDeletion'
+# Kinds whose REST strategy orphans dependents when a delete names no policy (kept for old clients).
+ORPHAN_BY_DEFAULT = (('batch/v1', 'Job'), ('v1', 'ReplicationController'))
 ACCESS_MODES = ('ReadOnlyMany', 'ReadWriteMany', 'ReadWriteOnce', 'ReadWriteOncePod')
 SERVER_METADATA = ('uid', 'creationTimestamp', 'resourceVersion', 'generation', 'managedFields',
                    'deletionTimestamp', 'selfLink')
@@ -53,11 +55,57 @@ def _spec_part(obj):
     return {k: v for k, v in obj.items() if k not in ('metadata', 'status', 'apiVersion', 'kind')}
 
 
+def _check_preconditions(rtype, meta, preconditions):
+    """A delete's preconditions, checked as the API server does before it deletes anything."""
+    for field, label, why in (('uid', 'UID', 'deleted and then recreated'), ('resourceVersion', 'ResourceVersion',
+                                                                             'modified')):
+        wanted = preconditions.get(field)
+        if wanted and wanted != meta.get(field):
+            raise ApiError(409, 'Conflict', 'Operation cannot be fulfilled on {0} "{1}": the {2} in the precondition '
+                           '({3}) does not match the {2} in record ({4}). The object might have been {5}'.format(
+                               rtype.kind + '.' + rtype.group if rtype.group else rtype.kind, meta['name'], label,
+                               wanted, meta.get(field), why),
+                           dict({'name': meta['name'], 'kind': rtype.kind}, **({'group': rtype.group} if rtype.group
+                                                                               else {})))
+
+
+def _deletion_finalizers(rtype, finalizers, propagation, orphan_dependents):
+    """The finalizers an object keeps when deleted: its own, plus the garbage collector's `orphan` or
+    `foregroundDeletion` as the request's policy says, else as the object already says, else as its kind's default."""
+    if orphan_dependents is not None:
+        policy = 'Orphan' if orphan_dependents else 'Background'
+    elif propagation:
+        policy = propagation
+    else:
+        marked = [f for f in finalizers if f in (ORPHAN_FINALIZER, FOREGROUND_FINALIZER)]
+        if marked:
+            policy = 'Orphan' if marked[0] == ORPHAN_FINALIZER else 'Foreground'
+        else:
+            policy = 'Orphan' if (rtype.group_version, rtype.kind) in ORPHAN_BY_DEFAULT else 'Background'
+    wanted = [f for f in finalizers if f not in (ORPHAN_FINALIZER, FOREGROUND_FINALIZER)]
+    wanted += {'Orphan': [ORPHAN_FINALIZER], 'Foreground': [FOREGROUND_FINALIZER]}.get(policy, [])
+    return finalizers if set(wanted) == set(finalizers) else wanted
+
+
+def _check_no_new_finalizers(rtype, old, new):
+    """An object being deleted may lose finalizers but gain none."""
+    if not old['metadata'].get('deletionTimestamp'):
+        return
+    added = sorted(set(new['metadata'].get('finalizers') or []) - set(old['metadata'].get('finalizers') or []))
+    if added:
+        raise errors.invalid(rtype, old['metadata']['name'], [(
+            'metadata.finalizers', 'Forbidden: no new finalizers can be added if the object is being deleted, found '
+            'new finalizers []string{{{0}}}'.format(', '.join('"{0}"'.format(f) for f in added)),
+            'FieldValueForbidden')])
+
+
 class KubeApi:
     """The API's objects and the rules every write follows. Callers run on one event loop."""
 
-    def __init__(self, signer=None, ca_pem='', seed_node=True):
+    def __init__(self, signer=None, ca_pem='', seed_node=True, pod_security=None):
         self.ca_pem = ca_pem
+        # The PodSecurity admission plugin's configuration; None is the one Talos generates.
+        self.pod_security = admission.PodSecurity(pod_security)
         self.registry = Registry()
         self.store = Store()
         self.signer = signer
@@ -100,6 +148,8 @@ class KubeApi:
     def served_as(rtype, obj):
         obj = copy.deepcopy(obj)
         obj['apiVersion'], obj['kind'] = rtype.group_version, rtype.kind
+        if rtype.crd:
+            schema.default(obj, rtype.schema)  # defaults also apply to what storage holds
         return obj
 
     def namespace_of(self, name):
@@ -107,9 +157,15 @@ class KubeApi:
 
     # writes
 
-    def create(self, rtype, namespace, body, manager, dry_run=False, strict=False):
+    def create(self, rtype, namespace, body, manager, dry_run=False, strict=False, warnings=None, directive=None,
+               how='create'):
+        """warnings: a list that gets the admission warnings of the request (the response's Warning headers).
+        directive: the request's fieldValidation (Strict, Warn, Ignore); None, as for the lab's own writes, ignores
+        unknown fields of built-in kinds silently."""
         obj = copy.deepcopy(body)
         meta = obj.setdefault('metadata', {})
+        # Admission names an object by its generateName: the name is not generated yet when it runs.
+        admitted_as = meta.get('name') or meta.get('generateName') or ''
         if not meta.get('name') and meta.get('generateName'):
             meta['name'] = meta['generateName'] + uuid.uuid4().hex[:5]
         name = meta.get('name') or ''
@@ -138,7 +194,9 @@ class KubeApi:
         meta.update(uid=str(uuid.uuid4()), creationTimestamp=now())
         if rtype.has_status and rtype.kind != 'Namespace':
             obj.pop('status', None)
-        self._prepare(rtype, obj, None, strict)
+        self._prepare(rtype, obj, None, strict, warnings, directive, how)
+        if rtype.namespaced and not rtype.crd:
+            self.pod_security.admit(rtype.kind, admitted_as, ns, obj, warnings)
         if self._tracks_generation(rtype):
             meta['generation'] = 1
         ssa.record_update(None, obj, manager, rtype.group_version, now(), keys=_keys(rtype))
@@ -146,7 +204,8 @@ class KubeApi:
             obj['metadata'].pop('managedFields')
         return self._commit(rtype, obj, dry_run)
 
-    def replace(self, rtype, namespace, name, body, manager, subresource='', dry_run=False, strict=False):
+    def replace(self, rtype, namespace, name, body, manager, subresource='', dry_run=False, strict=False,
+                warnings=None, directive=None):
         old = self._existing(rtype, namespace, name)
         given_version = (body.get('metadata') or {}).get('resourceVersion')
         if given_version and given_version != old['metadata']['resourceVersion']:
@@ -154,10 +213,11 @@ class KubeApi:
         if (body.get('metadata') or {}).get('name', name) != name:
             raise errors.bad_request('the name of the object ({0}) does not match the name on the URL ({1})'.format(
                 body['metadata']['name'], name))
-        return self._update(rtype, old, copy.deepcopy(body), manager, subresource, dry_run, strict)
+        return self._update(rtype, old, copy.deepcopy(body), manager, subresource, dry_run, strict,
+                            checks=(warnings, directive, 'update', None))
 
     def patch(self, rtype, namespace, name, body, content_type, manager, subresource='', dry_run=False,
-              force=False, strict=False):
+              force=False, strict=False, warnings=None, directive=None):
         """Returns (object, created): an apply patch creates what is missing."""
         current = self.store.get(rtype.key, namespace if rtype.namespaced else None, name)
         if content_type == patches.APPLY_PATCH:
@@ -166,7 +226,10 @@ class KubeApi:
                                          'is required for apply patch')
             if not isinstance(body, dict):
                 raise errors.bad_request('apply patch must be an object')
-            return self._apply(rtype, namespace, name, current, body, manager, subresource, dry_run, force, strict)
+            if not rtype.crd:
+                builtin.check_applied(rtype, namespace, name, body)
+            return self._apply(rtype, namespace, name, current, body, manager, subresource, dry_run, force, strict,
+                               warnings)
         if current is None:
             raise errors.not_found(rtype, name)
         old = self.served_as(rtype, current)
@@ -192,10 +255,15 @@ class KubeApi:
         given_version = (new.get('metadata') or {}).get('resourceVersion')
         if given_version and given_version != old['metadata']['resourceVersion']:
             raise errors.conflict(rtype, name)
-        return self._update(rtype, old, new, manager, subresource, dry_run, strict), False
+        return self._update(rtype, old, new, manager, subresource, dry_run, strict,
+                            checks=(warnings, directive, 'strategic' if content_type == patches.STRATEGIC_PATCH
+                                    else 'patch', body)), False
 
-    def _apply(self, rtype, namespace, name, current, body, manager, subresource, dry_run, force, strict):
+    def _apply(self, rtype, namespace, name, current, body, manager, subresource, dry_run, force, strict,
+               warnings=None):
         meta = body.get('metadata') or {}
+        if meta.get('managedFields') is not None:
+            raise errors.bad_request('metadata.managedFields must be nil')
         if meta.get('name') and meta['name'] != name:
             raise errors.bad_request('the name of the object ({0}) does not match the name on the URL ({1})'.format(
                 meta['name'], name))
@@ -206,15 +274,11 @@ class KubeApi:
         try:
             merged = ssa.server_side_apply(old, body, manager, rtype.group_version, now(), force, _keys(rtype))
         except ssa.ApplyConflict as exc:
-            causes = [{'reason': 'FieldManagerConflict', 'message': 'conflict with "{0}": {1}'.format(m, path),
-                       'field': path} for m, path in exc.conflicts]
-            message = 'Apply failed with {0} conflict{1}: {2}'.format(
-                len(causes), 's' if len(causes) > 1 else '', '\n'.join(c['message'] for c in causes))
-            raise ApiError(409, 'Conflict', message, {'causes': causes}) from None
+            raise ApiError(409, 'Conflict', exc.message, {'causes': exc.causes}) from None
         if old is None:
             merged['metadata'].update(name=name, namespace=namespace)
             managed = merged['metadata'].pop('managedFields')
-            created = self.create(rtype, namespace, merged, manager, dry_run=True, strict=strict)
+            created = self.create(rtype, namespace, merged, manager, dry_run=True, strict=strict, warnings=warnings)
             created['metadata']['managedFields'] = managed
             return self._commit(rtype, created, dry_run), True
         if meta.get('resourceVersion') and meta['resourceVersion'] != old['metadata']['resourceVersion']:
@@ -227,7 +291,9 @@ class KubeApi:
             raise errors.not_found(rtype, name)
         return self.served_as(rtype, current)
 
-    def _update(self, rtype, old, new, manager, subresource, dry_run, strict, applied=False):
+    def _update(self, rtype, old, new, manager, subresource, dry_run, strict, applied=False,
+                checks=(None, None, '', None)):
+        """checks: (warnings, fieldValidation directive, 'update', 'patch' or 'strategic', the patch) of the request."""
         new['apiVersion'], new['kind'] = rtype.group_version, rtype.kind
         meta = new.setdefault('metadata', {})
         for key in ('name', 'namespace', 'uid', 'creationTimestamp', 'deletionTimestamp', 'generation'):
@@ -236,7 +302,8 @@ class KubeApi:
             else:
                 meta.pop(key, None)
         if not applied:
-            meta['managedFields'] = old['metadata'].get('managedFields', [])
+            meta['managedFields'] = ssa.managed_base(meta.get('managedFields'), old['metadata'].get(
+                'managedFields'), subresource)
         if subresource == 'status':
             new = dict(copy.deepcopy(old), status=new.get('status'))
             if new['status'] is None:
@@ -247,7 +314,8 @@ class KubeApi:
             new.pop('status', None)
             if 'status' in old:
                 new['status'] = copy.deepcopy(old['status'])
-        self._prepare(rtype, new, old, strict)
+        self._prepare(rtype, new, old, strict, *checks)
+        _check_no_new_finalizers(rtype, old, new)
         if self._tracks_generation(rtype) and _spec_part(new) != _spec_part(old):
             meta['generation'] = old['metadata'].get('generation', 1) + 1
         if _content(new) == _content(old):
@@ -275,56 +343,68 @@ class KubeApi:
         stored['apiVersion'], stored['kind'] = rtype.group_version, rtype.kind
         return stored
 
-    def delete(self, rtype, namespace, name, dry_run=False, preconditions=None):
+    def delete(self, rtype, namespace, name, dry_run=False, preconditions=None, propagation=None,
+               orphan_dependents=None):
+        """Returns (object, gone). An object with finalizers left (the garbage collector's `orphan` or
+        `foregroundDeletion` by the propagation policy among them) is marked as being deleted and stays."""
         old = self._existing(rtype, namespace, name)
-        preconditions = preconditions or {}
-        if preconditions.get('uid') and preconditions['uid'] != old['metadata']['uid']:
-            raise errors.conflict(rtype, name, 'Precondition failed: UID in precondition: {0}, UID in object meta: '
-                                  '{1}'.format(preconditions['uid'], old['metadata']['uid']))
-        if preconditions.get('resourceVersion') and preconditions['resourceVersion'] != old['metadata']['resourceVersion']:
-            raise errors.conflict(rtype, name)
-        if dry_run:
+        meta = old['metadata']
+        _check_preconditions(rtype, meta, preconditions or {})
+        finalizers = list(meta.get('finalizers') or [])
+        if rtype.kind != 'Namespace':
+            finalizers = _deletion_finalizers(rtype, finalizers, propagation, orphan_dependents)
+        if not finalizers and rtype.kind != 'Namespace':
+            if not dry_run:
+                self.store.delete(rtype.key, namespace if rtype.namespaced else None, name)
             return old, True
-        if rtype.kind == 'Namespace' or old['metadata'].get('finalizers'):
-            if old['metadata'].get('deletionTimestamp'):
-                return old, False
-            old['metadata']['deletionTimestamp'] = now()
-            old['metadata']['deletionGracePeriodSeconds'] = 0
+        marked = copy.deepcopy(old)
+        if finalizers:
+            marked['metadata']['finalizers'] = finalizers
+        if not meta.get('deletionTimestamp'):
+            marked['metadata'].update(deletionTimestamp=now(), deletionGracePeriodSeconds=0)
+            if meta.get('generation'):
+                marked['metadata']['generation'] = meta['generation'] + 1
             if rtype.kind == 'Namespace':
-                old['status'] = {'phase': 'Terminating'}
-            return self.served_as(rtype, self.store.put(rtype.key, self._stored(rtype, old))), False
-        self.store.delete(rtype.key, namespace if rtype.namespaced else None, name)
-        return old, True
+                marked['status'] = {'phase': 'Terminating'}
+        if marked == old or dry_run:
+            return marked, False
+        return self.served_as(rtype, self.store.put(rtype.key, self._stored(rtype, marked))), False
 
     # server-side rules per kind
 
     def _tracks_generation(self, rtype):
         return bool(rtype.crd) or rtype.kind in GENERATION_KINDS
 
-    def _prepare(self, rtype, obj, old, strict):
-        """Defaults and validation of one kind; raises ApiError 422 naming the field."""
+    def _prepare(self, rtype, obj, old, strict, warnings=None, directive=None, how='create', patch=None):
+        """Decoding, defaults and validation of one kind in the API server's order: a built-in object that does
+        not decode into its type is refused (400) and loses unknown fields (refused under fieldValidation Strict,
+        warned about under Warn); then its kind's defaults apply; then validation refuses it (422 naming the
+        fields)."""
+        if not rtype.crd:
+            builtin.check_decoded(rtype, obj, strict or directive == 'Strict',
+                                  warnings if directive == 'Warn' else None, how, patch)
         name = obj['metadata']['name']
-        pattern = DNS_LABEL if rtype.kind in ('Namespace', 'Service') else DNS_SUBDOMAIN
+        causes = []
         if rtype.group == 'rbac.authorization.k8s.io':
             # RBAC names only have to be valid path segments.
             if name in ('.', '..') or '/' in name or '%' in name:
-                raise errors.invalid(rtype, name, [('metadata.name', 'Invalid value: "{0}": may not contain '
-                                                    '\'/\' or \'%\''.format(name), 'FieldValueInvalid')])
-        elif old is None and (len(name) > (63 if pattern is DNS_LABEL else 253) or not pattern.match(name)):
-            raise errors.invalid(rtype, name, [('metadata.name', 'Invalid value: "{0}": a lowercase RFC 1123 {1} '
-                                                'must consist of lower case alphanumeric characters, \'-\' or \'.\', '
-                                                'and must start and end with an alphanumeric character'.format(
-                                                    name, 'label' if pattern is DNS_LABEL else 'subdomain'),
-                                                'FieldValueInvalid')])
-        for field in ('labels', 'annotations'):
-            values = obj['metadata'].get(field) or {}
-            bad = [k for k, v in values.items() if not isinstance(v, str)]
-            if bad:
-                raise errors.invalid(rtype, name, [('metadata.{0}'.format(field), 'Invalid value: {0!r}: must be '
-                                                    'a string'.format(bad[0]), 'FieldValueTypeInvalid')])
+                causes.append(('metadata.name', 'Invalid value: "{0}": may not contain \'/\' or \'%\''.format(name),
+                               'FieldValueInvalid'))
+        elif old is None:
+            causes += validation.object_name(rtype.kind, name)
+        if rtype.crd:
+            for field in ('labels', 'annotations'):
+                values = obj['metadata'].get(field) or {}
+                bad = [k for k, v in values.items() if not isinstance(v, str)]
+                if bad:
+                    causes.append(('metadata.{0}'.format(field), 'Invalid value: {0!r}: must be a string'.format(
+                        bad[0]), 'FieldValueTypeInvalid'))
+        causes += validation.object_meta(obj['metadata'])
+        if causes:
+            raise errors.invalid(rtype, name, causes)
         prepare = getattr(self, '_prepare_' + rtype.kind.lower(), None)
         if rtype.crd:
-            self._prepare_custom(rtype, obj, strict)
+            self._prepare_custom(rtype, obj, old, strict, warnings)
         elif prepare:
             prepare(rtype, obj, old)
 
@@ -335,88 +415,137 @@ class KubeApi:
         else:
             obj['status'] = old.get('status', {'phase': 'Active'})
         obj['metadata'].setdefault('labels', {})['kubernetes.io/metadata.name'] = obj['metadata']['name']
+        self.pod_security.check_namespace(rtype, obj, old)
 
     def _prepare_configmap(self, rtype, obj, old):
-        for field in ('data', 'binaryData'):
-            for key, value in (obj.get(field) or {}).items():
-                if not isinstance(value, str):
-                    raise errors.invalid(rtype, obj['metadata']['name'], [(
-                        '{0}[{1}]'.format(field, key), 'Invalid value: must be a string', 'FieldValueTypeInvalid')])
+        causes = validation.config_data(obj)
+        if old is not None:
+            causes += validation.immutable_data(obj, old)
+        if causes:
+            raise errors.invalid(rtype, obj['metadata']['name'], causes)
 
     def _prepare_secret(self, rtype, obj, old):
+        causes = [validation.invalid('stringData[{0}]'.format(key), key, msg)
+                  for key in obj.get('stringData') or {} for msg in validation.config_key(key)]
         data = obj.get('data') or {}
-        for key, value in data.items():
-            try:
-                base64.b64decode(value, validate=True)
-            except (binascii.Error, TypeError, ValueError):
-                raise errors.bad_request('illegal base64 data in data[{0}]'.format(key)) from None
         for key, value in (obj.pop('stringData', None) or {}).items():
             data[key] = base64.b64encode(str(value).encode()).decode()
         if data:
             obj['data'] = data
         obj.setdefault('type', 'Opaque')
-        if old is not None and old.get('type') != obj['type']:
-            raise errors.invalid(rtype, obj['metadata']['name'], [('type', 'Invalid value: "{0}": field is '
-                                                                   'immutable'.format(obj['type']), 'FieldValueInvalid')])
+        causes += validation.config_data(obj)
+        if old is not None:
+            if old.get('type') != obj['type']:
+                causes.append(validation.invalid('type', obj['type'], validation.IMMUTABLE))
+            causes += validation.immutable_data(obj, old)
+        if causes:
+            raise errors.invalid(rtype, obj['metadata']['name'], causes)
 
     def _prepare_service(self, rtype, obj, old):
         spec = obj.setdefault('spec', {})
-        spec.setdefault('type', 'ClusterIP')
-        if old is not None and old.get('spec', {}).get('clusterIP'):
-            spec.setdefault('clusterIP', old['spec']['clusterIP'])
-        if not spec.get('clusterIP'):
-            address = next(self.cluster_ips)
-            spec['clusterIP'] = '10.96.{0}.{1}'.format(address // 250, address % 250 + 1)
-        spec.setdefault('clusterIPs', [spec['clusterIP']])
-        spec.setdefault('sessionAffinity', 'None')
-        for port in spec.get('ports') or []:
-            port.setdefault('protocol', 'TCP')
-            port.setdefault('targetPort', port.get('port'))
+        defaults.service(spec)
+        before = (old or {}).get('spec') or {}
+        # An update that leaves out the allocated address keeps it.
+        for field in ('clusterIP', 'clusterIPs', 'ipFamilies', 'ipFamilyPolicy'):
+            if before.get(field) and not spec.get(field):
+                spec[field] = copy.deepcopy(before[field])
+        causes = validation.service(spec)
+        if old is not None:
+            causes += validation.immutable_service(obj, old)
+        if causes:
+            raise errors.invalid(rtype, obj['metadata']['name'], causes)
+        if spec['type'] != 'ExternalName':
+            if not spec.get('clusterIP'):
+                address = next(self.cluster_ips)
+                spec['clusterIP'] = '10.96.{0}.{1}'.format(address // 250, address % 250 + 1)
+            spec.setdefault('clusterIPs', [spec['clusterIP']])
+            spec.setdefault('ipFamilies', ['IPv4'])
+            spec.setdefault('ipFamilyPolicy', 'SingleStack')
         obj.setdefault('status', {'loadBalancer': {}})
 
-    def _prepare_workload(self, rtype, obj):
+    def _prepare_workload(self, rtype, obj, old, default):
+        """What Deployments, ReplicaSets, DaemonSets and StatefulSets share: defaults, a selector that matches the
+        template's labels, containers; the selector may not change."""
         spec = obj.setdefault('spec', {})
+        default(spec)
         name = obj['metadata']['name']
-        selector = (spec.get('selector') or {}).get('matchLabels')
+        selector = spec.get('selector') or {}
         labels = ((spec.get('template') or {}).get('metadata') or {}).get('labels') or {}
-        causes = []
+        causes = validation.selector_labels('spec.selector.matchLabels', selector.get('matchLabels'))
         if not spec.get('selector'):
             causes.append(('spec.selector', 'Required value', 'FieldValueRequired'))
-        elif selector and any(labels.get(k) != v for k, v in selector.items()):
+        elif any(labels.get(k) != v for k, v in (selector.get('matchLabels') or {}).items()):
             causes.append(('spec.template.metadata.labels', 'Invalid value: {0}: `selector` does not match template '
-                           '`labels`'.format(labels), 'FieldValueInvalid'))
-        containers = ((spec.get('template') or {}).get('spec') or {}).get('containers')
-        if not containers:
+                           '`labels`'.format(validation.go_map(labels)), 'FieldValueInvalid'))
+        causes += validation.object_meta(((spec.get('template') or {}).get('metadata') or {}))
+        causes = [(f.replace('metadata.', 'spec.template.metadata.', 1) if f.startswith('metadata.') else f, m, r)
+                  for f, m, r in causes]
+        pod_spec = (spec.get('template') or {}).get('spec') or {}
+        if not pod_spec.get('containers'):
             causes.append(('spec.template.spec.containers', 'Required value', 'FieldValueRequired'))
-        for index, container in enumerate(containers or []):
-            if not container.get('image'):
-                causes.append(('spec.template.spec.containers[{0}].image'.format(index), 'Required value',
-                               'FieldValueRequired'))
+        causes += validation.containers('spec.template.spec', pod_spec)
+        if old is not None:
+            causes += (validation.immutable_statefulset(obj, old) if rtype.kind == 'StatefulSet'
+                       else validation.immutable_selector(obj, old))
         if causes:
             raise errors.invalid(rtype, name, causes)
-        spec.setdefault('revisionHistoryLimit', 10)
 
     def _prepare_deployment(self, rtype, obj, old):
-        self._prepare_workload(rtype, obj)
-        spec = obj['spec']
-        spec.setdefault('replicas', 1)
-        spec.setdefault('progressDeadlineSeconds', 600)
-        spec.setdefault('strategy', {'type': 'RollingUpdate', 'rollingUpdate': {'maxSurge': '25%',
-                                                                                 'maxUnavailable': '25%'}})
+        self._prepare_workload(rtype, obj, old, defaults.deployment)
+
+    def _prepare_replicaset(self, rtype, obj, old):
+        self._prepare_workload(rtype, obj, old, defaults.replicaset)
 
     def _prepare_statefulset(self, rtype, obj, old):
-        self._prepare_workload(rtype, obj)
-        obj['spec'].setdefault('replicas', 1)
-        obj['spec'].setdefault('podManagementPolicy', 'OrderedReady')
-        obj['spec'].setdefault('updateStrategy', {'type': 'RollingUpdate', 'rollingUpdate': {'partition': 0}})
+        self._prepare_workload(rtype, obj, old, defaults.statefulset)
 
     def _prepare_daemonset(self, rtype, obj, old):
-        self._prepare_workload(rtype, obj)
-        obj['spec'].setdefault('updateStrategy', {'type': 'RollingUpdate', 'rollingUpdate': {
-            'maxUnavailable': 1, 'maxSurge': 0}})
+        self._prepare_workload(rtype, obj, old, defaults.daemonset)
+
+    def _prepare_job(self, rtype, obj, old):
+        spec = obj.setdefault('spec', {})
+        meta = obj['metadata']
+        causes = []
+        if old is None and not spec.get('manualSelector'):
+            if spec.get('selector'):
+                causes.append(('spec.selector', 'Invalid value: {0}: `selector` not auto-generated'.format(
+                    validation.label_selector_string(spec['selector'])), 'FieldValueInvalid'))
+            else:
+                # The selector and labels the API server generates for a Job's pods.
+                template = spec.setdefault('template', {})
+                labels = template.setdefault('metadata', {}).setdefault('labels', {})
+                for key in ('batch.kubernetes.io/controller-uid', 'controller-uid'):
+                    labels[key] = meta['uid']
+                for key in ('batch.kubernetes.io/job-name', 'job-name'):
+                    labels[key] = meta['name']
+                spec['selector'] = {'matchLabels': {'batch.kubernetes.io/controller-uid': meta['uid']}}
+        defaults.job(spec)
+        pod_spec = (spec.get('template') or {}).get('spec') or {}
+        if not pod_spec.get('containers'):
+            causes.append(('spec.template.spec.containers', 'Required value', 'FieldValueRequired'))
+        causes += validation.containers('spec.template.spec', pod_spec)
+        if pod_spec.get('restartPolicy') not in ('OnFailure', 'Never'):
+            causes.append(validation.unsupported('spec.template.spec.restartPolicy', pod_spec.get('restartPolicy'),
+                                                 ('OnFailure', 'Never')))
+        if old is not None:
+            causes += validation.immutable_job(obj, old)
+        if causes:
+            raise errors.invalid(rtype, meta['name'], causes)
+
+    def _prepare_cronjob(self, rtype, obj, old):
+        defaults.cronjob(obj.setdefault('spec', {}))
+
+    def _prepare_pod(self, rtype, obj, old):
+        defaults.pod(obj)
+        causes = validation.containers('spec', obj['spec'])
+        if not obj['spec'].get('containers'):
+            causes.append(('spec.containers', 'Required value', 'FieldValueRequired'))
+        if causes:
+            raise errors.invalid(rtype, obj['metadata']['name'], causes)
 
     def _prepare_persistentvolumeclaim(self, rtype, obj, old):
-        spec = obj.get('spec') or {}
+        spec = obj.setdefault('spec', {})
+        defaults.persistentvolumeclaim(spec)
         modes = spec.get('accessModes') or []
         storage = ((spec.get('resources') or {}).get('requests') or {}).get('storage')
         causes = []
@@ -432,6 +561,8 @@ class KubeApi:
         elif re.match(r'^\+?0*(\.0*)?([a-zA-Z]*)$', str(storage)):
             causes.append(('spec.resources[storage]', 'Invalid value: "{0}": must be greater than zero'.format(
                 storage), 'FieldValueInvalid'))
+        if old is not None:
+            causes += validation.immutable_pvc(obj, old)
         if causes:
             raise errors.invalid(rtype, obj['metadata']['name'], causes)
 
@@ -459,6 +590,10 @@ class KubeApi:
         if old is not None and old.get('spec', {}).get('group') != spec.get('group'):
             causes.append(('spec.group', 'Invalid value: "{0}": field is immutable'.format(spec.get('group')),
                            'FieldValueInvalid'))
+        for index, version in enumerate(versions):
+            found = (version.get('schema') or {}).get('openAPIV3Schema')
+            where = 'spec.versions[{0}].schema.openAPIV3Schema'.format(index)
+            causes += cel.rule_errors(found, where)
         if causes:
             raise errors.invalid(rtype, name, causes)
         names.setdefault('singular', names['kind'].lower())
@@ -470,14 +605,16 @@ class KubeApi:
         if old is None:
             obj['status'] = {'conditions': [], 'acceptedNames': {'kind': '', 'plural': ''}, 'storedVersions': []}
 
-    def _prepare_custom(self, rtype, obj, strict):
+    def _prepare_custom(self, rtype, obj, old, strict, warnings=None):
         name = obj['metadata']['name']
         dropped, problems = schema.validate(obj, rtype.schema)
         if strict and dropped:
             raise errors.bad_request('strict decoding error: ' + ', '.join(
                 'unknown field "{0}"'.format(field) for field in dropped))
-        if problems:
-            raise errors.invalid(rtype, name, [_schema_cause(*problem) for problem in problems])
+        causes = [_schema_cause(*problem) for problem in problems]
+        causes += cel.validate(rtype.schema, obj, old, [reason for _f, _m, reason in causes], warnings)
+        if causes:
+            raise errors.invalid(rtype, name, causes)
 
 
 def _schema_cause(field, message, validator, instance):

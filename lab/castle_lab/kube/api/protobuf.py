@@ -38,6 +38,7 @@ KINDS = {
     'SubjectAccessReview': {1: ('metadata', OBJECT_META), 2: ('spec', {
         1: ('resourceAttributes', RESOURCE_ATTRIBUTES), 2: ('nonResourceAttributes', NON_RESOURCE),
         3: ('user', 'string'), 4: ('groups', 'strings'), 6: ('uid', 'string')})},
+    'SelfSubjectRulesReview': {1: ('metadata', OBJECT_META), 2: ('spec', {1: ('namespace', 'string')})},
     'TokenRequest': {1: ('metadata', OBJECT_META),
                      2: ('spec', {1: ('audiences', 'strings'), 4: ('expirationSeconds', 'int')})},
 }

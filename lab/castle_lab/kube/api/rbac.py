@@ -9,11 +9,31 @@ SUPERUSERS = 'system:masters'
 DEFAULT_CLUSTER_ROLES = {
     'cluster-admin': [{'apiGroups': ['*'], 'resources': ['*'], 'verbs': ['*']}, {'nonResourceURLs': ['*'],
                                                                                   'verbs': ['*']}],
-    'view': [{'apiGroups': ['*'], 'resources': ['*'], 'verbs': ['get', 'list', 'watch']}],
+    # bootstrappolicy's system:aggregate-to-view: read-only, and never Secrets.
+    'view': [{'apiGroups': [group], 'resources': resources, 'verbs': ['get', 'list', 'watch']} for group, resources in (
+        ('', ['pods', 'replicationcontrollers', 'replicationcontrollers/scale', 'serviceaccounts', 'services',
+              'services/status', 'endpoints', 'persistentvolumeclaims', 'persistentvolumeclaims/status', 'configmaps']),
+        ('', ['limitranges', 'resourcequotas', 'bindings', 'events', 'pods/status', 'resourcequotas/status',
+              'namespaces/status', 'replicationcontrollers/status', 'pods/log']),
+        ('', ['namespaces']),
+        ('discovery.k8s.io', ['endpointslices']),
+        ('apps', ['controllerrevisions', 'statefulsets', 'statefulsets/scale', 'statefulsets/status', 'daemonsets',
+                  'daemonsets/status', 'deployments', 'deployments/scale', 'deployments/status', 'replicasets',
+                  'replicasets/scale', 'replicasets/status']),
+        ('autoscaling', ['horizontalpodautoscalers', 'horizontalpodautoscalers/status']),
+        ('batch', ['jobs', 'jobs/status', 'cronjobs', 'cronjobs/status']),
+        ('policy', ['poddisruptionbudgets', 'poddisruptionbudgets/status']),
+        ('networking.k8s.io', ['ingresses', 'ingresses/status', 'networkpolicies']))],
     'system:basic-user': [{'apiGroups': ['authorization.k8s.io'], 'verbs': ['create'],
                            'resources': ['selfsubjectaccessreviews', 'selfsubjectrulesreviews']},
                           {'apiGroups': ['authentication.k8s.io'], 'verbs': ['create'],
                            'resources': ['selfsubjectreviews']}],
+    # Readiness, version and discovery for every client (bootstrappolicy's system:discovery and
+    # system:public-info-viewer).
+    'system:discovery': [{'nonResourceURLs': ['/livez', '/readyz', '/healthz', '/version', '/version/', '/openapi',
+                                              '/openapi/*', '/api', '/api/*', '/apis', '/apis/*'], 'verbs': ['get']}],
+    'system:public-info-viewer': [{'nonResourceURLs': ['/livez', '/readyz', '/healthz', '/version', '/version/'],
+                                   'verbs': ['get']}],
     # What token reviewers (OpenBao's Kubernetes auth) are bound to: review tokens and access.
     'system:auth-delegator': [{'apiGroups': ['authentication.k8s.io'], 'resources': ['tokenreviews'],
                                'verbs': ['create']},
@@ -24,7 +44,15 @@ DEFAULT_BINDINGS = {
     'cluster-admin': {'roleRef': {'apiGroup': RBAC, 'kind': 'ClusterRole', 'name': 'cluster-admin'},
                       'subjects': [{'apiGroup': RBAC, 'kind': 'Group', 'name': SUPERUSERS}]},
     'system:basic-user': {'roleRef': {'apiGroup': RBAC, 'kind': 'ClusterRole', 'name': 'system:basic-user'},
-                          'subjects': [{'apiGroup': RBAC, 'kind': 'Group', 'name': 'system:authenticated'}]}}
+                          'subjects': [{'apiGroup': RBAC, 'kind': 'Group', 'name': 'system:authenticated'}]},
+    'system:discovery': {'roleRef': {'apiGroup': RBAC, 'kind': 'ClusterRole', 'name': 'system:discovery'},
+                         'subjects': [{'apiGroup': RBAC, 'kind': 'Group', 'name': 'system:authenticated'}]},
+    'system:public-info-viewer': {
+        'roleRef': {'apiGroup': RBAC, 'kind': 'ClusterRole', 'name': 'system:public-info-viewer'},
+        'subjects': [{'apiGroup': RBAC, 'kind': 'Group', 'name': 'system:authenticated'},
+                     {'apiGroup': RBAC, 'kind': 'Group', 'name': 'system:unauthenticated'}]}}
+# What the privileged-group authorizer answers for system:masters, before RBAC's own rules.
+EVERYTHING = ({'verbs': ['*'], 'apiGroups': ['*'], 'resources': ['*']}, {'verbs': ['*'], 'nonResourceURLs': ['*']})
 
 
 def seed(api):
@@ -72,19 +100,29 @@ class Authorizer:
             role = self.api.store.get((RBAC, 'roles'), namespace, ref.get('name'))
         return (role or {}).get('rules') or []
 
-    def allowed(self, user, groups, verb, group, resource, namespace, name):
-        if SUPERUSERS in groups:
-            return True
+    def _granted(self, user, groups, namespace):
+        """Every rule the user's cluster role bindings, then role bindings in `namespace`, grant."""
         grants = [(b, None) for b in self.api.store.list((RBAC, 'clusterrolebindings'))]
         if namespace:
             grants += [(b, namespace) for b in self.api.store.list((RBAC, 'rolebindings'), namespace)]
         for binding, scope in grants:
-            if not any(_subject_matches(s, user, groups) for s in binding.get('subjects') or []):
-                continue
-            for rule in self._role_rules(binding.get('roleRef') or {}, scope):
-                if _rule_allows(rule, verb, group, resource, name):
-                    return True
-        return False
+            if any(_subject_matches(s, user, groups) for s in binding.get('subjects') or []):
+                yield from self._role_rules(binding.get('roleRef') or {}, scope)
+
+    def allowed(self, user, groups, verb, group, resource, namespace, name):
+        if SUPERUSERS in groups:
+            return True
+        return any(_rule_allows(rule, verb, group, resource, name) for rule in self._granted(user, groups, namespace))
+
+    def rules_for(self, user, groups, namespace):
+        """(resourceRules, nonResourceRules) of a SelfSubjectRulesReview: what the user may do in `namespace`."""
+        rules = list(EVERYTHING) if SUPERUSERS in groups else []
+        rules += self._granted(user, groups, namespace)
+        resource = [{k: rule[k] for k in ('verbs', 'apiGroups', 'resources', 'resourceNames') if k in rule}
+                    for rule in rules if 'resources' in rule]
+        non_resource = [{'verbs': rule['verbs'], 'nonResourceURLs': rule['nonResourceURLs']}
+                        for rule in rules if 'nonResourceURLs' in rule]
+        return resource, non_resource
 
     def check(self, user, groups, verb, rtype, namespace, name, sub):
         resource = rtype.plural + ('/' + sub if sub else '')

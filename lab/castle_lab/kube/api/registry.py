@@ -63,6 +63,9 @@ class ResourceType:
                 kind, extra = 'Scale', {'group': 'autoscaling', 'version': 'v1'}
             elif sub == 'log':
                 verbs = ['get']
+            elif sub == 'eviction':
+                verbs, kind = ['create'], 'Eviction'
+                extra = {'group': 'policy', 'version': 'v1'}
             elif sub == 'finalize':
                 verbs = ['update']
             entries.append(dict({'name': '{0}/{1}'.format(self.plural, sub), 'singularName': '',
@@ -86,8 +89,9 @@ BUILTINS = (
              verbs=('create', 'delete', 'deletecollection', 'get', 'list', 'patch', 'update', 'watch'),
              subresources=('status',)),
     _builtin('', 'v1', 'Event', 'events', short=('ev',)),
+    _builtin('events.k8s.io', 'v1', 'Event', 'events', short=('ev',)),
     _builtin('', 'v1', 'Node', 'nodes', False, ('no',), subresources=('status',)),
-    _builtin('', 'v1', 'Pod', 'pods', short=('po',), subresources=('log', 'status')),
+    _builtin('', 'v1', 'Pod', 'pods', short=('po',), subresources=('eviction', 'log', 'status')),
     _builtin('apps', 'v1', 'Deployment', 'deployments', short=('deploy',), subresources=('scale', 'status')),
     _builtin('apps', 'v1', 'ReplicaSet', 'replicasets', short=('rs',), subresources=('scale', 'status')),
     _builtin('apps', 'v1', 'DaemonSet', 'daemonsets', short=('ds',), subresources=('status',)),
@@ -103,6 +107,8 @@ BUILTINS = (
     _builtin('authorization.k8s.io', 'v1', 'SelfSubjectAccessReview', 'selfsubjectaccessreviews', False,
              verbs=('create',)),
     _builtin('authorization.k8s.io', 'v1', 'SubjectAccessReview', 'subjectaccessreviews', False, verbs=('create',)),
+    _builtin('authorization.k8s.io', 'v1', 'SelfSubjectRulesReview', 'selfsubjectrulesreviews', False,
+             verbs=('create',)),
     # Stored as given, without a controller acting on them.
     _builtin('', 'v1', 'Endpoints', 'endpoints', short=('ep',)),
     _builtin('', 'v1', 'PersistentVolumeClaim', 'persistentvolumeclaims', short=('pvc',), subresources=('status',)),

@@ -1,4 +1,7 @@
-"""Custom resources against their structural openAPIV3Schema: pruning of unknown fields, then jsonschema."""
+"""Custom resources against their structural openAPIV3Schema: pruning of unknown fields, nulls and defaults as
+apiextensions-apiserver pkg/apiserver/schema/defaulting does them, then jsonschema."""
+
+import copy
 
 import jsonschema
 
@@ -59,6 +62,37 @@ def prune(value, schema, path=''):
     return dropped
 
 
+def default(value, schema):
+    """Apply the schema's `default:` values in place: a field that is absent, or null where the schema does not
+    allow null, gets its default; a non-nullable null without a default is dropped. Nullable nulls stay."""
+    if not isinstance(schema, dict):
+        return
+    if isinstance(value, dict):
+        properties = schema.get('properties')
+        properties = {k: v for k, v in properties.items() if isinstance(v, dict)} \
+            if isinstance(properties, dict) else {}
+        additional = schema.get('additionalProperties')
+        for key, sub in properties.items():
+            if 'default' in sub and (key not in value or (value[key] is None and not sub.get('nullable'))):
+                value[key] = copy.deepcopy(sub['default'])
+        for key in list(value):
+            sub = properties.get(key, additional if isinstance(additional, dict) else None)
+            if sub is None:
+                continue
+            if value[key] is None and not sub.get('nullable'):
+                if 'default' not in sub:
+                    del value[key]
+                    continue
+                value[key] = copy.deepcopy(sub['default'])
+            default(value[key], sub)
+    elif isinstance(value, list) and isinstance(schema.get('items'), dict):
+        items = schema['items']
+        for index, item in enumerate(value):
+            if item is None and not items.get('nullable') and 'default' in items:
+                value[index] = copy.deepcopy(items['default'])
+            default(value[index], items)
+
+
 def _join(path, key):
     return '{0}.{1}'.format(path, key) if path else key
 
@@ -74,6 +108,7 @@ def validate(obj, schema):
     top['properties'] = properties
     top.setdefault('type', 'object')
     dropped = prune(obj, top)
+    default(obj, top)
     checker = jsonschema.Draft4Validator(to_jsonschema(top))
     errors = []
     for error in sorted(checker.iter_errors(obj), key=lambda e: list(e.absolute_path)):

@@ -96,3 +96,15 @@ def field_value(obj, name):
 
 def fields_match(requirements, obj):
     return all((field_value(obj, name) == value) == equal for name, equal, value in requirements)
+
+
+SELECTOR_OPERATORS = {'In': 'in', 'NotIn': 'notin', 'Exists': 'exists', 'DoesNotExist': '!exists'}
+
+
+def selector_matches(selector, labels):
+    """Whether a LabelSelector (matchLabels, matchExpressions) selects these labels."""
+    requirements = [(key, 'in', [value]) for key, value in (selector.get('matchLabels') or {}).items()]
+    for expression in selector.get('matchExpressions') or []:
+        requirements.append((expression.get('key'), SELECTOR_OPERATORS.get(expression.get('operator'), 'in'),
+                             expression.get('values') or []))
+    return labels_match(requirements, labels)

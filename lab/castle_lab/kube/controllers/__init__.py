@@ -2,7 +2,11 @@
 
     manager    the controller framework: watch, queue, reconcile, requeue
     suite      every controller the server runs
-    core       kube-controller-manager's part: CRDs, namespaces, workloads, garbage collection, tokens
+    core       kube-controller-manager's part: CRDs, namespaces (and the `kubernetes` Service), garbage collection,
+               tokens
+    workloads  Deployments (revisioned ReplicaSets), DaemonSets, StatefulSets, Jobs, pod placement and status, nodes
+    failures   workload and node faults set through the control API, the controllers' clock
+    events     the events the controllers record (core v1 and events.k8s.io/v1)
     storage    dynamic provisioning of PersistentVolumes
     longhorn   Longhorn's node check and volumes that cannot attach
     charts     the Helm charts the lab can install and what each renders

@@ -1,21 +1,16 @@
-"""kube-controller-manager's part: CRD establishment and clean-up, namespace deletion, workloads and their
-pods, garbage collection of dependents, ServiceAccount token Secrets."""
+"""kube-controller-manager's part: CRD establishment and clean-up, namespace deletion, garbage collection of
+dependents, ServiceAccount token Secrets (workloads and nodes: castle_lab.kube.controllers.workloads)."""
 
 import base64
 import copy
-import hashlib
-import json
-import uuid
 
-from ..api.objects import CRD_FINALIZER, NODE, now
+from ..api.errors import ApiError
+from ..api.objects import CRD_FINALIZER, FOREGROUND_FINALIZER, ORPHAN_FINALIZER, now
 from ..api.registry import crd_types
 from .manager import Controller
 
 CRDS = ('apiextensions.k8s.io', 'customresourcedefinitions')
 NAMESPACES = ('', 'namespaces')
-WORKLOADS = (('apps', 'deployments'), ('apps', 'daemonsets'), ('apps', 'statefulsets'))
-# Characters of generated name suffixes (no vowels, as Kubernetes avoids words).
-SAFE = 'bcdfghjklmnpqrstvwxz2456789'
 
 
 def condition(kind, reason, message, status='True', observed=None):
@@ -87,6 +82,10 @@ class NamespaceController(Controller):
     name = 'namespace'
     watches = (NAMESPACES,)
 
+    def __init__(self, api, apiserver=('10.0.0.1', 6443)):
+        super().__init__(api)
+        self.apiserver = apiserver
+
     def reconcile(self, key, namespace, name):
         api = self.api
         ns = api.store.get(NAMESPACES, None, name)
@@ -116,20 +115,45 @@ class NamespaceController(Controller):
         if self.api.ca_pem:
             wanted.append((('', 'v1', 'configmaps'), {'metadata': {'name': 'kube-root-ca.crt'},
                                                       'data': {'ca.crt': self.api.ca_pem}}))
+        if namespace == 'default':
+            wanted.extend(self._kubernetes_service())
         for (group, version, plural), body in wanted:
             rtype = self.api.registry.get(group, version, plural)
             if self.api.store.get(rtype.key, namespace, body['metadata']['name']) is None:
                 self.api.create(rtype, namespace, body, 'kube-controller-manager')
 
+    def _kubernetes_service(self):
+        """kube-apiserver's own Service in `default`, 10.96.0.1:443, and its endpoints: the API server's address."""
+        address, port = self.apiserver
+        labels = {'component': 'apiserver', 'provider': 'kubernetes'}
+        return [
+            (('', 'v1', 'services'), {'metadata': {'name': 'kubernetes', 'labels': labels}, 'spec': {
+                'type': 'ClusterIP', 'clusterIP': '10.96.0.1', 'clusterIPs': ['10.96.0.1'],
+                'ipFamilies': ['IPv4'], 'ipFamilyPolicy': 'SingleStack', 'sessionAffinity': 'None',
+                'internalTrafficPolicy': 'Cluster',
+                'ports': [{'name': 'https', 'port': 443, 'protocol': 'TCP', 'targetPort': port}]}}),
+            (('', 'v1', 'endpoints'), {'metadata': {'name': 'kubernetes', 'labels': {
+                'endpointslice.kubernetes.io/skip-mirror': 'true'}}, 'subsets': [{
+                    'addresses': [{'ip': address}], 'ports': [{'name': 'https', 'port': port, 'protocol': 'TCP'}]}]}),
+            (('discovery.k8s.io', 'v1', 'endpointslices'), {
+                'metadata': {'name': 'kubernetes', 'labels': {'kubernetes.io/service-name': 'kubernetes'}},
+                'addressType': 'IPv4', 'endpoints': [{'addresses': [address], 'conditions': {'ready': True}}],
+                'ports': [{'name': 'https', 'port': port, 'protocol': 'TCP'}]})]
+
 
 PODS = ('', 'pods')
 REPLICA_SETS = ('apps', 'replicasets')
+SECRETS = ('', 'secrets')
+SERVICE_ACCOUNTS = ('', 'serviceaccounts')
 MANAGER = 'kube-controller-manager'
-
-
-def template_hash(template):
-    digest = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()
-    return ''.join(SAFE[int(digest[i:i + 2], 16) % len(SAFE)] for i in range(0, 20, 2))
+# A ServiceAccount token Secret: its type and the annotations naming its account.
+TOKEN_TYPE = 'kubernetes.io/service-account-token'
+SA_NAME = 'kubernetes.io/service-account.name'
+SA_UID = 'kubernetes.io/service-account.uid'
+# The garbage collector's work item for an owner that is gone: its dependents, by its uid.
+GONE = 'owner'
+# Its work item for an object with owners: whether they all exist, by (type key, name).
+DEPENDENT = 'dependent'
 
 
 def owner_reference(obj):
@@ -141,202 +165,163 @@ def owned_by(obj, uid):
     return any(ref.get('uid') == uid for ref in obj['metadata'].get('ownerReferences') or [])
 
 
-class WorkloadController(Controller):
-    """Deployments (through ReplicaSets), DaemonSets and StatefulSets get pods that run and are ready at once,
-    and report status accordingly."""
-
-    name = 'workloads'
-    watches = WORKLOADS
-    pod_ips = 0
-
-    def notify(self, key, event, obj):
-        if key == PODS and event == 'DELETED':
-            # A pod that went away is replaced: reconcile the workload that owns it (through its ReplicaSet).
-            owner = self._workload_of(obj)
-            if owner:
-                self.enqueue(*owner)
-            return
-        super().notify(key, event, obj)
-
-    def _workload_of(self, pod):
-        namespace = pod['metadata']['namespace']
-        for ref in pod['metadata'].get('ownerReferences') or []:
-            if ref.get('kind') == 'ReplicaSet':
-                rs = self.api.store.get(REPLICA_SETS, namespace, ref['name'])
-                refs = (rs or {}).get('metadata', {}).get('ownerReferences') or []
-                if refs and refs[0].get('kind') == 'Deployment':
-                    return ('apps', 'deployments'), namespace, refs[0]['name']
-            elif ref.get('kind') in ('StatefulSet', 'DaemonSet'):
-                return ('apps', ref['kind'].lower() + 's'), namespace, ref['name']
-        return None
-
-    def reconcile(self, key, namespace, name):
-        obj = self.api.store.get(key, namespace, name)
-        if obj is None or obj['metadata'].get('deletionTimestamp'):
-            return None
-        spec = obj.get('spec') or {}
-        template = spec.get('template') or {}
-        if key[1] == 'deployments':
-            replicas = spec.get('replicas', 1)
-            self._sync_pods(self._replica_set(obj, template, replicas), replicas, template)
-        elif key[1] == 'statefulsets':
-            self._sync_pods(obj, spec.get('replicas', 1), template, ordinal=True)
-        else:
-            self._sync_pods(obj, len(self.api.store.list(('', 'nodes'))), template)
-        self._set_status(key, obj, self._workload_status(key, obj))
-        return None
-
-    def _replica_set(self, deployment, template, replicas):
-        """The deployment's ReplicaSet for its current template; older ones are scaled to zero."""
-        namespace, uid = deployment['metadata']['namespace'], deployment['metadata']['uid']
-        rs_type = self.api.registry.get('apps', 'v1', 'replicasets')
-        pod_hash = template_hash(template)
-        current = None
-        for rs in self.api.store.list(REPLICA_SETS, namespace):
-            if not owned_by(rs, uid):
-                continue
-            if rs['metadata'].get('labels', {}).get('pod-template-hash') == pod_hash:
-                current = rs
-            elif rs['spec'].get('replicas'):
-                old = self.api.served_as(rs_type, rs)
-                old['spec']['replicas'] = 0
-                old = self.api.replace(rs_type, namespace, rs['metadata']['name'], old, MANAGER)
-                self._sync_pods(old, 0, old['spec']['template'])
-        labels = dict((template.get('metadata') or {}).get('labels') or {}, **{'pod-template-hash': pod_hash})
-        pod_template = copy.deepcopy(template)
-        pod_template.setdefault('metadata', {})['labels'] = labels
-        body = {'metadata': {'name': '{0}-{1}'.format(deployment['metadata']['name'], pod_hash), 'labels': labels,
-                             'annotations': {'deployment.kubernetes.io/revision': '1'},
-                             'ownerReferences': [owner_reference(deployment)]},
-                'spec': {'replicas': replicas, 'selector': {'matchLabels': labels}, 'template': pod_template}}
-        if current is None:
-            current = self.api.create(rs_type, namespace, body, MANAGER)
-        elif current['spec'].get('replicas') != replicas:
-            current = self.api.served_as(rs_type, current)
-            current['spec']['replicas'] = replicas
-            current = self.api.replace(rs_type, namespace, current['metadata']['name'], current, MANAGER)
-        return self.api.served_as(rs_type, current)
-
-    def _sync_pods(self, owner, count, template, ordinal=False):
-        """Exactly `count` running, ready pods owned by `owner`; then the owner's status if it is a ReplicaSet."""
-        api = self.api
-        namespace, uid = owner['metadata']['namespace'], owner['metadata']['uid']
-        pod_type = api.registry.get('', 'v1', 'pods')
-        pods = [p for p in api.store.list(PODS, namespace) if owned_by(p, uid)]
-        base = owner['metadata']['name']
-        if ordinal:
-            wanted = ['{0}-{1}'.format(base, i) for i in range(count)]
-            extra = [p for p in pods if p['metadata']['name'] not in wanted]
-            missing = [n for n in wanted if api.store.get(PODS, namespace, n) is None]
-        else:
-            extra, missing = pods[count:], [None] * max(count - len(pods), 0)
-        for pod in extra:
-            api.store.delete(PODS, namespace, pod['metadata']['name'])
-        for pod_name in missing:
-            meta = copy.deepcopy((template.get('metadata') or {}))
-            meta.update(ownerReferences=[owner_reference(owner)])
-            if pod_name:
-                meta['name'] = pod_name
-            else:
-                meta['generateName'] = base + '-'
-            pod = api.create(pod_type, namespace, {'metadata': meta, 'spec': dict(
-                copy.deepcopy(template.get('spec') or {}), nodeName=NODE)}, MANAGER)
-            api.replace(pod_type, namespace, pod['metadata']['name'], dict(pod, status=self._pod_status(pod)),
-                        MANAGER, subresource='status')
-        if owner['kind'] == 'ReplicaSet':
-            status = {'replicas': count, 'fullyLabeledReplicas': count, 'readyReplicas': count,
-                      'availableReplicas': count, 'observedGeneration': owner['metadata'].get('generation', 1)}
-            self._set_status(REPLICA_SETS, owner, {k: v for k, v in status.items() if v or k in (
-                'replicas', 'observedGeneration')})
-
-    def _pod_status(self, pod):
-        started = now()
-        containers = (pod.get('spec') or {}).get('containers') or []
-        self.pod_ips += 1
-        return {'phase': 'Running', 'hostIP': '10.0.0.1', 'podIP': '10.244.{0}.{1}'.format(
-            self.pod_ips // 250, self.pod_ips % 250 + 1), 'startTime': started, 'qosClass': 'BestEffort',
-            'conditions': [{'type': kind, 'status': 'True', 'lastTransitionTime': started} for kind in (
-                'PodReadyToStartContainers', 'Initialized', 'Ready', 'ContainersReady', 'PodScheduled')],
-            'containerStatuses': [{'name': c['name'], 'image': c.get('image', ''), 'imageID': '', 'ready': True,
-                                   'started': True, 'restartCount': 0, 'containerID': 'containerd://' + uuid.uuid4().hex,
-                                   'state': {'running': {'startedAt': started}}} for c in containers]}
-
-    def _set_status(self, key, obj, status):
-        current = self.api.store.get(key, obj['metadata']['namespace'], obj['metadata']['name'])
-        if current is not None and current.get('status') != status:
-            current = copy.deepcopy(current)
-            current['status'] = status
-            self.api.store.put(key, current)
-
-    def _workload_status(self, key, obj):
-        spec, meta = obj.get('spec') or {}, obj['metadata']
-        status = copy.deepcopy(obj.get('status') or {})
-        generation = meta.get('generation', 1)
-        name = meta['name']
-        if key[1] == 'daemonsets':
-            count = len(self.api.store.list(('', 'nodes')))
-            status.update(currentNumberScheduled=count, desiredNumberScheduled=count, numberAvailable=count,
-                          numberMisscheduled=0, numberReady=count, updatedNumberScheduled=count,
-                          observedGeneration=generation)
-            return status
-        replicas = spec.get('replicas', 1)
-        status.update(replicas=replicas, readyReplicas=replicas, availableReplicas=replicas,
-                      updatedReplicas=replicas, observedGeneration=generation)
-        if key[1] == 'statefulsets':
-            status.update(currentReplicas=replicas, currentRevision='{0}-1'.format(name),
-                          updateRevision='{0}-1'.format(name), collisionCount=0)
-        for field in ('readyReplicas', 'availableReplicas', 'updatedReplicas'):
-            if not replicas:
-                status.pop(field, None)
-        if key[1] == 'deployments':
-            rs_name = '{0}-{1}'.format(name, template_hash(spec.get('template') or {}))
-            status['conditions'] = merge_conditions(status.get('conditions'), [
-                condition('Available', 'MinimumReplicasAvailable', 'Deployment has minimum availability.',
-                          observed=True),
-                condition('Progressing', 'NewReplicaSetAvailable',
-                          'ReplicaSet "{0}" has successfully progressed.'.format(rs_name), observed=True)])
-        return status
-
-
 class GarbageCollector(Controller):
-    """Background propagation: deletes the dependents of a deleted owner once none of their owners is left. A
-    namespaced owner's dependents live in its namespace; a cluster-scoped owner's anywhere."""
+    """The garbage collector. The dependents of an owner that is gone are deleted once no owner of theirs is left,
+    each with the propagation its own finalizers ask for (a dependent with finalizers stays Terminating until they
+    are removed). An owner deleted with the `orphan` finalizer first loses its dependents' references to it; one
+    deleted in the foreground (`foregroundDeletion`) has its dependents deleted and stays until those that block it
+    (blockOwnerDeletion) are gone. A namespaced owner's dependents live in its namespace; a cluster-scoped owner's
+    anywhere."""
 
     name = 'garbage-collector'
 
     def notify(self, key, event, obj):
+        meta = obj['metadata']
+        namespace = meta.get('namespace', '')
         if event == 'DELETED':
-            self.enqueue('owner', obj['metadata'].get('namespace', ''), obj['metadata']['uid'])
+            self.enqueue(GONE, namespace, meta['uid'])
+            # An owner deleted in the foreground may have been waiting for this one.
+            for ref in _refs(obj):
+                state, rtype, owner = self._owner(namespace, ref)
+                if state == 'found' and _deleting_dependents(owner):
+                    self.enqueue(rtype.key, owner['metadata'].get('namespace', ''), owner['metadata']['name'])
+            return
+        if meta.get('deletionTimestamp') and {ORPHAN_FINALIZER, FOREGROUND_FINALIZER} & set(
+                meta.get('finalizers') or []):
+            self.enqueue(key, namespace, meta['name'])
+        if _refs(obj) and not meta.get('deletionTimestamp'):
+            # Its owners are checked: one that does not exist (never did, or another uid) counts as gone.
+            self.enqueue(DEPENDENT, namespace, (key, meta['name']))
 
     def reconcile(self, key, namespace, name):
+        if key == GONE:
+            for rtype, dependent in self._dependents(namespace, name):
+                self._attempt_to_delete(rtype, dependent)
+            return None
+        if key == DEPENDENT:
+            dependent = self.api.store.get(name[0], namespace or None, name[1])
+            rtype = self._type_of(dependent) if dependent else None
+            if rtype is not None:
+                self._attempt_to_delete(rtype, dependent, only_if_owner_gone=True)
+            return None
+        obj = self.api.store.get(key, namespace or None, name)
+        rtype = self._type_of(obj) if obj else None
+        if rtype is None or not obj['metadata'].get('deletionTimestamp'):
+            return None
+        uid, finalizers = obj['metadata']['uid'], obj['metadata'].get('finalizers') or []
+        dependents = self._dependents(namespace, uid)
+        if ORPHAN_FINALIZER in finalizers:
+            for dep_type, dependent in dependents:
+                self._drop_owners(dep_type, dependent, {uid})
+            self._remove_finalizer(rtype, obj, ORPHAN_FINALIZER)
+        elif FOREGROUND_FINALIZER in finalizers:
+            for dep_type, dependent in dependents:
+                self._attempt_to_delete(dep_type, dependent)
+            if not any(_blocks(dependent, uid) for _t, dependent in self._dependents(namespace, uid)):
+                self._remove_finalizer(rtype, obj, FOREGROUND_FINALIZER)
+        return None
+
+    def _dependents(self, namespace, uid):
+        found = []
         for rtype in {t.key: t for t in self.api.registry.types.values()}.values():
             if namespace and not rtype.namespaced:
                 continue  # a cluster-scoped object cannot be owned by a namespaced one
-            for obj in self.api.store.list(rtype.key, namespace or None):
-                if owned_by(obj, name) and not self._other_owner_left(obj, name):
-                    self.api.store.delete(rtype.key, obj['metadata'].get('namespace', ''), obj['metadata']['name'])
-        return None
+            found += [(rtype, obj) for obj in self.api.store.list(rtype.key, namespace or None)
+                      if any(r.get('uid') == uid for r in _refs(obj))]
+        return found
 
-    def _other_owner_left(self, obj, gone):
-        for ref in obj['metadata'].get('ownerReferences') or []:
-            if ref.get('uid') == gone:
-                continue
-            group, _sep, version = ref.get('apiVersion', '').rpartition('/')
-            rtype = self.api.registry.by_kind(group, version, ref.get('kind'))
-            if rtype is None:
-                return True  # an owner of a kind not served: kept, as the collector cannot tell
-            owner = self.api.store.get(rtype.key, obj['metadata'].get('namespace', '') if rtype.namespaced else '',
-                                       ref.get('name'))
-            if owner is not None and owner['metadata'].get('uid') == ref.get('uid'):
-                return True
-        return False
+    def _type_of(self, obj):
+        group, _sep, version = obj['apiVersion'].rpartition('/')
+        return self.api.registry.by_kind(group, version, obj['kind'])
+
+    def _owner(self, namespace, ref):
+        """('found', type, owner), ('gone', type, None), or ('unknown', None, None) for a kind not served, which
+        the collector cannot look up and so keeps as an owner."""
+        group, _sep, version = ref.get('apiVersion', '').rpartition('/')
+        rtype = self.api.registry.by_kind(group, version, ref.get('kind'))
+        if rtype is None:
+            return 'unknown', None, None
+        owner = self.api.store.get(rtype.key, namespace if rtype.namespaced else '', ref.get('name'))
+        if owner is None or owner['metadata'].get('uid') != ref.get('uid'):
+            return 'gone', rtype, None
+        return 'found', rtype, owner
+
+    def _attempt_to_delete(self, rtype, dependent, only_if_owner_gone=False):
+        meta = dependent['metadata']
+        namespace, finalizers = meta.get('namespace', ''), meta.get('finalizers') or []
+        if meta.get('deletionTimestamp'):
+            if FOREGROUND_FINALIZER in finalizers:
+                self.enqueue(rtype.key, namespace, meta['name'])
+            return  # being deleted already: its finalizers decide when it goes
+        solid, dropped, waiting = False, set(), []
+        for ref in _refs(dependent):
+            state, owner_type, owner = self._owner(namespace, ref)
+            if state == 'gone':
+                dropped.add(ref.get('uid'))
+            elif state == 'found' and _deleting_dependents(owner):
+                dropped.add(ref.get('uid'))
+                waiting.append((owner_type, owner))
+            else:
+                solid = True
+        if only_if_owner_gone and not dropped:
+            return
+        if solid:
+            # Kept by an owner that stays; it stops pointing at those that go, so they are not held up.
+            if dropped:
+                self._drop_owners(rtype, dependent, dropped)
+                for owner_type, owner in waiting:
+                    self.enqueue(owner_type.key, owner['metadata'].get('namespace', ''), owner['metadata']['name'])
+            return
+        if waiting and self._dependents(namespace, meta['uid']):
+            policy = 'Foreground'
+        elif ORPHAN_FINALIZER in finalizers:
+            policy = 'Orphan'
+        elif FOREGROUND_FINALIZER in finalizers:
+            policy = 'Foreground'
+        else:
+            policy = 'Background'
+        try:
+            self.api.delete(rtype, namespace or None, meta['name'], preconditions={'uid': meta['uid']},
+                            propagation=policy)
+        except ApiError:
+            pass  # gone or replaced meanwhile
+
+    def _drop_owners(self, rtype, dependent, uids):
+        body = self.api.served_as(rtype, dependent)
+        refs = [r for r in _refs(body) if r.get('uid') not in uids]
+        if refs:
+            body['metadata']['ownerReferences'] = refs
+        else:
+            body['metadata'].pop('ownerReferences', None)
+        self._write(rtype, body)
+
+    def _remove_finalizer(self, rtype, obj, finalizer):
+        body = self.api.served_as(rtype, obj)
+        body['metadata']['finalizers'] = [f for f in body['metadata']['finalizers'] if f != finalizer]
+        self._write(rtype, body)
+
+    def _write(self, rtype, body):
+        try:
+            self.api.replace(rtype, body['metadata'].get('namespace'), body['metadata']['name'], body, MANAGER)
+        except ApiError:
+            pass  # changed or gone meanwhile; its next event brings it back
 
 
-SECRETS = ('', 'secrets')
-SERVICE_ACCOUNTS = ('', 'serviceaccounts')
-TOKEN_TYPE = 'kubernetes.io/service-account-token'
-SA_NAME = 'kubernetes.io/service-account.name'
-SA_UID = 'kubernetes.io/service-account.uid'
+def _refs(obj):
+    """An object's owner references (what does not name an owner is skipped)."""
+    refs = obj['metadata'].get('ownerReferences')
+    return [r for r in refs if isinstance(r, dict) and all(isinstance(r.get(k), str) for k in (
+        'apiVersion', 'kind', 'name', 'uid'))] if isinstance(refs, list) else []
+
+
+def _deleting_dependents(obj):
+    return bool(obj['metadata'].get('deletionTimestamp')) and FOREGROUND_FINALIZER in (
+        obj['metadata'].get('finalizers') or [])
+
+
+def _blocks(dependent, uid):
+    return any(ref.get('uid') == uid and ref.get('blockOwnerDeletion')
+               for ref in _refs(dependent))
 
 
 class TokenController(Controller):

@@ -2,14 +2,16 @@
 (Helm always; source and kustomize when there is an artifact directory) and External Secrets'."""
 
 from . import storage
-from .core import CrdController, GarbageCollector, NamespaceController, TokenController, WorkloadController
+from .core import CrdController, GarbageCollector, NamespaceController, TokenController
 from .eso.external_secrets import ClusterExternalSecretController, ExternalSecretController
 from .eso.stores import SecretStoreController
 from .eso.vault import VaultRequests
+from .failures import Failures
 from .flux import helm
 from .flux.common import ArtifactStorage
 from .flux.kustomize import KustomizationController
 from .flux.source import GitRepositoryController
+from .workloads import NodeController, WorkloadController
 
 
 def flux_controllers(api, artifact_dir, kubectl):
@@ -30,9 +32,13 @@ def eso_controllers(api, requests=None):
             ClusterExternalSecretController(api, requests)]
 
 
-def all_controllers(api, artifact_dir=None, kubectl='kubectl', vault_requests=None):
+def all_controllers(api, artifact_dir=None, kubectl='kubectl', vault_requests=None, failures=None,
+                    apiserver=('10.0.0.1', 6443)):
     """The built-in controllers; Flux's source and kustomize controllers when there is an artifact directory;
-    External Secrets' controllers counting their Vault requests in `vault_requests` (a VaultRequests)."""
-    return [CrdController(api), NamespaceController(api), WorkloadController(api), GarbageCollector(api),
-            TokenController(api), *helm.controllers(api), *storage.controllers(api),
+    External Secrets' controllers counting their Vault requests in `vault_requests` (a VaultRequests); workloads and
+    nodes failing as `failures` (a Failures) says; the `kubernetes` Service pointing at `apiserver` (address, port)."""
+    failures = failures or Failures()
+    return [CrdController(api), NamespaceController(api, apiserver), WorkloadController(api, failures),
+            NodeController(api, failures), GarbageCollector(api),
+            TokenController(api), *helm.controllers(api, failures), *storage.controllers(api),
             *flux_controllers(api, artifact_dir, kubectl), *eso_controllers(api, vault_requests)]

@@ -6,11 +6,12 @@ import datetime
 import hashlib
 import json
 import logging
+import types
 
 import yaml
 from aiohttp import web
 
-from ..api import auth, errors, patch as patches, protobuf, selectors
+from ..api import auth, builtin, errors, eviction, patch as patches, protobuf, selectors
 from ..api.errors import ApiError
 from ..api.rbac import Authorizer
 from ..api.store import Expired
@@ -24,15 +25,26 @@ EXTRA_FIELDS = ('status.phase', 'spec.nodeName', 'spec.serviceAccountName', 'sta
                 'source', 'involvedObject.kind', 'involvedObject.namespace', 'involvedObject.name',
                 'involvedObject.uid', 'involvedObject.apiVersion', 'involvedObject.resourceVersion',
                 'involvedObject.fieldPath')
-REVIEWS = {'SelfSubjectReview': 'self_subject', 'SelfSubjectAccessReview': 'access', 'SubjectAccessReview': 'access'}
+REVIEWS = {'SelfSubjectReview': 'self_subject', 'SelfSubjectAccessReview': 'access', 'SubjectAccessReview': 'access',
+           'SelfSubjectRulesReview': 'rules'}
 PUBLIC_PATHS = ('/healthz', '/livez', '/readyz', '/version')
 ANONYMOUS = ('system:anonymous', ['system:unauthenticated'])
 WATCH_TIMEOUT = 1800
 BOOKMARK_SECONDS = 5.0
+# DeleteOptions: what its fields decode from (a JSON type) and into (the Go type the API server names).
+DELETE_OPTIONS = types.SimpleNamespace(kind='DeleteOptions', group='meta.k8s.io', plural='deleteoptions')
+DELETE_OPTION_TYPES = {'propagationPolicy': (str, 'v1.DeletionPropagation'), 'orphanDependents': (bool, 'bool'),
+                       'gracePeriodSeconds': (int, 'int64'), 'preconditions': (dict, 'v1.Preconditions'),
+                       'dryRun': (list, '[]string')}
 
 
 def json_response(body, status=200):
     return web.Response(text=json.dumps(body), status=status, content_type='application/json')
+
+
+def warning_header(text):
+    """A Warning header value as the API server writes one: code 299, no agent, the text quoted."""
+    return '299 - "{0}"'.format(text.replace('\\', '\\\\').replace('"', '\\"'))
 
 
 def parse_path(path):
@@ -51,6 +63,11 @@ def parse_path(path):
         return None
     rest = rest + [None] * (3 - len(rest))
     return (group, version, namespace, *rest)
+
+
+def _json_type(value):
+    return {bool: 'bool', int: 'number', float: 'number', str: 'string', list: 'array', dict: 'object'}.get(
+        type(value), 'null')
 
 
 def flag(query, key):
@@ -90,15 +107,19 @@ class KubeServer:
     @web.middleware
     async def _errors(self, request, handler):
         try:
-            return await handler(request)
+            response = await handler(request)
         except ApiError as exc:
-            return json_response(exc.status(), exc.code)
+            response = json_response(exc.status(), exc.code)
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
             reason = {404: 'NotFound', 405: 'MethodNotAllowed'}.get(exc.status, 'BadRequest')
             message = 'the server could not find the requested resource' if exc.status == 404 else exc.reason
             return json_response(ApiError(exc.status, reason, message, {}).status(), exc.status)
+        # What the request was warned about (fieldValidation=Warn, admission), on success and failure alike.
+        for text in request.get('warnings') or ():
+            response.headers.add('Warning', warning_header(text))
+        return response
 
     @web.middleware
     async def _authenticate(self, request, handler):
@@ -235,6 +256,12 @@ class KubeServer:
         self.authorizer.check(user, groups, 'create' if verb == 'token' else verb, rtype, namespace, name, sub)
         if sub == 'scale':
             return await self.scale(request, rtype, namespace, name, verb)
+        if sub == 'eviction':
+            if verb != 'create':
+                raise ApiError(405, 'MethodNotAllowed', 'the server does not allow this method on the requested '
+                                                        'resource', {})
+            return json_response(eviction.evict(self.api, namespace, name, await self._body(request, kind='Eviction'),
+                                                self._options(request)['dry_run']), 201)
         if sub == 'log':
             # Nothing runs in the emulated pods, so they have written nothing.
             self.api.get(rtype, namespace, name)
@@ -283,7 +310,8 @@ class KubeServer:
         if not raw.strip():
             return {}
         try:
-            body = json.loads(raw)
+            # Keys a JSON object repeats are the strict decoder's `duplicate field` (see _decoded).
+            body, request['duplicates'] = builtin.plain(json.loads(raw, object_pairs_hook=builtin.Fields.of))
         except ValueError:
             try:
                 body = yaml.safe_load(raw)
@@ -302,8 +330,18 @@ class KubeServer:
 
     @staticmethod
     def _options(request):
+        """dryRun and fieldValidation of a write; `warnings` collects the Warning headers of the response."""
         query = request.query
-        return {'dry_run': query.get('dryRun') == 'All', 'strict': query.get('fieldValidation') == 'Strict'}
+        directive = query.get('fieldValidation', '')
+        if directive not in ('',) + builtin.DIRECTIVES:
+            kind = {'POST': 'CreateOptions', 'PUT': 'UpdateOptions'}.get(request.method, 'PatchOptions')
+            cause = 'Unsupported value: "{0}": supported values: "", "Ignore", "Strict", "Warn"'.format(directive)
+            raise ApiError(422, 'Invalid', '{0}.meta.k8s.io "" is invalid: fieldValidation: {1}'.format(kind, cause), {
+                'group': 'meta.k8s.io', 'kind': kind,
+                'causes': [{'reason': 'FieldValueNotSupported', 'message': cause, 'field': 'fieldValidation'}]})
+        warnings = request.setdefault('warnings', [])
+        return {'dry_run': query.get('dryRun') == 'All', 'strict': directive == 'Strict',
+                'directive': directive or 'Warn', 'warnings': warnings}
 
     def _filtered(self, request, rtype, namespace):
         labels = selectors.parse_labels(request.query.get('labelSelector', ''))
@@ -421,8 +459,16 @@ class KubeServer:
         if rtype.kind in REVIEWS:
             return json_response(getattr(self, '_' + REVIEWS[rtype.kind])(request, rtype, body), 201)
         self._check_kind(rtype, body)
+        self._decoded(request, rtype)
         obj = self.api.create(rtype, namespace, body, self._manager(request), **self._options(request))
         return json_response(obj, 201)
+
+    def _decoded(self, request, rtype):
+        """A create or update body's duplicate fields, answered as fieldValidation says (built-in kinds)."""
+        if not rtype.crd:
+            options = self._options(request)
+            builtin.check_duplicates(rtype, request.get('duplicates') or [], options['strict'],
+                                     options['warnings'] if options['directive'] == 'Warn' else None)
 
     @staticmethod
     def _check_kind(rtype, body):
@@ -481,6 +527,15 @@ class KubeServer:
                                               resource, attributes.get('namespace', ''), attributes.get('name', ''))
         return self._review(rtype, body, {'allowed': allowed})
 
+    def _rules(self, request, rtype, body):
+        namespace = (body.get('spec') or {}).get('namespace')
+        if not namespace:
+            raise ApiError(400, 'BadRequest', 'no namespace on request', {})
+        user, groups = request['user']
+        resource_rules, non_resource_rules = self.authorizer.rules_for(user, groups, namespace)
+        return self._review(rtype, body, {'resourceRules': resource_rules, 'nonResourceRules': non_resource_rules,
+                                          'incomplete': False})
+
     @staticmethod
     def _scale_of(rtype, obj):
         paths = rtype.scale
@@ -520,7 +575,8 @@ class KubeServer:
         for part in parts[:-1]:
             node = node.setdefault(part, {})
         node[parts[-1]] = replicas
-        updated = self.api.replace(rtype, namespace, name, obj, self._manager(request), **self._options(request))
+        updated = self.api.replace(rtype, namespace, name, obj, self._manager(request), 'scale',
+                                   **self._options(request))
         return json_response(self._scale_of(rtype, updated))
 
     async def do_token(self, request, rtype, namespace, name, sub):
@@ -541,6 +597,7 @@ class KubeServer:
     async def do_update(self, request, rtype, namespace, name, sub):
         body = await self._body(request, kind=rtype.kind)
         self._check_kind(rtype, body)
+        self._decoded(request, rtype)
         if sub == 'finalize':
             sub = ''
         obj = self.api.replace(rtype, namespace, name, body, self._manager(request), sub, **self._options(request))
@@ -556,23 +613,59 @@ class KubeServer:
                                       force=flag(request.query, 'force'), **self._options(request))
         return json_response(obj, 201 if created else 200)
 
+    async def _delete_options(self, request):
+        """DeleteOptions from the request body, or from the query when there is no body; refused as the API
+        server refuses them."""
+        options = await self._body(request, kind='DeleteOptions')
+        if not options:
+            query = request.query
+            options = {key: query[key] for key in ('propagationPolicy', 'orphanDependents') if key in query}
+            if 'orphanDependents' in options:
+                options['orphanDependents'] = flag(query, 'orphanDependents')
+            options['dryRun'] = query.getall('dryRun', [])
+        for field, (json_type, go_type) in DELETE_OPTION_TYPES.items():
+            value = options.get(field)
+            if value is not None and not (isinstance(value, json_type) and not (json_type is int and isinstance(
+                    value, bool)) and (field != 'dryRun' or all(isinstance(v, str) for v in value))):
+                raise errors.bad_request('json: cannot unmarshal {0} into Go struct field DeleteOptions.{1} of type '
+                                         '{2}'.format(_json_type(value), field, go_type))
+        policy, orphan, dry_run = options.get('propagationPolicy'), options.get('orphanDependents'), \
+            options.get('dryRun') or []
+        causes = []
+        if policy is not None and orphan is not None:
+            causes.append(('propagationPolicy', 'Invalid value: "{0}": orphanDependents and deletionPropagation '
+                           'cannot be both set'.format(policy), 'FieldValueInvalid'))
+        if policy is not None and policy not in ('Foreground', 'Background', 'Orphan'):
+            causes.append(('propagationPolicy', 'Unsupported value: "{0}": supported values: "Foreground", '
+                           '"Background", "Orphan", "nil"'.format(policy), 'FieldValueNotSupported'))
+        if any(v != 'All' for v in dry_run):
+            causes.append(('dryRun', 'Unsupported value: []string{{{0}}}: supported values: "All"'.format(
+                ', '.join('"{0}"'.format(v) for v in dry_run)), 'FieldValueNotSupported'))
+        if causes:
+            refused = errors.invalid(DELETE_OPTIONS, '', causes)
+            refused.details.pop('name')
+            raise refused
+        return {'propagation': policy, 'orphan_dependents': orphan, 'preconditions': options.get('preconditions'),
+                'dry_run': bool(dry_run)}
+
     async def do_delete(self, request, rtype, namespace, name, sub):
-        body = await self._body(request, kind='DeleteOptions')
-        obj, gone = self.api.delete(rtype, namespace, name, preconditions=body.get('preconditions'),
-                                    dry_run=self._options(request)['dry_run'] or 'All' in (body.get('dryRun') or []))
-        return json_response(obj, 200 if gone else 202)
+        options = await self._delete_options(request)
+        obj, gone = self.api.delete(rtype, namespace, name, **options)
+        # 202 only for what was asked to cascade (orphanDependents=false) and is not gone yet, as the API server does.
+        return json_response(obj, 202 if not gone and options['orphan_dependents'] is False else 200)
 
     async def do_deletecollection(self, request, rtype, namespace, name, sub):
         try:
             keep = self._filtered(request, rtype, namespace)
         except selectors.SelectorError as exc:
             raise errors.bad_request(str(exc)) from None
-        dry_run = self._options(request)['dry_run']
+        options = await self._delete_options(request)
+        options.pop('preconditions')
         deleted = []
         for obj in self.api.store.list(rtype.key, namespace):
             if keep(obj):
                 deleted.append(self.api.delete(rtype, obj['metadata'].get('namespace'), obj['metadata']['name'],
-                                               dry_run=dry_run)[0])
+                                               **options)[0])
         return json_response({'kind': rtype.kind + 'List', 'apiVersion': rtype.group_version,
                               'metadata': {'resourceVersion': self.api.store.resource_version}, 'items': deleted})
 

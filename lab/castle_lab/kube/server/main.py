@@ -2,6 +2,7 @@
 its controllers on the same event loop, and the control API (faults, External Secrets' Vault requests) beside it."""
 
 import asyncio
+import json
 import logging
 import shutil
 import ssl
@@ -13,6 +14,7 @@ from ...serving import service_parser, stop_event
 from ..api.auth import TokenSigner
 from ..api.objects import KubeApi
 from ..controllers.eso.vault import VaultRequests
+from ..controllers.failures import Failures
 from ..controllers.manager import Manager
 from ..controllers.suite import all_controllers
 from .app import KubeServer
@@ -30,14 +32,20 @@ def tls_context(args):
 async def serve(args):
     with open(args.sa_key, 'rb') as handle:
         signer = TokenSigner(serialization.load_pem_private_key(handle.read(), None))
+    pod_security = None
+    if args.pod_security_config:
+        with open(args.pod_security_config) as handle:
+            pod_security = json.load(handle)
     with open(args.client_ca) as handle:
-        api = KubeApi(signer, handle.read(), seed_node=not args.no_seed_node)
+        api = KubeApi(signer, handle.read(), seed_node=not args.no_seed_node, pod_security=pod_security)
     faults = Faults()
     if args.artifact_dir:
         # Artifacts belong to objects held in memory: a new server starts without either.
         shutil.rmtree(args.artifact_dir, ignore_errors=True)
     vault_requests = VaultRequests()
-    controllers = Manager(api.store, all_controllers(api, args.artifact_dir, args.kubectl, vault_requests))
+    failures = Failures()
+    controllers = Manager(api.store, all_controllers(api, args.artifact_dir, args.kubectl, vault_requests, failures,
+                                                     (args.host, args.port)))
     controllers.start()
     runner = web.AppRunner(KubeServer(api, args.host, args.port, faults).app(), access_log=None,
                            shutdown_timeout=1)
@@ -45,6 +53,7 @@ async def serve(args):
     await web.TCPSite(runner, args.host, args.port, ssl_context=tls_context(args)).start()
     control_app = faults.app()
     vault_requests.routes(control_app)
+    failures.routes(control_app)
     control = web.AppRunner(control_app, access_log=None)
     await control.setup()
     await web.TCPSite(control, args.host, args.control_port).start()
@@ -63,6 +72,9 @@ def main():
     parser.add_argument('--kubectl', default='kubectl', help='the kubectl that builds Flux Kustomizations')
     parser.add_argument('--no-seed-node', action='store_true',
                         help='start without the castle-lab-node Node (nodes register themselves)')
+    parser.add_argument('--pod-security-config',
+                        help='the PodSecurity admission plugin\'s configuration (JSON); without it, the one Talos '
+                             'generates')
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(name)s %(levelname)s %(message)s')
     asyncio.run(serve(parser.parse_args()))
 

@@ -67,8 +67,10 @@ class FakeKube(object):
                 raise ResourceNotFoundError('no {0} in {1}'.format(kind, api_version))
             return _Resource(api_version, kind, self.served[(api_version, kind)])
         if name is None:
+            wanted = dict(term.split('=', 1) for term in label_selector.split(',')) if label_selector else {}
             items = [o for k, o in sorted(self.objects.items())
-                     if k[:2] == (resource.api_version, resource.kind) and namespace in (None, k[2])]
+                     if k[:2] == (resource.api_version, resource.kind) and namespace in (None, k[2])
+                     and all((o['metadata'].get('labels') or {}).get(key) == value for key, value in wanted.items())]
             return _Answer(items=copy.deepcopy(items))
         found = self.objects.get((resource.api_version, resource.kind, namespace, name))
         if found is None:

@@ -94,3 +94,79 @@ def test_without_flux_the_error_says_so(run_module, monkeypatch):
     fake_kube.install(monkeypatch)
     result = wait(run_module)
     assert result.failed and result.msg.startswith('cannot list Kustomizations; is Flux installed?')
+
+
+def release(name, ready='Unknown', reason='Progressing', message="Running 'install' action with timeout of 5m0s",
+            stalled=False):
+    conditions = [{'type': 'Ready', 'status': ready, 'reason': reason, 'message': message}]
+    if stalled:
+        conditions.append({'type': 'Stalled', 'status': 'True', 'reason': 'NoRemainingRetries',
+                           'message': 'Attempted 0 times but failed'})
+    return {'apiVersion': 'helm.toolkit.fluxcd.io/v2', 'kind': 'HelmRelease',
+            'metadata': {'name': name, 'namespace': 'flux-system', 'generation': 1},
+            'spec': {'chart': {'spec': {'chart': name}}},
+            'status': {'observedGeneration': 1, 'conditions': conditions}}
+
+
+def workload(name, namespace, ready, release_name, kind='Deployment'):
+    labels = {'app': name}
+    origin = {'helm.toolkit.fluxcd.io/name': release_name, 'helm.toolkit.fluxcd.io/namespace': 'flux-system'}
+    return {'apiVersion': 'apps/v1', 'kind': kind, 'metadata': {
+        'name': name, 'namespace': namespace, 'generation': 1, 'labels': origin},
+        'spec': {'replicas': 1, 'selector': {'matchLabels': labels}},
+        'status': {'observedGeneration': 1, 'replicas': 1, 'updatedReplicas': 1, 'readyReplicas': ready,
+                   'conditions': [{'type': 'Available', 'status': 'True' if ready else 'False',
+                                   'reason': 'MinimumReplicasAvailable' if ready else 'MinimumReplicasUnavailable',
+                                   'message': 'Deployment does not have minimum availability.'}]}}
+
+
+def pod(name, namespace, app, waiting=None):
+    state = {'waiting': {'reason': waiting, 'message': 'Back-off pulling image "quay.io/metallb/controller:nope"'}} \
+        if waiting else {'running': {}}
+    return {'apiVersion': 'v1', 'kind': 'Pod', 'metadata': {'name': name, 'namespace': namespace,
+                                                            'labels': {'app': app}},
+            'status': {'phase': 'Pending' if waiting else 'Running', 'containerStatuses': [
+                {'name': 'controller', 'ready': not waiting, 'state': state}],
+                'conditions': [{'type': 'Ready', 'status': 'False' if waiting else 'True',
+                                'reason': 'ContainersNotReady' if waiting else None}]}}
+
+
+@pytest.fixture
+def charts(cluster):
+    cluster.put(release('metallb'))
+    cluster.put(workload('metallb-controller', 'metallb-system', 0, 'metallb'))
+    cluster.put(workload('other', 'metallb-system', 0, 'someone-else'))
+    cluster.put(pod('metallb-controller-7d9f-abcde', 'metallb-system', 'metallb-controller', 'ImagePullBackOff'))
+    return cluster
+
+
+def test_a_timeout_on_a_helm_release_names_its_unready_deployment_and_the_pods_reason(run_module, charts):
+    result = wait(run_module, kinds=['HelmRelease'], wait_timeout=0)
+    assert result.failed
+    assert result.msg == (
+        "timed out after 0s: HelmRelease flux-system/metallb is not Ready: Progressing: Running 'install' action "
+        "with timeout of 5m0s; Deployment metallb-system/metallb-controller: 0/1 ready, Available False: "
+        "MinimumReplicasUnavailable: Deployment does not have minimum availability.; pod "
+        "metallb-system/metallb-controller-7d9f-abcde: container controller waiting: ImagePullBackOff: Back-off "
+        "pulling image \"quay.io/metallb/controller:nope\"")
+
+
+def test_a_stalled_helm_release_fails_at_once_with_its_failure(run_module, charts):
+    charts.put(release('metallb', 'False', 'InstallFailed', 'Helm install failed for release metallb-system/metallb '
+                       'with chart metallb@0.15.2: context deadline exceeded', stalled=True))
+    result = wait(run_module, kinds=['HelmRelease'], wait_timeout=5)
+    assert result.failed
+    assert result.msg.startswith(
+        'HelmRelease flux-system/metallb is not Ready: InstallFailed: Helm install failed for release '
+        'metallb-system/metallb with chart metallb@0.15.2: context deadline exceeded (stalled: ')
+    assert 'Deployment metallb-system/metallb-controller: 0/1 ready' in result.msg
+    assert [o['stalled'] for o in result['objects']] == [True]
+
+
+def test_reconcile_resets_a_helm_release_with_the_same_token(run_module, charts):
+    charts.stalled.add('HelmRelease')
+    result = wait(run_module, kinds=['HelmRelease'], reconcile=True, wait_timeout=0)
+    token = result['requested_at']
+    annotations = charts.find('helm.toolkit.fluxcd.io/v2', 'HelmRelease', 'metallb', 'flux-system')['metadata'][
+        'annotations']
+    assert annotations == {'reconcile.fluxcd.io/requestedAt': token, 'reconcile.fluxcd.io/resetAt': token}

@@ -8,7 +8,7 @@ import time
 
 from ...api.errors import ApiError
 from ...api.objects import now
-from ...api.selectors import labels_match
+from ...api.selectors import selector_matches
 from ..flux.objects import parse_duration
 from .common import (ANNOTATION_DATA_HASH, CLUSTER_EXTERNAL_SECRETS, CLUSTER_STORES, DEFAULT_NAMESPACE_REFRESH,
                      DEFAULT_REFRESH, ERR_PROVIDER_DATA, ERR_UPDATE_SECRET, EXTERNAL_SECRETS, GROUP, LABEL_MANAGED,
@@ -234,18 +234,6 @@ def _as_bytes(value):
     if isinstance(value, bytes):
         return value
     return json.dumps(value, separators=(',', ':')).encode()
-
-
-SELECTOR_OPERATORS = {'In': 'in', 'NotIn': 'notin', 'Exists': 'exists', 'DoesNotExist': '!exists'}
-
-
-def selector_matches(selector, labels):
-    """Whether a LabelSelector (matchLabels, matchExpressions) selects these labels."""
-    requirements = [(key, 'in', [value]) for key, value in (selector.get('matchLabels') or {}).items()]
-    for expression in selector.get('matchExpressions') or []:
-        requirements.append((expression.get('key'), SELECTOR_OPERATORS.get(expression.get('operator'), 'in'),
-                             expression.get('values') or []))
-    return labels_match(requirements, labels)
 
 
 class ClusterExternalSecretController(EsoController):

@@ -22,6 +22,7 @@ from .. import charts
 from ..manager import Controller
 from .common import (ARTIFACT_SERVER, DEPLOYMENTS, FINALIZER, REQUESTED_AT, controller_available, flux_condition,
                      is_ready, merged_conditions)
+from .objects import format_duration, parse_duration
 
 SOURCE_GROUP, HELM_GROUP = 'source.toolkit.fluxcd.io', 'helm.toolkit.fluxcd.io'
 HELM_REPOSITORIES = (SOURCE_GROUP, 'helmrepositories')
@@ -29,6 +30,7 @@ HELM_CHARTS = (SOURCE_GROUP, 'helmcharts')
 HELM_RELEASES = (HELM_GROUP, 'helmreleases')
 EXACT_VERSION = re.compile(r'^v?\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$')
 MAX_HISTORY = 5
+RESET_AT = 'reconcile.fluxcd.io/resetAt'
 
 
 def sha256(text):
@@ -251,9 +253,14 @@ class HelmReleaseController(HelmToolkitController):
     manager = 'helm-controller'
     watches = (HELM_RELEASES, HELM_CHARTS, DEPLOYMENTS)
 
-    def __init__(self, api):
+    def __init__(self, api, failures=None):
         super().__init__(api)
         self.seen = {}
+        # (namespace, name) of a release whose action waits for its workloads -> what the wait is about
+        self.waiting = {}
+        self.clock = failures.clock if failures else time.time
+        if failures:
+            failures.listeners.append(lambda: self.enqueue_all([HELM_RELEASES]))
 
     def notify(self, key, event, obj):
         if key in (HELM_RELEASES, HELM_CHARTS):
@@ -337,8 +344,7 @@ class HelmReleaseController(HelmToolkitController):
                 message += ': ' + cond['message']
             return self.not_ready(rtype, release, status, 'HelmChartNotReady', message)
         chart = charts.CHARTS[chart_obj['status']['observedChartName']]
-        self.release(rtype, release, status, chart, chart_obj['status']['artifact']['revision'])
-        return None
+        return self.release(rtype, release, status, chart, chart_obj['status']['artifact']['revision'])
 
     def not_ready(self, rtype, release, status, reason, message):
         conditions = [c for c in status.get('conditions') or [] if c['type'] != 'Ready']
@@ -389,6 +395,27 @@ class HelmReleaseController(HelmToolkitController):
         history = status.get('history') or []
         current = history[0] if history else None
         generation = release['metadata']['generation']
+        attempt = (generation, chart_version, config_digest)
+        ident = (release['metadata']['namespace'], release['metadata']['name'])
+        waiting = self.waiting.get(ident)
+        if waiting and waiting['attempt'] == attempt and current and current['status'].startswith('pending-'):
+            return self.wait_for_release(rtype, release, status, chart, waiting)
+        self.waiting.pop(ident, None)
+        annotations = release['metadata'].get('annotations') or {}
+        reset = annotations.get(RESET_AT)
+        if reset and reset == annotations.get(REQUESTED_AT) and reset != status.get('lastHandledResetAt'):
+            # `flux reconcile helmrelease --reset`: with a reconcile request of the same token, the failure counts
+            # start again.
+            for counter in ('failures', 'installFailures', 'upgradeFailures'):
+                status.pop(counter, None)
+            status['lastHandledResetAt'] = reset
+            status['conditions'] = [c for c in status.get('conditions') or [] if c['type'] != 'Stalled']
+        elif (status.get('lastAttemptedGeneration'), status.get('lastAttemptedRevision'),
+              status.get('lastAttemptedConfigDigest')) == attempt and \
+                any(c['type'] == 'Stalled' and c['status'] == 'True' for c in status.get('conditions') or []):
+            # No retries left for this attempt: nothing happens until the spec or a reset changes.
+            self.write_status(rtype, release, status)
+            return None
         if current and (current['name'], current['namespace']) != (name, namespace):
             # A new release target: helm-controller uninstalls the old release first.
             self.uninstall(status)
@@ -397,7 +424,7 @@ class HelmReleaseController(HelmToolkitController):
         elif current and (current['chartVersion'], current['configDigest']) == (chart_version, config_digest) \
                 and status.get('lastAttemptedGeneration') == generation and is_ready(dict(release, status=status)):
             self.write_status(rtype, release, status)
-            return
+            return None
         action = 'upgrade' if current else 'install'
         status.update(lastAttemptedGeneration=generation, lastAttemptedRevision=chart_version,
                       lastAttemptedConfigDigest=config_digest, lastAttemptedReleaseAction=action,
@@ -408,22 +435,100 @@ class HelmReleaseController(HelmToolkitController):
         except ReleaseFailed as exc:
             self.release_failed(rtype, release, status, action, name, namespace,
                                 '{0}@{1}'.format(chart.name, chart_version), str(exc))
-            return
+            return None
         inventory = [{'id': inventory_id(o), 'v': o['apiVersion'].rpartition('/')[2]} for o in objects]
         self.delete_entries([e for e in (status.get('inventory') or {}).get('entries') or [] if e not in inventory])
+        waits = not (release['spec'].get(action) or {}).get('disableWait')
         record = self.store_release(chart, chart_version, (name, namespace, storage), version, values, objects,
-                                    action, current)
+                                    action, current, 'pending-' + action if waits else 'deployed')
         record['configDigest'] = config_digest
         status.update(history=([record] + history)[:MAX_HISTORY], inventory={'entries': inventory},
                       lastReleaseRevision=version)
-        reason = 'UpgradeSucceeded' if current else 'InstallSucceeded'
+        if not waits:
+            self.released(rtype, release, status, chart)
+            return None
+        # Helm's wait: the release is deployed once its workloads are ready, failed when spec.timeout runs out.
+        timeout = (release['spec'].get(action) or {}).get('timeout') or release['spec'].get('timeout') or '5m0s'
+        waiting = {'attempt': attempt, 'action': action, 'deadline': self.clock() + parse_duration(timeout),
+                   'objects': [(o['apiVersion'], o['kind'], o['metadata'].get('namespace'), o['metadata']['name'])
+                               for o in objects]}
+        self.waiting[ident] = waiting
+        message = "Running '{0}' action with timeout of {1}".format(action, format_duration(parse_duration(timeout)))
+        status['conditions'] = [flux_condition('Ready', 'Unknown', 'Progressing', message, generation),
+                                flux_condition('Reconciling', 'True', 'Progressing', message, generation)] + [
+            c for c in status.get('conditions') or [] if c['type'] not in ('Ready', 'Reconciling', 'Stalled')]
+        release = self.write_status(rtype, release, status)
+        return self.wait_for_release(rtype, release, copy.deepcopy(release['status']), chart, waiting)
+
+    def released(self, rtype, release, status, chart):
+        """The current release deployed: Ready and Released True."""
+        record = status['history'][0]
+        generation = release['metadata']['generation']
+        reason = 'UpgradeSucceeded' if record['action'] == 'upgrade' else 'InstallSucceeded'
         message = 'Helm {0} succeeded for release {1}/{2}.v{3} with chart {4}@{5}'.format(
-            action, namespace, name, version, chart.name, chart_version)
+            record['action'], record['namespace'], record['name'], record['version'], chart.name,
+            record['chartVersion'])
         status['conditions'] = [flux_condition('Ready', 'True', reason, message, generation),
                                 flux_condition('Released', 'True', reason, message, generation)]
         self.write_status(rtype, release, status)
 
-    def release_failed(self, rtype, release, status, action, name, namespace, chart_ref, error):
+    def wait_for_release(self, rtype, release, status, chart, waiting):
+        """Deployed once every workload of the release is ready; failed with Helm's `context deadline exceeded` once
+        spec.timeout has passed; else look again shortly."""
+        ident = (release['metadata']['namespace'], release['metadata']['name'])
+        record = status['history'][0]
+        if not any(self.workload_unready(ref) for ref in waiting['objects']):
+            self.waiting.pop(ident, None)
+            self.mark_release(status, 'deployed')
+            self.released(rtype, release, status, chart)
+            return None
+        left = waiting['deadline'] - self.clock()
+        if left > 0:
+            return min(left, 1.0)
+        self.waiting.pop(ident, None)
+        self.mark_release(status, 'failed')
+        self.release_failed(rtype, release, status, waiting['action'], record['name'], record['namespace'],
+                            '{0}@{1}'.format(chart.name, record['chartVersion']), 'context deadline exceeded',
+                            stalled=True)
+        return None
+
+    def workload_unready(self, ref):
+        """Whether an object of the release is not ready as Helm's wait judges it (Deployments, DaemonSets,
+        StatefulSets and Jobs; anything else is ready once it exists)."""
+        api_version, kind, namespace, name = ref
+        group = api_version.rpartition('/')[0]
+        plural = {'Deployment': 'deployments', 'DaemonSet': 'daemonsets', 'StatefulSet': 'statefulsets',
+                  'Job': 'jobs'}.get(kind)
+        if plural is None:
+            return False
+        obj = self.api.store.get((group, plural), namespace, name)
+        if obj is None:
+            return True
+        spec, state = obj.get('spec') or {}, obj.get('status') or {}
+        if state.get('observedGeneration', 0) < obj['metadata'].get('generation', 1):
+            return True
+        if kind == 'Job':
+            return not any(c['type'] == 'Complete' and c['status'] == 'True' for c in state.get('conditions') or [])
+        if kind == 'DaemonSet':
+            wanted = state.get('desiredNumberScheduled', 0)
+            return state.get('numberReady', 0) < wanted or state.get('updatedNumberScheduled', 0) < wanted
+        replicas = spec.get('replicas', 1)
+        return state.get('readyReplicas', 0) < replicas or state.get('updatedReplicas', 0) < replicas or (
+            kind == 'Deployment' and state.get('availableReplicas', 0) < replicas)
+
+    def mark_release(self, status, state):
+        """The current release record (history entry and Helm's Secret) moves to `state`."""
+        record = status['history'][0]
+        record['status'] = state
+        secret_type = self.api.registry.get('', 'v1', 'secrets')
+        storage = status.get('storageNamespace') or record['namespace']
+        secret = self.api.store.get(secret_type.key, storage, release_secret_name(record['name'], record['version']))
+        if secret is not None:
+            secret = self.api.served_as(secret_type, secret)
+            secret['metadata']['labels']['status'] = state
+            self.api.replace(secret_type, storage, secret['metadata']['name'], secret, 'Helm')
+
+    def release_failed(self, rtype, release, status, action, name, namespace, chart_ref, error, stalled=False):
         generation = release['metadata']['generation']
         reason = 'UpgradeFailed' if action == 'upgrade' else 'InstallFailed'
         counter = 'upgradeFailures' if action == 'upgrade' else 'installFailures'
@@ -433,6 +538,11 @@ class HelmReleaseController(HelmToolkitController):
             action, namespace, name, chart_ref, error)
         status['conditions'] = [flux_condition('Ready', 'False', reason, message, generation),
                                 flux_condition('Released', 'False', reason, message, generation)]
+        if stalled:
+            # A failed release with no remediation retries left (install/upgrade.remediation.retries, 0 unless set).
+            retries = ((release['spec'].get(action) or {}).get('remediation') or {}).get('retries', 0)
+            status['conditions'].append(flux_condition('Stalled', 'True', 'NoRemainingRetries', 'Attempted {0} times '
+                                                       'but failed'.format(retries), generation))
         self.write_status(rtype, release, status)
 
     def apply_chart(self, release, chart, chart_version, target, values, action):
@@ -493,13 +603,14 @@ class HelmReleaseController(HelmToolkitController):
         meta = obj['metadata']
         namespace = meta.get('namespace') if rtype.namespaced else None
         existing = self.api.store.get(rtype.key, namespace, meta['name'])
+        # Helm checks rendered manifests against the server's schemas: an unknown field fails the release.
         if existing is None:
-            self.api.create(rtype, namespace, obj, self.manager)
+            self.api.create(rtype, namespace, obj, self.manager, directive='Strict')
             return
         body = dict(copy.deepcopy(obj), metadata=dict(copy.deepcopy(existing['metadata']), **copy.deepcopy(meta)))
-        self.api.replace(rtype, namespace, meta['name'], body, self.manager)
+        self.api.replace(rtype, namespace, meta['name'], body, self.manager, directive='Strict')
 
-    def store_release(self, chart, chart_version, target, version, values, objects, action, current):
+    def store_release(self, chart, chart_version, target, version, values, objects, action, current, state):
         """Helm's release record: a Secret per revision in the storage namespace; returns the history entry."""
         name, namespace, storage = target
         app_version = charts.app_version(chart_version)
@@ -510,7 +621,7 @@ class HelmReleaseController(HelmToolkitController):
         first = current['firstDeployed'] if current else deployed
         manifest = '---\n' + '---\n'.join(yaml.safe_dump(o, sort_keys=False) for o in objects)
         record = {'name': name, 'namespace': namespace, 'version': version,
-                  'info': {'first_deployed': first, 'last_deployed': deployed, 'deleted': '', 'status': 'deployed',
+                  'info': {'first_deployed': first, 'last_deployed': deployed, 'deleted': '', 'status': state,
                            'description': 'Upgrade complete' if current else 'Install complete'},
                   'chart': {'metadata': {'name': chart.name, 'version': chart_version, 'appVersion': app_version,
                                          'apiVersion': 'v2'}},
@@ -518,13 +629,13 @@ class HelmReleaseController(HelmToolkitController):
         encoded = base64.b64encode(gzip.compress(json.dumps(record).encode(), mtime=0)).decode()
         self.api.create(secret_type, storage, {
             'metadata': {'name': release_secret_name(name, version), 'labels': {
-                'name': name, 'owner': 'helm', 'status': 'deployed', 'version': str(version),
+                'name': name, 'owner': 'helm', 'status': state, 'version': str(version),
                 'modifiedAt': str(int(time.time()))}},
             'type': 'helm.sh/release.v1', 'data': {'release': base64.b64encode(encoded.encode()).decode()}},
             'Helm')
         return {'action': action, 'apiVersion': 'v2', 'appVersion': app_version, 'chartName': chart.name,
                 'chartVersion': chart_version, 'digest': 'sha256:' + sha256(encoded), 'firstDeployed': first,
-                'lastDeployed': deployed, 'name': name, 'namespace': namespace, 'status': 'deployed',
+                'lastDeployed': deployed, 'name': name, 'namespace': namespace, 'status': state,
                 'version': version}
 
     def supersede(self, secret_type, namespace, secret_name):
@@ -567,5 +678,5 @@ class HelmReleaseController(HelmToolkitController):
                 self.api.store.delete(secret_type.key, storage, secret['metadata']['name'])
 
 
-def controllers(api):
-    return [HelmSourceController(api), HelmReleaseController(api)]
+def controllers(api, failures=None):
+    return [HelmSourceController(api), HelmReleaseController(api, failures)]

@@ -176,7 +176,11 @@ class KustomizationController(FluxController):
         work = pathlib.Path(tempfile.mkdtemp(prefix='kustomization-'))
         try:
             root = (work / 'source').resolve()
-            await asyncio.to_thread(shutil.copytree, artifact_dir, root, True)
+            try:
+                await asyncio.to_thread(shutil.copytree, artifact_dir, root, True)
+            except (OSError, shutil.Error) as exc:
+                # The source controller replaced the artifact meanwhile: as a fetch of a gone artifact, retried.
+                raise Failure('ArtifactFailed', 'failed to download artifact: {0}'.format(exc)) from None
             directory = (root / (obj['spec'].get('path') or '.').lstrip('/')).resolve()
             if not directory.is_dir() or not directory.is_relative_to(root):
                 raise Failure('ArtifactFailed', 'kustomization path not found: stat {0}: no such file or '
