@@ -12,7 +12,7 @@ Supervisor:
     control    clients of the control APIs (Proxmox VE, Kubernetes) and the one ControlError
     inventory  the inventory `castle-lab up` writes
     pki        the lab CA and the server certificates it signs
-    serving    what the in-process servers share: stopping on a signal, loopback-only control APIs
+    serving    what the in-process servers share: their command line, stopping on a signal, loopback-only control APIs
 
 Products:
     proxmox/   Proxmox VE: fakepve with the lab's additions, its server and control API

@@ -399,3 +399,18 @@ def test_the_helm_controller_refuses_a_rendered_object_with_an_unknown_field(api
     error = refused(releases.put, rendered)
     assert error.code == 400 and error.message.endswith('strict decoding error: unknown field "spec.bogus"')
     assert not api.store.list(('apps', 'deployments'), NS)
+
+
+def test_a_host_network_pods_ports_are_host_ports_but_not_a_templates(api):
+    spec = {'hostNetwork': True, 'containers': [{'name': 'speaker', 'image': 'quay.io/metallb/speaker:v0.15.2',
+                                                 'ports': [{'name': 'monitoring', 'containerPort': 7472},
+                                                           {'name': 'memberlist', 'containerPort': 7946,
+                                                            'hostPort': 17946}]}]}
+    pod = api.create(kind(api, '', 'pods'), 'kube-system', {'metadata': {'name': 'speaker'}, 'spec': copy.deepcopy(spec)},
+                     'test')
+    assert [p.get('hostPort') for p in pod['spec']['containers'][0]['ports']] == [7472, 17946]
+    template = copy.deepcopy(DEPLOYMENT)
+    template['metadata']['namespace'] = 'kube-system'
+    template['spec']['template']['spec'] = copy.deepcopy(spec)
+    created = api.create(kind(api, 'apps', 'deployments'), 'kube-system', template, 'test')
+    assert [p.get('hostPort') for p in created['spec']['template']['spec']['containers'][0]['ports']] == [None, 17946]

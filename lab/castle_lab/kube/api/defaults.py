@@ -76,6 +76,13 @@ def pod(obj):
     spec = obj.setdefault('spec', {})
     pod_spec(spec)
     spec.setdefault('enableServiceLinks', True)
+    if spec.get('hostNetwork') is True:
+        # A host-network Pod's (not a pod template's) container ports are host ports too (SetDefaults_Pod).
+        for group in ('initContainers', 'containers'):
+            for item in spec.get(group) or []:
+                for port in (item.get('ports') or []) if isinstance(item, dict) else []:
+                    if isinstance(port, dict) and not port.get('hostPort'):
+                        port['hostPort'] = port.get('containerPort')
 
 
 def deployment(spec):
