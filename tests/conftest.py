@@ -14,6 +14,7 @@ import threading
 import uuid
 
 import pytest
+from kubernetes import client as kube_client, config as kube_config, dynamic as kube_dynamic
 from proxmoxer import ProxmoxAPI
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -156,6 +157,27 @@ def crashes(directory):
 @pytest.fixture(scope='module')
 def env(lab):
     return lab.client_env()
+
+
+# Clients of the lab's Kubernetes API (a module with a lab of its own, like test_kube_flux.py, defines its own).
+@pytest.fixture(scope='module')
+def kenv(env):
+    return env
+
+
+@pytest.fixture(scope='module')
+def api_client(kenv):
+    return kube_config.new_client_from_config(kenv['KUBECONFIG'])
+
+
+@pytest.fixture(scope='module')
+def core(api_client):
+    return kube_client.CoreV1Api(api_client)
+
+
+@pytest.fixture(scope='module')
+def dyn(api_client):
+    return kube_dynamic.DynamicClient(api_client)
 
 
 @pytest.fixture(scope='module')

@@ -1,5 +1,6 @@
 """Helpers of the Kubernetes emulator tests: polls with a deadline, and kubectl with the lab's kubeconfig."""
 
+import base64
 import time
 import uuid
 
@@ -84,3 +85,24 @@ def uninstall_eso(lab, kenv):
     """What install_eso applied, removed: a later Helm install of External Secrets finds nothing it does not own."""
     kubectl(lab, kenv, 'delete', '--ignore-not-found', '--timeout=60s', 'namespace', 'external-secrets')
     kubectl(lab, kenv, 'delete', '--ignore-not-found', '--timeout=60s', *['crd/' + n for n in ESO_CRDS])
+
+
+def get_object(dyn, api_version, kind, namespace, name):
+    """An object as a dict through the dynamic client, None when there is none."""
+    try:
+        return dyn.resources.get(api_version=api_version, kind=kind).get(name=name, namespace=namespace).to_dict()
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
+def secret_values(core, namespace, name):
+    """A Secret's data decoded, None when there is no such Secret."""
+    try:
+        secret = core.read_namespaced_secret(name, namespace)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return {key: base64.b64decode(value).decode() for key, value in (secret.data or {}).items()}

@@ -2,27 +2,19 @@
 and a KV path per service seeded from ansible-vault encrypted vars, and the ExternalSecrets that copy them into the
 cluster through the real OpenBao."""
 
-import base64
 import uuid
 
 import hvac
 import pytest
 import yaml
 from harness import play_recap
-from kubernetes import client, config
-from kubernetes.client.rest import ApiException
 
 from conftest import secret_value
-from kube_helpers import install_eso, kubectl, uninstall_eso, wait_for
+from kube_helpers import install_eso, kubectl, secret_values, uninstall_eso, wait_for
 
 pytestmark = pytest.mark.lab
 
 REFRESH = 2
-
-
-@pytest.fixture(scope='module')
-def core(env):
-    return client.CoreV1Api(config.new_client_from_config(env['KUBECONFIG']))
 
 
 @pytest.fixture(scope='module')
@@ -79,16 +71,6 @@ def wiring(lab, env, core, tmp_path_factory):
     uninstall_eso(lab, env)
 
 
-def secret_data(core, namespace, name):
-    try:
-        secret = core.read_namespaced_secret(name, namespace)
-    except ApiException as exc:
-        if exc.status == 404:
-            return None
-        raise
-    return {key: base64.b64decode(value).decode() for key, value in (secret.data or {}).items()}
-
-
 def assert_no_values(wiring, proc):
     for value in wiring.values.values():
         assert value not in proc.stdout + proc.stderr
@@ -101,14 +83,14 @@ def test_check_mode_on_a_new_cluster_changes_nothing(wiring, vault, core):
     assert wiring.service + '-read' not in vault.sys.list_acl_policies()['data']['keys']
     with pytest.raises(hvac.exceptions.InvalidPath):
         vault.secrets.kv.v2.read_secret_version(path=wiring.service, mount_point='kv', raise_on_deleted_version=True)
-    assert secret_data(core, wiring.namespace, 'vault-auth-token') is None
+    assert secret_values(core, wiring.namespace, 'vault-auth-token') is None
 
 
 def test_wiring_copies_vault_values_into_the_cluster(wiring, vault, core):
     proc = wiring.play()
     assert_no_values(wiring, proc)
     assert play_recap(proc)['localhost']['changed'] > 0
-    assert secret_data(core, wiring.namespace, wiring.service) == wiring.values
+    assert secret_values(core, wiring.namespace, wiring.service) == wiring.values
     config_ = vault.auth.kubernetes.read_config(mount_point=wiring.mount)
     assert config_['kubernetes_host'] == yaml.safe_load(open(wiring.env['KUBECONFIG']))['clusters'][0]['cluster'][
         'server']
@@ -135,11 +117,11 @@ def test_second_run_and_check_mode_change_nothing(wiring):
 def test_rotation_in_vault_reaches_the_secret(wiring, vault, core):
     rotated = {**wiring.values, 'api_key': secret_value('rotated')}
     vault.secrets.kv.v2.create_or_update_secret(path=wiring.service, secret=rotated, mount_point='kv')
-    wait_for(lambda: secret_data(core, wiring.namespace, wiring.service) == rotated,
+    wait_for(lambda: secret_values(core, wiring.namespace, wiring.service) == rotated,
              'the rotated value in Secret {0}/{1}'.format(wiring.namespace, wiring.service), timeout=2 * REFRESH + 1)
     # The operator's vars are the source the next run writes back.
     wiring.play()
-    wait_for(lambda: secret_data(core, wiring.namespace, wiring.service) == wiring.values,
+    wait_for(lambda: secret_values(core, wiring.namespace, wiring.service) == wiring.values,
              'the vars value back in the Secret', timeout=2 * REFRESH + 1)
 
 
@@ -166,7 +148,7 @@ def test_deleting_an_external_secret_leaves_vault_alone(lab, env, wiring, vault,
     before = vault.secrets.kv.v2.read_secret_version(path=wiring.service, mount_point='kv',
                                                      raise_on_deleted_version=True)['data']
     kubectl(lab, env, 'delete', 'externalsecret', wiring.service, '-n', wiring.namespace)
-    wait_for(lambda: secret_data(core, wiring.namespace, wiring.service) is None, 'the owned Secret gone')
+    wait_for(lambda: secret_values(core, wiring.namespace, wiring.service) is None, 'the owned Secret gone')
     after = vault.secrets.kv.v2.read_secret_version(path=wiring.service, mount_point='kv',
                                                     raise_on_deleted_version=True)['data']
     assert (after['data'], after['metadata']['version']) == (before['data'], before['metadata']['version'])

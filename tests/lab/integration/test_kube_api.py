@@ -6,7 +6,7 @@ import os
 import pytest
 import requests
 import yaml
-from kubernetes import client, config, dynamic, watch
+from kubernetes import client, dynamic, watch
 from kubernetes.client.rest import ApiException
 from urllib3.exceptions import MaxRetryError, ReadTimeoutError
 
@@ -32,26 +32,6 @@ CRD = {
                                                  'properties': {'name': {'type': 'string'},
                                                                 'count': {'type': 'integer'}}}}}},
                                'status': {'type': 'object', 'properties': {'ready': {'type': 'boolean'}}}}}}}]}}
-
-
-@pytest.fixture(scope='module')
-def kenv(lab):
-    return lab.client_env()
-
-
-@pytest.fixture(scope='module')
-def api_client(kenv):
-    return config.new_client_from_config(kenv['KUBECONFIG'])
-
-
-@pytest.fixture(scope='module')
-def core(api_client):
-    return client.CoreV1Api(api_client)
-
-
-@pytest.fixture(scope='module')
-def dyn(api_client):
-    return dynamic.DynamicClient(api_client)
 
 
 @pytest.fixture

@@ -18,11 +18,6 @@ MESSAGE = 'spec: Invalid value: "object": either chart or chartRef must be set'
 
 
 @pytest.fixture(scope='module')
-def kenv(lab):
-    return lab.client_env()
-
-
-@pytest.fixture(scope='module')
 def releases(lab, kenv):
     kubectl(lab, kenv, 'apply', '--server-side', '--field-manager=castle-test', '-f', '-', stdin=yaml.safe_dump_all([
         {'apiVersion': 'v1', 'kind': 'Namespace', 'metadata': {'name': 'flux-system'}}, upstream_crds.bundled_crd(CRD)]))

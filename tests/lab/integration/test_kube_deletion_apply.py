@@ -14,11 +14,6 @@ pytestmark = pytest.mark.lab
 HOLD = 'lab.example.com/hold'
 
 
-@pytest.fixture(scope='module')
-def kenv(lab):
-    return lab.client_env()
-
-
 @pytest.fixture
 def namespace(kenv):
     yield from scratch_namespace(client.CoreV1Api(config.new_client_from_config(kenv['KUBECONFIG'])), 'kd')

@@ -13,36 +13,16 @@ import hvac.exceptions
 import pytest
 import requests
 import yaml
-from kubernetes import client, config, dynamic
+from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from conftest import secret_value
-from kube_helpers import eso_controller, holds, install_eso, kubectl, uninstall_eso, wait_for
+from kube_helpers import eso_controller, get_object, holds, install_eso, kubectl, secret_values, uninstall_eso, wait_for
 
 pytestmark = pytest.mark.lab
 
 ESO_API = 'external-secrets.io/v1'
 REFRESH = 2.0
-
-
-@pytest.fixture(scope='module')
-def kenv(lab):
-    return lab.client_env()
-
-
-@pytest.fixture(scope='module')
-def kube(kenv):
-    return config.new_client_from_config(kenv['KUBECONFIG'])
-
-
-@pytest.fixture(scope='module')
-def core(kube):
-    return client.CoreV1Api(kube)
-
-
-@pytest.fixture(scope='module')
-def dyn(kube):
-    return dynamic.DynamicClient(kube)
 
 
 @pytest.fixture(scope='module')
@@ -158,12 +138,7 @@ def kv_read(vault, path):
 
 
 def get(dyn, kind, namespace, name):
-    try:
-        return dyn.resources.get(api_version=ESO_API, kind=kind).get(name=name, namespace=namespace).to_dict()
-    except ApiException as exc:
-        if exc.status == 404:
-            return None
-        raise
+    return get_object(dyn, ESO_API, kind, namespace, name)
 
 
 def ready(obj):
@@ -196,16 +171,6 @@ def external_secret(name, namespace, store, prefix, kind='SecretStore', refresh=
                      'target': {'name': name + '-secret'},
                      'data': [{'secretKey': 'password', 'remoteRef': {'key': prefix + '/db', 'property': 'password'}}],
                      'dataFrom': [{'extract': {'key': prefix + '/api'}}]}}
-
-
-def secret_values(core, namespace, name):
-    try:
-        secret = core.read_namespaced_secret(name, namespace)
-    except ApiException as exc:
-        if exc.status == 404:
-            return None
-        raise
-    return {k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()}
 
 
 def vault_requests(kenv):

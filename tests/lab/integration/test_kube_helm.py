@@ -5,32 +5,16 @@ import base64
 
 import pytest
 import yaml
-from kubernetes import client, config, dynamic
-from kubernetes.client.rest import ApiException
+from kubernetes import client
 
 from castle_lab.kube import upstream_crds
-from kube_helpers import PRIVILEGED_NAMESPACE, holds, kubectl, scratch_namespace, wait_for
+from kube_helpers import PRIVILEGED_NAMESPACE, get_object, holds, kubectl, scratch_namespace, wait_for
 
 pytestmark = pytest.mark.lab
 
 FLUX_CRDS = ('helmrepositories.source.toolkit.fluxcd.io', 'helmcharts.source.toolkit.fluxcd.io',
              'helmreleases.helm.toolkit.fluxcd.io')
 CONTROLLERS = ('source-controller', 'helm-controller')
-
-
-@pytest.fixture(scope='module')
-def kenv(lab):
-    return lab.client_env()
-
-
-@pytest.fixture(scope='module')
-def dyn(kenv):
-    return dynamic.DynamicClient(config.new_client_from_config(kenv['KUBECONFIG']))
-
-
-@pytest.fixture(scope='module')
-def core(kenv):
-    return client.CoreV1Api(config.new_client_from_config(kenv['KUBECONFIG']))
 
 
 def apply(lab, kenv, *objects, check=True):
@@ -84,15 +68,6 @@ def release(name, namespace, chart, repo, **spec):
             'spec': dict({'interval': '30m', 'chart': {'spec': chart_spec}}, **spec)}
 
 
-def get(dyn, api_version, kind, namespace, name):
-    try:
-        return dyn.resources.get(api_version=api_version, kind=kind).get(name=name, namespace=namespace).to_dict()
-    except ApiException as exc:
-        if exc.status == 404:
-            return None
-        raise
-
-
 def ready(obj):
     conditions = ((obj or {}).get('status') or {}).get('conditions') or []
     return next((c for c in conditions if c['type'] == 'Ready'), None)
@@ -100,7 +75,7 @@ def ready(obj):
 
 def wait_ready(dyn, api_version, kind, namespace, name, status='True', reason=None):
     def check():
-        obj = get(dyn, api_version, kind, namespace, name)
+        obj = get_object(dyn, api_version, kind, namespace, name)
         cond = ready(obj)
         if cond and cond['status'] == status and (reason is None or cond['reason'] == reason) \
                 and obj['status'].get('observedGeneration') == obj['metadata']['generation']:
@@ -122,8 +97,8 @@ def test_pending_objects_are_reconciled_once_the_controllers_run(lab, kenv, dyn,
             *['deployment/' + name for name in CONTROLLERS])
     apply(lab, kenv, repository('charts', namespace), release('lb', namespace, 'metallb', 'charts'))
     untouched = {'observedGeneration': -1}  # the CRDs' default status
-    holds(lambda: get(dyn, 'source.toolkit.fluxcd.io/v1', 'HelmRepository', namespace, 'charts')['status'] == untouched
-          and get(dyn, 'helm.toolkit.fluxcd.io/v2', 'HelmRelease', namespace, 'lb')['status'] == untouched,
+    holds(lambda: get_object(dyn, 'source.toolkit.fluxcd.io/v1', 'HelmRepository', namespace, 'charts')['status'] == untouched
+          and get_object(dyn, 'helm.toolkit.fluxcd.io/v2', 'HelmRelease', namespace, 'lb')['status'] == untouched,
           'nothing reconciles Flux objects before Flux runs')
     apply(lab, kenv, *[controller_deployment(name) for name in CONTROLLERS])
     repo = wait_ready(dyn, 'source.toolkit.fluxcd.io/v1', 'HelmRepository', namespace, 'charts', reason='Succeeded')
@@ -183,10 +158,10 @@ def test_metallb_install_serves_its_crds_and_upgrades(lab, kenv, dyn, core, flux
         'status'] == 'superseded'
 
     kubectl(lab, kenv, 'delete', '-n', namespace, 'helmrelease/metallb', '--timeout=20s')
-    assert get(dyn, 'apps/v1', 'Deployment', target, 'metallb-controller') is None
-    assert get(dyn, 'apps/v1', 'DaemonSet', target, 'metallb-speaker') is None
+    assert get_object(dyn, 'apps/v1', 'Deployment', target, 'metallb-controller') is None
+    assert get_object(dyn, 'apps/v1', 'DaemonSet', target, 'metallb-speaker') is None
     assert not core.list_namespaced_secret(namespace, label_selector='owner=helm').items
-    assert get(dyn, 'source.toolkit.fluxcd.io/v1', 'HelmChart', namespace, namespace + '-metallb') is None
+    assert get_object(dyn, 'source.toolkit.fluxcd.io/v1', 'HelmChart', namespace, namespace + '-metallb') is None
     kubectl(lab, kenv, 'get', 'crd', 'ipaddresspools.metallb.io')  # Helm keeps CRDs
     core.delete_namespace(target)
 
@@ -218,7 +193,7 @@ def test_dependencies_hold_a_release_back(lab, kenv, dyn, flux, namespace):
     assert ready(hr)['message'] == ("unable to get '{0}/first' dependency: helmreleases.helm.toolkit.fluxcd.io "
                                     "\"first\" not found".format(namespace))
     apply(lab, kenv, release('first', namespace, 'nosuch', 'charts'))
-    wait_for(lambda: ready(get(dyn, 'helm.toolkit.fluxcd.io/v2', 'HelmRelease', namespace, 'eso'))['message'] ==
+    wait_for(lambda: ready(get_object(dyn, 'helm.toolkit.fluxcd.io/v2', 'HelmRelease', namespace, 'eso'))['message'] ==
              "dependency '{0}/first' is not ready".format(namespace), 'dependency not ready')
     apply(lab, kenv, release('first', namespace, 'metallb', 'charts'))
     helm_release(dyn, namespace, 'first', reason='InstallSucceeded')
@@ -227,14 +202,14 @@ def test_dependencies_hold_a_release_back(lab, kenv, dyn, flux, namespace):
     kubectl(lab, kenv, 'get', 'crd', 'externalsecrets.external-secrets.io', 'clustersecretstores.external-secrets.io')
     kubectl(lab, kenv, 'get', 'deployment', '-n', namespace, 'eso-external-secrets', 'eso-external-secrets-webhook')
     kubectl(lab, kenv, 'annotate', '-n', namespace, 'helmrelease/eso', 'reconcile.fluxcd.io/requestedAt=now-1')
-    wait_for(lambda: get(dyn, 'helm.toolkit.fluxcd.io/v2', 'HelmRelease', namespace, 'eso')['status'].get(
+    wait_for(lambda: get_object(dyn, 'helm.toolkit.fluxcd.io/v2', 'HelmRelease', namespace, 'eso')['status'].get(
         'lastHandledReconcileAt') == 'now-1', 'lastHandledReconcileAt')
     kubectl(lab, kenv, 'patch', '-n', namespace, 'helmrelease/eso', '--type=merge', '-p',
             '{"spec": {"releaseName": "secrets"}}')
     hr = helm_release(dyn, namespace, 'eso', reason='InstallSucceeded')
     assert [(h['name'], h['version']) for h in hr['status']['history']] == [('secrets', 1)]
-    assert get(dyn, 'apps/v1', 'Deployment', namespace, 'eso-external-secrets') is None
-    assert get(dyn, 'apps/v1', 'Deployment', namespace, 'secrets-external-secrets')
+    assert get_object(dyn, 'apps/v1', 'Deployment', namespace, 'eso-external-secrets') is None
+    assert get_object(dyn, 'apps/v1', 'Deployment', namespace, 'secrets-external-secrets')
     kubectl(lab, kenv, 'delete', '-n', namespace, 'helmrelease/eso', 'helmrelease/first', '--timeout=20s')
 
 
@@ -248,7 +223,7 @@ def test_suspended_and_oci_sources(lab, kenv, dyn, flux, namespace):
     assert hr['status']['history'][0]['name'] == '{0}-from-oci'.format(namespace)
     # Neither is reconciled: each keeps the status its CRD defaults, no conditions, no artifact.
     for name in ('oci', 'paused'):
-        assert get(dyn, 'source.toolkit.fluxcd.io/v1', 'HelmRepository', namespace, name).get('status') == {
+        assert get_object(dyn, 'source.toolkit.fluxcd.io/v1', 'HelmRepository', namespace, name).get('status') == {
             'observedGeneration': -1}
     kubectl(lab, kenv, 'delete', '-n', namespace, 'helmrelease/from-oci', '--timeout=20s')
 
@@ -288,4 +263,4 @@ def test_longhorn_storage_class_binds_claims(lab, kenv, dyn, core, flux, namespa
     assert core.read_namespaced_persistent_volume_claim('elsewhere', namespace).status.phase == 'Pending'
 
     kubectl(lab, kenv, 'delete', '-n', namespace, 'helmrelease/longhorn', '--timeout=20s')
-    wait_for(lambda: get(dyn, 'storage.k8s.io/v1', 'StorageClass', None, 'longhorn') is None, 'class removed')
+    wait_for(lambda: get_object(dyn, 'storage.k8s.io/v1', 'StorageClass', None, 'longhorn') is None, 'class removed')

@@ -16,11 +16,6 @@ pytestmark = pytest.mark.lab
 PRIVILEGED_LABELS = ['pod-security.kubernetes.io/{0}=privileged'.format(mode) for mode in ('enforce', 'audit', 'warn')]
 
 
-@pytest.fixture(scope='module')
-def kenv(lab):
-    return lab.client_env()
-
-
 @pytest.fixture
 def namespace(lab, kenv):
     name = 'psa-' + uuid.uuid4().hex[:8]

@@ -18,11 +18,6 @@ DEPLOYMENT = {'apiVersion': 'apps/v1', 'kind': 'Deployment', 'metadata': {'name'
                                     'spec': {'containers': [{'name': 'web', 'image': 'nginx:1.29'}]}}}}
 
 
-@pytest.fixture(scope='module')
-def kenv(lab):
-    return lab.client_env()
-
-
 @pytest.fixture
 def namespace(kenv):
     api_client = config.new_client_from_config(kenv['KUBECONFIG'])

@@ -7,22 +7,11 @@ import uuid
 
 import pytest
 import yaml
-from kubernetes import client, config
 
 from castle_lab.control import KubeControl
 from kube_helpers import kubectl, scratch_namespace, wait_for
 
 pytestmark = pytest.mark.lab
-
-
-@pytest.fixture(scope='module')
-def kenv(lab):
-    return lab.client_env()
-
-
-@pytest.fixture(scope='module')
-def core(kenv):
-    return client.CoreV1Api(config.new_client_from_config(kenv['KUBECONFIG']))
 
 
 @pytest.fixture
