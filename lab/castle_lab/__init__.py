@@ -1,6 +1,6 @@
 """castle-lab: the rehearsal lab of the ephemeral.castle collection.
 
-Real services (OpenBao, git, sshd with the openclaw CLI) and emulators (Proxmox VE through fakepve, Talos, Kubernetes)
+Real services (OpenBao, git, sshd with the openclaw CLI, moto's S3 server) and emulators (Proxmox VE through fakepve, Talos, Kubernetes)
 on loopback addresses, so the whole flow runs on one machine. The top-level modules are the supervisor; each product
 has a package of its own.
 
@@ -19,4 +19,5 @@ Products:
     talos/     Talos Linux: nodes on the Proxmox VMs, talosctl, the machine config schema, the Image Factory
     kube/      Kubernetes: the API machinery, its HTTPS server, and the controllers (Flux, External Secrets, ...)
     git/       the Git host, its seed repositories and the Flux install manifest it publishes
+    s3/        the S3 store for backups: moto's server with an outage switch
 """

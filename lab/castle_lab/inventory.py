@@ -8,6 +8,7 @@ import yaml
 from .git import flux_manifest
 from .git.server import USERNAME
 from .services.factory import FactoryService
+from .services.s3 import BUCKET as S3_BUCKET, REGION as S3_REGION
 from .talos.factory import DEFAULT_EXTENSIONS, default_iso
 
 HEADER = '# Written by `castle-lab up` for the lab in {0}; rewritten on every run.\n'
@@ -43,6 +44,12 @@ def render(cfg, services):
                         castle_lab_flux_version=flux_manifest.VERSION,
                         castle_lab_flux_manifest=str(gitsvc.flux_manifest),
                         castle_lab_flux_manifest_url=gitsvc.flux_manifest_url)
+    s3 = services.get('s3')
+    if s3:
+        lab_vars.update(castle_lab_s3_url=s3.url, castle_lab_s3_bucket=S3_BUCKET, castle_lab_s3_region=S3_REGION,
+                        castle_lab_s3_access_key=_file_lookup(s3.access_key_file),
+                        castle_lab_s3_secret_key=_file_lookup(s3.secret_key_file), castle_lab_s3_ca=str(cfg.ca_cert),
+                        castle_lab_s3_control=s3.control_url)
     kube = services.get('kube')
     if kube:
         lab_vars.update(castle_lab_kubeconfig=str(kube.kubeconfig), castle_lab_kube_control=kube.control_url)

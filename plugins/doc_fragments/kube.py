@@ -61,3 +61,13 @@ attributes:
     membership:
       - ephemeral.castle.flux
 """
+
+    LONGHORN_ACTION_GROUP = r"""
+options: {}
+attributes:
+  action_group:
+    description: Set the connection options once with C(module_defaults) and C(group/ephemeral.castle.longhorn).
+    support: full
+    membership:
+      - ephemeral.castle.longhorn
+"""

@@ -68,6 +68,7 @@ def cluster_inputs(cluster, nodes, services=None):
         'cluster_vars': given(cluster, 'cluster_vars', {}),
         'flux': given(cluster, 'flux', {}),
         'openclaw': cluster.get('openclaw'),
+        'backup': cluster.get('backup') or {},
         'vault_services': [dict({'name': name, 'namespace': name, 'service_account': name}, **(services.get(name) or {}))
                            for name in given(cluster, 'services', [])],
     }

@@ -244,8 +244,13 @@ def gate_workload(fleet, name, base_dir):
     return not reasons, reasons
 
 
-def gate_machine(fleet, machine, now, max_age_days):
-    """Whether `machine` (or cluster) may be wiped: (passed, reasons). `now` is an aware datetime."""
+def gate_machine(fleet, machine, now, max_age_days, backups=None, backup_max_age_hours=24):
+    """Whether `machine` (or cluster) may be wiped: (passed, reasons). `now` is an aware datetime.
+
+    `backups`, when given, are the backups just taken of the target (etcd and Vault snapshots, a backup per
+    volume), each a mapping with name, kind, state, created, error and, for a volume, its claim. Every one must
+    have completed within `backup_max_age_hours`, and every claim of a stateful workload of the target
+    (`volumes`) must be among them; such a workload's recorded evidence is then an operator's record only."""
     if place_role(fleet, machine) is None:
         raise FleetError('fleet', ['{0!r} is not a machine, cluster or cluster node of the fleet'.format(machine)])
     reasons = []
@@ -253,9 +258,12 @@ def gate_machine(fleet, machine, now, max_age_days):
         if w.get('current_host') == machine:
             reasons.append(_reason('not-drained', 'workload {0} still runs on {1}{2}'.format(
                 w['name'], machine, '' if w.get('target_host') != machine else ' and targets it')))
+    checked = set()
+    if backups is not None:
+        checked = _backup_reasons(fleet, machine, now, backups, backup_max_age_hours, reasons)
     oldest = now - datetime.timedelta(days=max_age_days)
     for w in fleet['workloads']:
-        if not w['stateful'] or machine not in (w.get('current_host'), w.get('previous_host')):
+        if not w['stateful'] or machine not in (w.get('current_host'), w.get('previous_host')) or w['name'] in checked:
             continue
         evidence = w['promotion'].get('backup_restore')
         if not evidence:
@@ -271,6 +279,35 @@ def gate_machine(fleet, machine, now, max_age_days):
                                    'than {3} days'.format(w['name'], evidence['reference'], evidence['date'],
                                                           max_age_days)))
     return not reasons, reasons
+
+
+def _backup_reasons(fleet, machine, now, backups, max_age_hours, reasons):
+    """Reasons from the backups just taken; returns the stateful workloads whose claims they cover."""
+    oldest = now - datetime.timedelta(hours=max_age_hours)
+    done = {}
+    for backup in backups:
+        of_claim = ' of claim {0}'.format(backup['claim']) if backup.get('claim') else ''
+        what = '{0} backup {1}{2}'.format(backup.get('kind') or 'volume', backup.get('name'), of_claim)
+        created = parse_date(backup.get('created'))
+        if backup.get('state') != 'Completed':
+            reasons.append(_reason('backup-failed', '{0} did not complete ({1}){2}'.format(
+                what, backup.get('state') or 'no state', ': ' + backup['error'] if backup.get('error') else '')))
+        elif created is None or created < oldest:
+            reasons.append(_reason('backup-stale', '{0} was made {1}, more than {2} hours ago'.format(
+                what, backup.get('created') or 'at an unknown time', max_age_hours)))
+        elif backup.get('claim'):
+            done[backup['claim']] = backup
+    checked = set()
+    for w in fleet['workloads']:
+        if not (w['stateful'] and w.get('volumes')) or machine not in (
+                w.get('current_host'), w.get('previous_host'), w.get('target_host')):
+            continue
+        checked.add(w['name'])
+        for claim in w['volumes']:
+            if claim not in done and not any(b.get('claim') == claim for b in backups):
+                reasons.append(_reason('backup-missing', 'no backup of claim {0} of stateful workload {1} was '
+                                       'taken: no Longhorn volume is bound to it'.format(claim, w['name'])))
+    return checked
 
 
 def utcnow():

@@ -18,6 +18,9 @@ STATES = ('active', 'draining', 'drained', 'wiped', 'planned')
 DIRECTIONS = ('forward', 'reverse')
 NODE_ROLES = ('controlplane', 'worker')
 STAGES = ('deploy', 'observe', 'promote', 'rollback')
+# A claim as <namespace>/<name> (DNS-1123 labels and subdomains); a Longhorn S3 backup target.
+CLAIM = re.compile(r'^[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-.a-z0-9]*[a-z0-9])?$')
+BACKUP_TARGET = re.compile(r'^s3://[a-z0-9][-.a-z0-9]*[a-z0-9]@[-a-z0-9]+/[^\s]*$')
 
 
 class FleetError(CastleError):
@@ -57,6 +60,13 @@ TALOS = ('map', {'version': _opt('str'), 'endpoint': _opt('str'), 'vip': _opt('s
 NODE = ('map', {'name': _req('str'), 'role': _req(('enum', NODE_ROLES)), 'vmid': _opt('int'), 'cores': _opt('int'),
                 'memory': _opt('int'), 'disk': _opt('str'), 'address': _opt('str'), 'mac': _opt('str'),
                 'patches': _opt(('list', 'any'), []), 'labels': _opt('dict', {}), 'proxmox_node': _opt('str')})
+# Where a cluster's data goes before a wipe: its Longhorn backup target (an S3 bucket, Longhorn's
+# s3://<bucket>@<region>/<path> form), the endpoint and keys Longhorn reaches it with, how old a backup may be, and
+# the directory (on the controller) that keeps the etcd and Vault raft snapshots.
+BACKUP = ('map', {'target': _req('str'), 'endpoint': _opt('str'), 'access_key_id': _opt('str'),
+                  'secret_access_key': _opt('secret'), 'ca_path': _opt('str'),
+                  'credential_secret': _opt('str', 'longhorn-backup-credentials'), 'max_age_hours': _opt('int', 24),
+                  'snapshot_dir': _opt('str'), 'vault_snapshot': _opt('bool', False), 'timeout': _opt('int', 600)})
 FLUX = ('map', {'url': _req('str'), 'branch': _opt('str', 'main'), 'path': _req('str'), 'auth': _opt('str'),
                 'username': _opt('str'), 'token': _opt('secret'), 'ca_path': _opt('str'), 'version': _opt('str'),
                 'manifest_path': _opt('str')})
@@ -68,7 +78,7 @@ SCHEMA = ('map', {
     'workloads': _opt(('list', ('map', {
         'name': _req('str'), 'current_host': _opt('str'), 'target_host': _opt('str'), 'previous_host': _opt('str'),
         'owner': _opt('str'), 'wave': _req('int'), 'depends_on': _opt(STR_LIST, []), 'stateful': _opt('bool', False),
-        'critical': _opt('bool', False), 'promotion': _opt(('map', {
+        'critical': _opt('bool', False), 'volumes': _opt(STR_LIST, []), 'promotion': _opt(('map', {
             'overlay': _opt('str'), 'stages': _opt(('map', {s: _opt('bool', False) for s in STAGES}), {}),
             'backup_restore': _opt(EVIDENCE), 'canary': _opt(EVIDENCE),
             'approval': _opt(('map', {'by': _req('str'), 'at': _req('date')})), 'image': _opt('str')}), {})})), []),
@@ -78,7 +88,7 @@ SCHEMA = ('map', {
     'clusters': _opt(('list', ('map', {
         'name': _req('str'), 'role': _opt(('enum', ROLES), 'production'), 'proxmox': _opt(PROXMOX, {}),
         'talos': _opt(TALOS, {}), 'nodes': _req(('list', NODE)), 'flux': _opt(FLUX), 'cluster_vars': _opt('dict', {}),
-        'services': _opt(STR_LIST, []), 'openclaw': _opt('str')})), []),
+        'services': _opt(STR_LIST, []), 'openclaw': _opt('str'), 'backup': _opt(BACKUP)})), []),
 })
 _EXPECTED = {'str': 'a string', 'int': 'an integer', 'bool': 'a boolean (true/false)', 'dict': 'a mapping',
              'date': 'a date or time (ISO 8601, e.g. 2026-11-02 or 2026-11-02T10:00:00Z)',
@@ -211,6 +221,10 @@ def _references(fleet, errors):
                               '{2!r}'.format(i, j, dep))
             elif dep == w['name']:
                 errors.append('fleet.workloads[{0}].depends_on[{1}]: a workload cannot depend on itself'.format(i, j))
+        for j, claim in enumerate(w.get('volumes') or []):
+            if isinstance(claim, str) and not CLAIM.match(claim):
+                errors.append('fleet.workloads[{0}].volumes[{1}]: expected a PersistentVolumeClaim as '
+                              '<namespace>/<name>, got {2!r}'.format(i, j, claim))
     for i, t in enumerate(tunnels):
         for key in ('from', 'to'):
             if isinstance(t[key], str) and t[key] not in places:
@@ -221,6 +235,10 @@ def _references(fleet, errors):
                 i, c['openclaw']))
         if not any(n['role'] == 'controlplane' for n in c['nodes']):
             errors.append('fleet.clusters[{0}].nodes: expected at least one node with role controlplane'.format(i))
+        target = (c.get('backup') or {}).get('target')
+        if isinstance(target, str) and not BACKUP_TARGET.match(target):
+            errors.append('fleet.clusters[{0}].backup.target: expected a Longhorn S3 backup target as '
+                          's3://<bucket>@<region>/[<path>], got {1!r}'.format(i, target))
         endpoint = c['talos'].get('endpoint')
         if isinstance(endpoint, str) and not re.match(r'^https://[^/\s]+$', endpoint):
             errors.append('fleet.clusters[{0}].talos.endpoint: expected the Kubernetes API as https://<host>:<port>, '

@@ -266,3 +266,28 @@ def pod_problem(pod):
     if ready:
         return 'not Ready: {0}: {1}'.format(ready.get('reason') or status.get('phase'), ready.get('message') or '')
     return 'not Ready: {0}'.format(status.get('phase') or 'no status yet')
+
+
+def source_of(obj):
+    ref = (obj.get('spec') or {}).get('sourceRef') or {}
+    if obj['kind'] != 'Kustomization' or ref.get('kind') != 'GitRepository':
+        return None
+    return ref.get('namespace') or obj['metadata']['namespace'], ref['name']
+
+
+def request_reconcile(client, objects, token):
+    """Annotate the objects and their Git sources, as `flux reconcile --with-source` does."""
+    targets = dict(((o['kind'], o['metadata']['namespace'], o['metadata']['name']), KINDS[o['kind']])
+                   for o in objects)
+    for obj in objects:
+        source = source_of(obj)
+        if source:
+            targets[('GitRepository',) + source] = SOURCE_API
+    for (kind, namespace, name), api_version in sorted(targets.items()):
+        annotations = {REQUESTED_AT: token}
+        if kind == 'HelmRelease':
+            # As `flux reconcile helmrelease --reset`: a release out of retries tries again.
+            annotations[RESET_AT] = token
+        client.server_side_apply({'apiVersion': api_version, 'kind': kind, 'metadata': {
+            'name': name, 'namespace': namespace, 'annotations': annotations}},
+            field_manager='ephemeral.castle-reconcile')

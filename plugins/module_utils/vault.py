@@ -25,7 +25,7 @@ import traceback
 
 from ansible.module_utils.basic import env_fallback, missing_required_lib
 
-from ansible_collections.ephemeral.castle.plugins.module_utils._wait import backoff
+from ansible_collections.ephemeral.castle.plugins.module_utils._wait import Deadline, backoff, wait_until
 from ansible_collections.ephemeral.castle.plugins.module_utils.base import CastleError, Layer, option
 
 try:
@@ -42,6 +42,8 @@ SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token'
 AUTH_METHODS = ('token', 'approle', 'kubernetes')
 # Longest wait between two attempts of a call (seconds).
 BACKOFF_CAP = 2.0
+# Bytes read at a time from a raft snapshot being downloaded.
+SNAPSHOT_CHUNK = 1024 * 1024
 
 
 def server_argument_spec():
@@ -272,6 +274,56 @@ class Vault(object):
 
     def api_delete(self, path):
         return self.call('deleting ' + path, self.client.adapter.delete, '/v1/' + path)
+
+    # ------------------------------------------------------------ raft snapshots (sys/storage/raft)
+
+    def raft_snapshot(self, out):
+        """Stream the raft snapshot (GET sys/storage/raft/snapshot) into the binary file out."""
+        what = 'taking a raft snapshot of {0} (sys/storage/raft/snapshot)'.format(self.addr)
+        response = self.call(what, self.client.sys.take_raft_snapshot, missing=None)
+        if response is None:
+            raise self.not_raft('sys/storage/raft/snapshot')
+        try:
+            for block in response.iter_content(SNAPSHOT_CHUNK):
+                out.write(block)
+        except requests.exceptions.RequestException as exc:
+            raise VaultError('{0} failed while reading it: {1}'.format(what, _first_line(exc)))
+        finally:
+            response.close()
+
+    def restore_raft_snapshot(self, path, force=False):
+        """Send the snapshot file at path to POST sys/storage/raft/snapshot, or snapshot-force (a snapshot of a
+        server with other unseal keys). The server answers at once and restores it afterwards."""
+        self.before_write()
+        endpoint = 'sys/storage/raft/snapshot' + ('-force' if force else '')
+        restore = self.client.sys.force_restore_raft_snapshot if force else self.client.sys.restore_raft_snapshot
+
+        def send():
+            with open(path, 'rb') as handle:  # opened again by a retried attempt
+                restore(handle)
+                return True
+        if not self.call('restoring {0} into {1} ({2})'.format(path, self.addr, endpoint), send, missing=False):
+            raise self.not_raft(endpoint)
+
+    def wait_active(self, timeout, after):
+        """Wait up to timeout seconds until sys/health answers unsealed and active (200); `after` names what
+        came before in the error."""
+        def active():
+            status = self.call('reading the health of ' + self.addr, self.client.sys.read_health_status, method='GET')
+            return isinstance(status, dict) and not status.get('sealed') and not status.get('standby')
+
+        def late():
+            # A server that fails to apply a snapshot seals itself.
+            return VaultError('Vault at {0} is not active {1}s after {2}{3}'.format(
+                self.addr, timeout, after, ': it is sealed (a failed restore seals it; see its log)'
+                if self._sealed_now() else ''))
+        return wait_until(active, Deadline(timeout), late, sleep=self.sleep)
+
+    def not_raft(self, endpoint):
+        """The server registers the sys/storage/raft paths only when its storage is raft: 404 otherwise. (With
+        raft registered but not its storage, it answers 400 `raft storage is not in use`.)"""
+        return VaultError('Vault at {0} does not use raft storage: {1} answered 404 (unsupported path)'.format(
+            self.addr, endpoint))
 
 
 def _first_line(exc):

@@ -19,6 +19,13 @@ description:
   - With O(machine), whether it may be wiped. Reasons - C(not-drained) (one per workload still on it),
     C(no-backup-restore), C(backup-restore-stale) (older than O(max_evidence_age_days)) and
     C(backup-restore-in-future), for each stateful workload on it now or that left it (C(previous_host)).
+  - With O(machine) and O(backups) (the backups just taken of the target, as the C(phoenix_backup) role gathers
+    them from M(ephemeral.castle.longhorn_backup), M(ephemeral.castle.talos_etcd_snapshot) and
+    M(ephemeral.castle.vault_raft_snapshot)), the reasons also hold C(backup-failed) (one per backup that did
+    not complete, with its error), C(backup-stale) (completed more than O(backup_max_age_hours) ago) and
+    C(backup-missing) (a claim a stateful workload on or bound for the target lists in C(volumes) that no
+    backup covers). A stateful workload whose claims are all backed up needs no recorded evidence; its
+    C(promotion.backup_restore) stays the operator's record.
   - Returns every reason, not only the first.
   - With O(machine) and O(journal), a machine, cluster or cluster node that passes the gate (or that the operator
     lets go with O(override_reason)) gets a token, the gate's consent for its wipe. The token is good only for the
@@ -60,6 +67,18 @@ options:
       - Why O(machine) may be wiped although the gate refuses; recorded in O(journal) with every refusal.
       - A token is issued as for a target that passed.
     type: str
+  backups:
+    description:
+      - The backups just taken of O(machine), each with C(name), C(kind) (C(volume), C(etcd) or C(vault)),
+        C(state) (C(Completed) when it is done), C(created) (ISO 8601), C(error) and, for a volume, C(claim)
+        (C(<namespace>/<name>)).
+      - Without it, only the evidence recorded in the fleet file is read.
+    type: list
+    elements: dict
+  backup_max_age_hours:
+    description: How old, in hours, a backup in O(backups) may be.
+    type: int
+    default: 24
   token_ttl:
     description: Seconds the token is good for.
     type: int
@@ -110,7 +129,8 @@ reasons:
   returned: always
   type: list
   elements: dict
-  sample: [{"code": "not-drained", "message": "workload openbao still runs on pve-old"}]
+  sample: [{"code": "not-drained", "message": "workload openbao still runs on pve-old"},
+           {"code": "backup-failed", "message": "volume backup pvc-2f0c of claim blog/blog-content did not complete (Error)"}]
 kind:
   description: What O(machine) is in the fleet - C(cluster), C(node) (of a cluster) or C(machine).
   returned: with O(machine)
@@ -185,6 +205,8 @@ def run(module):
         raise CastleError('give exactly one of workload and machine')
     if params['max_evidence_age_days'] < 0:
         raise CastleError('max_evidence_age_days must be 0 or more, not {0}'.format(params['max_evidence_age_days']))
+    if params['backup_max_age_hours'] <= 0:
+        raise CastleError('backup_max_age_hours must be more than 0, not {0}'.format(params['backup_max_age_hours']))
     if params['token_ttl'] <= 0:
         raise CastleError('token_ttl must be more than 0 seconds, not {0}'.format(params['token_ttl']))
     if params['override_reason'] is not None and not params['override_reason'].strip():
@@ -196,7 +218,8 @@ def run(module):
             passed, reasons = gate_workload(fleet, params['workload'], params['base_dir'])
         else:
             target = 'machine/' + params['machine']
-            passed, reasons = gate_machine(fleet, params['machine'], utcnow(), params['max_evidence_age_days'])
+            passed, reasons = gate_machine(fleet, params['machine'], utcnow(), params['max_evidence_age_days'],
+                                           params['backups'], params['backup_max_age_hours'])
     except FleetError as exc:
         raise CastleError('; '.join(exc.errors))
     result = {'changed': False, 'passed': passed, 'target': target, 'reasons': reasons}
@@ -212,6 +235,8 @@ def main():
                            'base_dir': {'type': 'path', 'default': '.'},
                            'max_evidence_age_days': {'type': 'int', 'default': 7},
                            'journal': {'type': 'path'}, 'override_reason': {'type': 'str'},
+                           'backups': {'type': 'list', 'elements': 'dict'},
+                           'backup_max_age_hours': {'type': 'int', 'default': 24},
                            'token_ttl': {'type': 'int', 'default': 1800, 'no_log': False},
                            'fail_on_refusal': {'type': 'bool', 'default': False}})
     run_module(module, lambda: run(module))

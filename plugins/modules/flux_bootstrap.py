@@ -15,7 +15,10 @@ description:
     Kustomization of the cluster substitutes variables from. The ConfigMap carries the
     C(reconcile.fluxcd.io/watch=Enabled) label, so Flux re-renders what uses it when a value changes.
   - With O(git_url), creates the Git credentials Secret, the C(GitRepository) and the root C(Kustomization)
-    with C(postBuild.substituteFrom) the ConfigMap and the Secret, then waits until both are Ready.
+    with C(postBuild.substituteFrom) the ConfigMap and the Secret, then waits until both are Ready. A
+    Kustomization that failed to fetch its artifact (C(ArtifactFailed), as when source-controller restarted
+    and stores it again after an etcd restore) is asked to reconcile again (C(reconcile.fluxcd.io/requestedAt))
+    rather than left until its retry interval.
   - Unlike C(flux bootstrap), nothing is committed to the repository; the cluster objects are kept here.
   - A re-run changes nothing when nothing changed. Credentials are reused on a re-run; a new SSH deploy key
     is made only when none exists or O(rotate_credentials=true).
@@ -180,6 +183,8 @@ revision:
   sample: main@sha1:0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c
 """
 
+import datetime
+
 from ansible.module_utils.common.text.converters import to_text
 from ansible.module_utils.urls import open_url
 
@@ -187,7 +192,7 @@ from ansible_collections.ephemeral.castle.plugins.module_utils import flux
 from ansible_collections.ephemeral.castle.plugins.module_utils._wait import Deadline
 from ansible_collections.ephemeral.castle.plugins.module_utils.base import option, run_module, wait_options
 from ansible_collections.ephemeral.castle.plugins.module_utils.kube import (
-    LAYER, KubeClient, diff_of, is_available, is_ready)
+    LAYER, KubeClient, condition, diff_of, is_available, is_ready)
 
 
 def read_manifest(params):
@@ -281,6 +286,19 @@ def wanted_objects(params, client, namespace):
     return objects, deploy_key
 
 
+def fetch_again(client, obj):
+    """A Kustomization that failed to fetch its source's artifact (source-controller restarted, as after an etcd
+    restore, and stores it again) is asked to reconcile again rather than left until its retry interval; once per
+    handled request, as `flux reconcile kustomization --with-source` would be run again."""
+    cond = condition(obj) or {}
+    if obj['kind'] != 'Kustomization' or cond.get('reason') != 'ArtifactFailed':
+        return
+    requested = (obj['metadata'].get('annotations') or {}).get(flux.REQUESTED_AT)
+    if requested and requested != (obj.get('status') or {}).get('lastHandledReconcileAt'):
+        return  # the last request is not handled yet
+    flux.request_reconcile(client, [obj], datetime.datetime.now(datetime.timezone.utc).isoformat())
+
+
 def wait_for(client, params, components, deadline):
     namespace = params['namespace']
     refs = [('apps/v1', 'Deployment', name, ns) for ns, name in components]
@@ -289,8 +307,15 @@ def wait_for(client, params, components, deadline):
     if not params['git_url']:
         return None
     name = params['sync_name']
+
+    def ready(obj):
+        if is_ready(obj):
+            return True
+        fetch_again(client, obj)
+        return False
+
     client.wait_ready([(flux.SOURCE_API, 'GitRepository', name, namespace),
-                       (flux.KUSTOMIZE_API, 'Kustomization', name, namespace)], deadline, ready=is_ready)
+                       (flux.KUSTOMIZE_API, 'Kustomization', name, namespace)], deadline, ready=ready)
     source = client.get(flux.SOURCE_API, 'GitRepository', name, namespace)
     return ((source.get('status') or {}).get('artifact') or {}).get('revision')
 

@@ -113,36 +113,11 @@ def selected(client, params):
     return flux.dependency_order(found)
 
 
-def source_of(obj):
-    ref = (obj.get('spec') or {}).get('sourceRef') or {}
-    if obj['kind'] != 'Kustomization' or ref.get('kind') != 'GitRepository':
-        return None
-    return ref.get('namespace') or obj['metadata']['namespace'], ref['name']
-
-
-def request_reconcile(client, objects, token):
-    """Annotate the objects and their Git sources, as `flux reconcile --with-source` does."""
-    targets = dict(((o['kind'], o['metadata']['namespace'], o['metadata']['name']), flux.KINDS[o['kind']])
-                   for o in objects)
-    for obj in objects:
-        source = source_of(obj)
-        if source:
-            targets[('GitRepository',) + source] = flux.SOURCE_API
-    for (kind, namespace, name), api_version in sorted(targets.items()):
-        annotations = {flux.REQUESTED_AT: token}
-        if kind == 'HelmRelease':
-            # As `flux reconcile helmrelease --reset`: a release out of retries tries again.
-            annotations[flux.RESET_AT] = token
-        client.server_side_apply({'apiVersion': api_version, 'kind': kind, 'metadata': {
-            'name': name, 'namespace': namespace, 'annotations': annotations}},
-            field_manager='ephemeral.castle-reconcile')
-
-
 def statuses(client, objects, token):
     revisions = {}
     found = []
     for obj in objects:
-        source = source_of(obj)
+        source = flux.source_of(obj)
         if source and source not in revisions:
             repo = client.get(flux.SOURCE_API, 'GitRepository', source[1], source[0]) or {}
             revisions[source] = ((repo.get('status') or {}).get('artifact') or {}).get('revision')
@@ -187,7 +162,7 @@ def wait_for_flux(module, result):
     token = None
     if params['reconcile'] and not module.check_mode:
         token = datetime.datetime.now(datetime.timezone.utc).isoformat()
-        request_reconcile(client, selected(client, params), token)
+        flux.request_reconcile(client, selected(client, params), token)
         result.update(changed=True, requested_at=token)
 
     def waiting():

@@ -15,13 +15,27 @@ description:
     nothing is done when any of them lists members, or when the node answers that etcd is already
     bootstrapped, so it is safe to run on every play. A rebuilt first node (phoenix) that has not yet joined
     the running etcd is thus never bootstrapped into a second etcd cluster beside it.
+  - With O(recover_from), etcd is bootstrapped from a snapshot (C(talosctl bootstrap --recover-from)), as
+    M(ephemeral.castle.talos_etcd_snapshot) takes it, and the cluster comes back with the objects it held then.
+    The same guards hold, so a cluster whose etcd runs is never overwritten by the snapshot.
 author:
   - ephemeral.castle maintainers (@ephemeral-castle)
 extends_documentation_fragment:
   - ephemeral.castle.talos
   - ephemeral.castle.talos.ACTION_GROUP
   - ephemeral.castle.attributes
-options: {}
+options:
+  recover_from:
+    description:
+      - A snapshot of etcd on the controller to bootstrap from (C(--recover-from)). It must be a file that can
+        be read; the module fails naming this option otherwise, before talosctl runs.
+    type: path
+  recover_skip_hash_check:
+    description:
+      - Skip the check of the snapshot's sha256 trailer (C(--recover-skip-hash-check)), for a copy of etcd's
+        data directory (C(member/snap/db)) rather than a snapshot C(talosctl etcd snapshot) took.
+    type: bool
+    default: false
 """
 
 EXAMPLES = r"""
@@ -30,6 +44,13 @@ EXAMPLES = r"""
     talosconfig: ~/.talos/lab
     endpoints: [10.0.40.11, 10.0.40.12, 10.0.40.13]
     nodes: [10.0.40.11, 10.0.40.12, 10.0.40.13]
+
+- name: Bring a rebuilt cluster's etcd back from its last snapshot
+  ephemeral.castle.talos_bootstrap:
+    talosconfig: ~/.talos/lab
+    endpoints: [10.0.40.11, 10.0.40.12, 10.0.40.13]
+    nodes: [10.0.40.11, 10.0.40.12, 10.0.40.13]
+    recover_from: "{{ etcd_snapshot.path }}"
 """
 
 RETURN = r"""
@@ -45,11 +66,18 @@ members:
   type: list
   elements: dict
   sample: [{"NODE": "10.0.40.11", "ID": "3a2f7c9d1e0b4a56", "HOSTNAME": "cp-1"}]
+recovered_from:
+  description: The snapshot etcd was bootstrapped from (in check mode, would be); null without O(recover_from)
+    or when etcd was bootstrapped already.
+  returned: always
+  type: str
+  sample: /srv/backups/etcd/etcd-20260101T120000Z.db
 """
 
 import re
 
-from ansible_collections.ephemeral.castle.plugins.module_utils.base import run_module
+from ansible_collections.ephemeral.castle.plugins.module_utils import snapshot_files
+from ansible_collections.ephemeral.castle.plugins.module_utils.base import option, run_module
 from ansible_collections.ephemeral.castle.plugins.module_utils.talos import TALOS, TalosError, Talosctl, target_node
 
 ALREADY = re.compile(r'AlreadyExists|already bootstrapped|data directory is not empty', re.IGNORECASE)
@@ -57,6 +85,9 @@ ALREADY = re.compile(r'AlreadyExists|already bootstrapped|data directory is not 
 
 def bootstrap(module, talosctl):
     node = target_node(talosctl, 'bootstrap')
+    recover_from = module.params['recover_from']
+    if recover_from:
+        snapshot_files.readable(recover_from, 'recover_from')
     members = []
     for asked in talosctl.nodes:
         try:
@@ -66,23 +97,29 @@ def bootstrap(module, talosctl):
             continue
         if members:
             break
-    result = dict(changed=not members, node=node, members=members)
+    result = dict(changed=not members, node=node, members=members,
+                  recovered_from=None if members else recover_from)
     if module._diff:
         result['diff'] = dict(before=dict(etcd_members=len(members)), after=dict(etcd_members=len(members) or 1))
     if members or module.check_mode:
         return result
+    args = ['bootstrap']
+    if recover_from:
+        args.append('--recover-from={0}'.format(recover_from))
+        if module.params['recover_skip_hash_check']:
+            args.append('--recover-skip-hash-check')
     try:
-        talosctl.run(['bootstrap'], nodes=[node])  # one node per call, whatever the talosconfig's context lists
+        talosctl.run(args, nodes=[node])  # one node per call, whatever the talosconfig's context lists
     except TalosError as exc:
         if not ALREADY.search('{0} {1}'.format(exc.stderr or '', exc)):
             raise
-        result['changed'] = False
+        result.update(changed=False, recovered_from=None)
         result.pop('diff', None)
     return result
 
 
 def main():
-    module = TALOS.module({})
+    module = TALOS.module(dict(recover_from=option('path'), recover_skip_hash_check=option('bool', False)))
     with Talosctl(module) as talosctl:
         run_module(module, lambda: bootstrap(module, talosctl))
 

@@ -8,9 +8,12 @@ gate issued for it, as the journal shows. Phoenix without a controller group or 
 The tests share one cluster and run in file order."""
 
 import base64
+import hashlib
 import json
 import os
 import re
+import urllib.request
+from urllib.parse import urlparse
 
 import hvac
 import pytest
@@ -208,8 +211,42 @@ def test_phoenix_refuses_a_machine_that_still_hosts_workloads_and_changes_nothin
     assert not fleet['journal'].exists()
 
 
+def volume_data(kubeconfig, claim, data=None):
+    """The bytes in a claim's volume, read (or written, standing for the workload) through the cluster's kube control
+    API, at the Kubernetes API's port + 1."""
+    server = urlparse(yaml.safe_load(kubeconfig.read_text())['clusters'][0]['cluster']['server'])
+    url = 'http://{0}:{1}/volumes/{2}/data'.format(server.hostname, server.port + 1, claim)
+    request = urllib.request.Request(url, data=data, method='GET' if data is None else 'PUT')
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        return answer.read()
+
+
+def s3_outage(env, down):
+    request = urllib.request.Request(env['CASTLE_LAB_S3_CONTROL'] + '/outage', method='PUT' if down else 'DELETE')
+    urllib.request.urlopen(request, timeout=30).close()
+
+
+def test_phoenix_refuses_at_s0_when_the_backup_target_is_down_and_changes_nothing(lab, env, pve, fleet):
+    before = snapshot(lab, env, pve, fleet['kubeconfig'])
+    journal = fleet['journal'].read_text() if fleet['journal'].exists() else None
+    s3_outage(env, True)
+    try:
+        refused = playbook(lab, env, 'phoenix.yml', '-e', 'target=castle')
+    finally:
+        s3_outage(env, False)
+    assert refused.returncode != 0
+    assert re.search(r'\[backup-failed\] volume backup \S+ of claim blog/blog-content did not complete',
+                     refused.stdout), refused.stdout[-4000:]
+    assert 'phoenix refuses to wipe castle; nothing was changed' in refused.stdout
+    assert snapshot(lab, env, pve, fleet['kubeconfig']) == before
+    assert (fleet['journal'].read_text() if fleet['journal'].exists() else None) == journal
+
+
 def test_phoenix_of_the_cluster_fails_midway_clearly_and_a_rerun_completes(lab, env, pve, fleet):
     control = ProxmoxControl(env['CASTLE_LAB_PROXMOX_CONTROL'])
+    # What the blog wrote into its volume: backed up at S0, restored before Flux starts the blog again.
+    content = os.urandom(64 * 1024)
+    volume_data(fleet['kubeconfig'], 'blog/blog-content', content)
     old_kubeconfig = fleet['kubeconfig'].read_text()
     addresses = node_addresses(env)
     ca = cluster_ca(fleet['kubeconfig'])
@@ -235,8 +272,8 @@ def test_phoenix_of_the_cluster_fails_midway_clearly_and_a_rerun_completes(lab, 
     completed = playbook(lab, env, 'phoenix.yml', '-e', 'target=castle')
     assert completed.returncode == 0, completed.stdout[-4000:]
     summary = completed.stdout.rsplit("TASK [Each stage's duration]", 1)[1]
-    stages = re.findall(r'"(S0 gate|S1 wipe|S1 rebuild|S2 join|S3 prove|total) [0-9.]+ s"', summary)
-    assert stages == ['S0 gate', 'S1 wipe', 'S1 rebuild', 'S2 join', 'S3 prove', 'total'], summary
+    stages = re.findall(r'"(S0 backups|S0 gate|S1 wipe|S1 rebuild|S2 join|S3 prove|total) [0-9.]+ s"', summary)
+    assert stages == ['S0 backups', 'S0 gate', 'S1 wipe', 'S1 rebuild', 'S2 join', 'S3 prove', 'total'], summary
 
     assert ready_nodes(lab, env, fleet['kubeconfig']) == NODES
     assert cluster_ca(fleet['kubeconfig']) == ca  # the same Talos PKI, read back from Vault
@@ -250,6 +287,8 @@ def test_phoenix_of_the_cluster_fails_midway_clearly_and_a_rerun_completes(lab, 
     secrets_after = synced_secrets(lab, env, fleet['kubeconfig'])
     for service, (data, stored) in secrets_after.items():
         assert data == stored == secrets_before[service][1], service
+    assert hashlib.sha256(volume_data(fleet['kubeconfig'], 'blog/blog-content')).hexdigest() == \
+        hashlib.sha256(content).hexdigest()
     journal = fleet['journal'].read_text().splitlines()
     assert len([line for line in journal if 'castle (cluster)' in line and 'gate passed' in line]) == 3
     # The last run's token cleared the cluster's nodes and destroyed each of their VMs (rebuilt by the run before).
@@ -297,6 +336,20 @@ def test_phoenix_of_the_first_control_plane_node_rebuilds_it_in_place(lab, env, 
     assert uses == [('reset', 'talos-cp-1'), ('destroy', 'talos-cp-1')]
     line = next(line for line in fleet['journal'].read_text().splitlines() if issued['sha256'] in line)
     assert 'talos-cp-1 (node)' in line and 'gate passed' in line and 'token ' + issued['id'] in line
+
+
+def test_phoenix_with_every_control_plane_lost_restores_etcd_from_its_snapshot(lab, env, fleet):
+    kept = {'written': 'before the wipe, never in Git'}
+    lab.run('kubectl', '--kubeconfig', str(fleet['kubeconfig']), '-n', 'default', 'create', 'configmap',
+            'phoenix-keepsake', '--from-literal=written=' + kept['written'], env=env)
+    content = volume_data(fleet['kubeconfig'], 'blog/blog-content')
+    rebuilt = playbook(lab, env, 'phoenix.yml', '-e', 'target=castle', '-e', 'phoenix_restore_etcd=true')
+    assert rebuilt.returncode == 0, rebuilt.stdout[-4000:]
+    back = kubectl(lab, env, fleet['kubeconfig'], '-n', 'default', 'get', 'configmap', 'phoenix-keepsake')
+    assert back['data'] == kept
+    assert volume_data(fleet['kubeconfig'], 'blog/blog-content') == content
+    assert ready_nodes(lab, env, fleet['kubeconfig']) == NODES
+    assert flux_not_ready(lab, env, fleet['kubeconfig']) == []
 
 
 def test_bootstrap_after_phoenix_changes_nothing(lab, env, fleet):

@@ -6,6 +6,7 @@ variables it exports.
     factory   the Talos Image Factory (castle_lab.talos.factory)
     proxmox   the Proxmox VE (castle_lab.proxmox)
     git       the Git host (castle_lab.git)
+    s3        the S3 object store for backups (castle_lab.s3: moto's server)
     openclaw  sshd with the openclaw CLI (and its gateway)
     kube      the Kubernetes API (castle_lab.kube)
 """
@@ -16,9 +17,10 @@ from .git import GitService
 from .kube import KubeService
 from .openclaw import OpenClawService
 from .proxmox import ProxmoxService
+from .s3 import S3Service
 from .vault import VaultService
 
-SERVICES = {cls.name: cls for cls in (VaultService, FactoryService, ProxmoxService, GitService, OpenClawService,
-                                       KubeService)}
+SERVICES = {cls.name: cls for cls in (VaultService, FactoryService, ProxmoxService, GitService, S3Service,
+                                       OpenClawService, KubeService)}
 
 __all__ = ['SERVICES', 'Service']

@@ -12,6 +12,7 @@ class Service:
     name = ''
     host = 0
     port = 0
+    control_port = 0  # a plain-HTTP control API on the loopback address, if the service has one
     ready_timeout = 30.0
 
     def __init__(self, cfg):
@@ -47,8 +48,12 @@ class Service:
 
     @property
     def ports(self):
-        """Every port the service listens on, its main one first."""
-        return (self.port,)
+        """Every port the service listens on, its main one first, then its control API's if it has one."""
+        return (self.port, self.control_port) if self.control_port else (self.port,)
+
+    @property
+    def control_url(self):
+        return 'http://{0}:{1}'.format(self.address, self.control_port)
 
     def _ensure_port_free(self):
         for port in self.ports:

@@ -28,19 +28,13 @@ class KubeService(Service):
         return 'https://{0}:{1}'.format(self.address, self.port)
 
     @property
-    def control_url(self):
-        return 'http://{0}:{1}'.format(self.address, self.control_port)
-
-    @property
     def kubeconfig(self):
         return self.dir / 'kubeconfig'
 
-    @property
-    def ports(self):
-        return (self.port, self.control_port)
-
     def prepare(self):
         self.pki = ensure_cluster_pki(self.dir, self.address)
+        # Replica data belongs to Longhorn volumes the server holds in memory: a new server starts without either.
+        shutil.rmtree(self.storage, ignore_errors=True)
 
         def data(name):
             return base64.b64encode(self.pki[name].read_bytes()).decode()
@@ -59,6 +53,11 @@ class KubeService(Service):
         """Where the emulated Flux source controller keeps its artifacts."""
         return self.dir / 'artifacts'
 
+    @property
+    def storage(self):
+        """The nodes' Longhorn disks: replica data of the emulated Longhorn volumes."""
+        return self.dir / 'longhorn'
+
     def kubectl(self):
         """The absolute path of kubectl (PATH, then the lab's tools), which builds Flux Kustomizations."""
         search = os.pathsep.join([os.environ.get('PATH', ''), str(self.cfg.tools / 'bin')])
@@ -73,7 +72,7 @@ class KubeService(Service):
                 '--control-port', str(self.control_port), '--cert', str(self.pki['server_cert']),
                 '--key', str(self.pki['server_key']), '--client-ca', str(self.pki['ca']),
                 '--sa-key', str(self.pki['sa_key']), '--artifact-dir', str(self.artifacts),
-                '--kubectl', self.kubectl()]
+                '--storage-dir', str(self.storage), '--kubectl', self.kubectl()]
 
     def check(self):
         from kubernetes import client, config

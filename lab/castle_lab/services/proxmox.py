@@ -44,10 +44,6 @@ class ProxmoxService(Service):
                 '--storage-dir', str(self.dir / 'storage'), '--ca', str(self.cfg.ca_cert)]
 
     @property
-    def ports(self):
-        return (self.port, self.control_port)
-
-    @property
     def token_id(self):
         return '{0}!{1}'.format(TOKEN_USER, TOKEN_NAME)
 

@@ -4,7 +4,9 @@ Flags, outputs, errors and exit codes follow the upstream CLI reference; see doc
 """
 
 import argparse
+import base64
 import importlib
+import math
 import json
 import os
 import pathlib
@@ -42,7 +44,7 @@ GO_VERSION = 'go1.24.11'
 SHA = '6dd14300'
 # Boolean flags that also take `--flag=false` (pflag style).
 BOOL_FLAGS = ('force', 'merge', 'graceful', 'reboot', 'wait', 'debug', 'insecure', 'dry-run', 'strict', 'client',
-              'short', 'with-docs', 'with-examples', 'persist', 'server')
+              'short', 'with-docs', 'with-examples', 'persist', 'server', 'recover-skip-hash-check')
 DURATION = re.compile(r'(\d+(?:\.\d+)?)(h|ms|m|s)')
 TRACK_POLL = 0.5  # seconds between the reset tracker's looks at a node
 
@@ -335,10 +337,36 @@ def cmd_apply_config(args):
     return 0
 
 
+def _snapshot_status(path):
+    """etcdutl's snapshot status of a file: (hash, revision, total keys, total size)."""
+    from ..kube.api import snapshot
+    try:
+        data = pathlib.Path(path).read_bytes()
+    except OSError as exc:
+        raise Failure('stat {0}: {1}'.format(path, exc.strerror.lower())) from None
+    try:
+        found = snapshot.status(data)
+    except snapshot.SnapshotInvalid as exc:
+        raise Failure(str(exc)) from None
+    return data, found
+
+
+def _snapshot_info(found):
+    return 'hash {0:08x}, revision {1}, total keys {2}, total size {3}'.format(
+        found['hash'], found['revision'], found['total_key'], found['total_size'])
+
+
 def cmd_bootstrap(args):
     client = Client(args)
     single_node(client, 'bootstrap')
-    each_node(client, 'executing bootstrap', lambda node: client.call('Bootstrap', node))
+    if args.recover_from:
+        # talosctl reads the snapshot's status, uploads it (EtcdRecover), then bootstraps in recovery mode.
+        data, found = _snapshot_status(args.recover_from)
+        print('recovering from snapshot {0}: {1}'.format(json.dumps(args.recover_from), _snapshot_info(found)))
+        upload = base64.b64encode(data).decode()
+        each_node(client, 'uploading snapshot', lambda node: client.call('EtcdRecover', node, data=upload))
+    each_node(client, 'executing bootstrap', lambda node: client.call(
+        'Bootstrap', node, recover_etcd=bool(args.recover_from), recover_skip_hash_check=args.recover_skip_hash_check))
     return 0
 
 
@@ -569,6 +597,62 @@ def cmd_etcd_members(args):
     return 0
 
 
+def humanize_bytes(size):
+    """go-humanize Bytes: SI units, one decimal below 10."""
+    if size < 10:
+        return '{0} B'.format(size)
+    exponent = int(math.floor(math.log(size) / math.log(1000)))
+    value = math.floor(size / 1000 ** exponent * 10 + 0.5) / 10
+    unit = ('B', 'kB', 'MB', 'GB', 'TB', 'PB', 'EB')[exponent]
+    return '{0:.{1}f} {2}'.format(value, 0 if value >= 10 else 1, unit)
+
+
+def cmd_etcd_status(args):
+    client = Client(args)
+    rows = [['NODE', 'MEMBER', 'DB SIZE', 'IN USE', 'LEADER', 'RAFT INDEX', 'RAFT TERM', 'RAFT APPLIED INDEX',
+             'LEARNER', 'PROTOCOL', 'STORAGE', 'ERRORS']]
+
+    def status(node):
+        found = client.call('EtcdStatus', node)['member_status']
+        ratio = found['db_size_in_use'] / found['db_size'] * 100.0 if found['db_size'] > 0 else 0.0
+        rows.append([node or client.endpoints[0], found['member_id'], humanize_bytes(found['db_size']),
+                     '{0} ({1:.2f}%)'.format(humanize_bytes(found['db_size_in_use']), ratio), found['leader'],
+                     found['raft_index'], found['raft_term'], found['raft_applied_index'],
+                     str(found['is_learner']).lower(), found['protocol_version'], found['storage_version'],
+                     ', '.join(found['errors'])])
+    each_node(client, 'getting status', status)
+    print(table(rows))
+    return 0
+
+
+def cmd_etcd_snapshot(args):
+    """Streams the node's etcd snapshot to <path>.part, checks it carries a hash trailer, renames it to <path>."""
+    client = Client(args)
+    single_node(client, 'etcd snapshot')
+    path = args.path
+    part = path + '.part'
+    try:
+        try:
+            data = base64.b64decode(client.call('EtcdSnapshot', client.targets()[0])['data'])
+        except RpcError as exc:
+            raise Failure('error reading: {0}'.format(exc)) from None
+        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, 'wb') as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if len(data) % 512 != 32:
+            raise Failure('sha256 checksum not found (size {0})'.format(len(data)))
+        os.rename(part, path)
+    finally:
+        if os.path.exists(part):
+            os.remove(part)
+    print('etcd snapshot saved to {0} ({1} bytes)'.format(json.dumps(path), len(data)))
+    _data, found = _snapshot_status(path)
+    print('snapshot info: {0}'.format(_snapshot_info(found)))
+    return 0
+
+
 def cmd_etcd_remove_member(args):
     client = Client(args)
     each_node(client, 'removing member', lambda node: client.call('EtcdRemoveMember', node, member=args.member))
@@ -652,7 +736,10 @@ def _parser():
     bool_flag(apply, 'insecure', False, 'apply the config using the insecure maintenance service', short='-i')
     bool_flag(apply, 'dry-run', False, 'check how the config change will be applied in dry-run mode')
 
-    _command(commands, 'bootstrap', 'Bootstrap the etcd cluster on the specified node.', cmd_bootstrap)
+    bootstrap = _command(commands, 'bootstrap', 'Bootstrap the etcd cluster on the specified node.', cmd_bootstrap)
+    bootstrap.add_argument('--recover-from', default='', help='recover etcd cluster from the snapshot')
+    bool_flag(bootstrap, 'recover-skip-hash-check', False,
+              'skip integrity check when recovering etcd (use when recovering from data directory copy)')
 
     kubeconfig = _command(commands, 'kubeconfig', 'Download the admin kubeconfig from the node', cmd_kubeconfig)
     kubeconfig.add_argument('local_path', nargs='?')
@@ -681,6 +768,9 @@ def _parser():
     _command(etcd_commands, 'members', 'Get the list of etcd cluster members', cmd_etcd_members)
     remove = _command(etcd_commands, 'remove-member', 'Remove the node from etcd cluster', cmd_etcd_remove_member)
     remove.add_argument('member', metavar='<member ID>')
+    snapshot = _command(etcd_commands, 'snapshot', 'Stream snapshot of the etcd node to the path.', cmd_etcd_snapshot)
+    snapshot.add_argument('path', metavar='<path>')
+    _command(etcd_commands, 'status', 'Get the status of etcd cluster member', cmd_etcd_status)
 
     reset = _command(commands, 'reset', 'Reset a node', cmd_reset)
     bool_flag(reset, 'graceful', True, 'attempt to cordon/drain node and leave etcd')

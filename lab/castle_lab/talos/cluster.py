@@ -53,6 +53,15 @@ class Cluster:
     def nodes(self):
         return [node for node in self.fleet.nodes.values() if node.cluster is self and node.serving]
 
+    @property
+    def directory(self):
+        """Where the cluster's Kubernetes API keeps its files; its `longhorn` directory holds the nodes' Longhorn
+        disks (`nodes/<hostname>`, each node's /var/lib/longhorn on its EPHEMERAL partition)."""
+        return self.fleet.state / 'clusters' / hashlib.sha256(self.id.encode()).hexdigest()[:12]
+
+    def longhorn_disk(self, hostname):
+        return self.directory / 'longhorn' / 'nodes' / hostname
+
     def config(self):
         """The machine config of a control plane node of the cluster (it holds the CAs' keys)."""
         for node in self.fleet.nodes.values():
@@ -60,13 +69,14 @@ class Cluster:
                 return node.document
         return None
 
-    async def start_kube(self, node):
-        """Start the Kubernetes API on `node`, at the control plane endpoint of its config."""
+    async def start_kube(self, node, restored=None):
+        """Start the Kubernetes API on `node`, at the control plane endpoint of its config; with `restored` (the
+        database of an etcd snapshot), with that snapshot's objects."""
         cluster = node.document['cluster']
         self.kube_node = node
         parsed = urlparse(cluster['controlPlane']['endpoint'])
         host, port = parsed.hostname, parsed.port or 443
-        directory = self.fleet.state / 'clusters' / hashlib.sha256(self.id.encode()).hexdigest()[:12]
+        directory = self.directory
         directory.mkdir(parents=True, exist_ok=True)
         ca_cert, ca_key = secrets.load_pair(cluster['ca'])
         cert, key = secrets.issue(ca_cert, ca_key, 'kube-apiserver', addresses=[
@@ -87,7 +97,10 @@ class Cluster:
                 '--control-port', str(port + 1), '--cert', str(files['cert']), '--key', str(files['key']),
                 '--client-ca', str(files['ca']), '--sa-key', str(files['sa']),
                 '--artifact-dir', str(directory / 'artifacts'), '--kubectl', kubectl, '--no-seed-node',
-                '--pod-security-config', str(files['pod_security'])]
+                '--pod-security-config', str(files['pod_security']), '--storage-dir', str(directory / 'longhorn')]
+        if restored is not None:
+            (directory / 'etcd-restore.json').write_bytes(restored)
+            argv += ['--restore-from', str(directory / 'etcd-restore.json')]
         log = open(directory / 'kube.log', 'ab')
         self.kube = await asyncio.create_subprocess_exec(*argv, stdout=log, stderr=log, stdin=asyncio.subprocess.DEVNULL)
         log.close()
@@ -192,16 +205,42 @@ class Cluster:
                          'kernelVersion': '6.12.62-talos', 'kubeProxyVersion': version, 'machineID': node.machine_id,
                          'systemUUID': node.machine_id, 'bootID': node.machine_id}}})
 
+    async def snapshot(self):
+        """The etcd snapshot of the cluster's data: its Kubernetes API's objects (the kube server's control API)."""
+        parsed = urlparse(self.kube_node.document['cluster']['controlPlane']['endpoint'])
+        url = 'http://{0}:{1}/snapshot'.format(parsed.hostname, (parsed.port or 443) + 1)
+        async with ClientSession() as session:
+            async with session.get(url) as response:
+                response.raise_for_status()
+                return await response.read()
+
+    async def mark_absent_nodes(self):
+        """After a recovery: the restored Nodes of machines not running in the cluster get no kubelet status, so
+        the node lifecycle controller turns them Ready Unknown."""
+        running = {node.hostname for node in self.nodes() if node.stage == 'running'}
+        try:
+            status, body = await self.kube_call('GET', '/api/v1/nodes')
+        except (ClientError, OSError, ValueError) as exc:
+            LOG.warning('listing Kubernetes nodes failed: %s', exc)
+            return
+        names = [item['metadata']['name'] for item in body.get('items') or []] if status == 200 else []
+        for name in names:
+            if name not in running:
+                await self._mark_lost(name)
+
     async def node_lost(self, node):
         """A powered-off node's kubelet stops posting status: its Node turns Ready Unknown."""
+        await self._mark_lost(node.hostname)
+
+    async def _mark_lost(self, hostname):
         now = time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())
         try:
-            await self.kube_call('PATCH', '/api/v1/nodes/{0}/status'.format(node.hostname), {'status': {'conditions': [
+            await self.kube_call('PATCH', '/api/v1/nodes/{0}/status'.format(hostname), {'status': {'conditions': [
                 {'type': 'Ready', 'status': 'Unknown', 'reason': 'NodeStatusUnknown',
                  'message': 'Kubelet stopped posting node status.', 'lastHeartbeatTime': now,
                  'lastTransitionTime': now}]}})
         except (ClientError, OSError, ValueError) as exc:
-            LOG.warning('marking Kubernetes node %s lost failed: %s', node.hostname, exc)
+            LOG.warning('marking Kubernetes node %s lost failed: %s', hostname, exc)
 
     async def forget(self, node):
         """A node leaves: its etcd membership and its Kubernetes Node go."""

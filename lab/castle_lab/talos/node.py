@@ -5,22 +5,25 @@ client authentication in maintenance mode, mutual TLS with the cluster's OS CA o
 """
 
 import asyncio
+import base64
 import difflib
 import hashlib
 import ipaddress
 import logging
 import pathlib
+import shutil
 import ssl
 import tempfile
 import time
 import uuid
 
 import yaml
-from aiohttp import web
+from aiohttp import ClientError, web
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from ..kube.api import snapshot
 from ..pki import write_secret
 from . import API_PORT, TALOS_VERSION, network, secrets
 from .api import ALIASES, MAINTENANCE_METHODS, RESOURCES, RpcError
@@ -30,8 +33,14 @@ from .schema import ConfigInvalid, machine_document, validate
 LOG = logging.getLogger('castle_lab.talos')
 APPLY_MODES = ('auto', 'no-reboot', 'reboot', 'staged', 'try')
 # What a client certificate without the os:admin role (O) may call.
-READER_METHODS = ('Version', 'Get', 'EtcdMemberList')
+READER_METHODS = ('Version', 'Get', 'EtcdMemberList', 'EtcdStatus')
 ADMIN_ROLE = secrets.ADMIN_ROLE
+# Where Talos keeps an uploaded snapshot until etcd recovers from it (constants.EtcdRecoverySnapshotPath).
+RECOVERY_SNAPSHOT = '/var/lib/etcd.snapshot'
+ETCD_VERSION = '3.6.4'
+# What a call to the node's own etcd client port gets while etcd is not running there.
+ETCD_DOWN = ('rpc error: code = Unavailable desc = connection error: desc = "transport: Error while dialing: '
+             'dial tcp 127.0.0.1:2379: connect: connection refused"')
 
 
 
@@ -65,6 +74,10 @@ class Node:
         self.staged_text = None
         self.rollback = None  # (handle, previous text) of a try-mode apply
         self.own_etcd = None  # member id of an etcd bootstrapped here beside the cluster's running one
+        # The EPHEMERAL partition's etcd files: the snapshot uploaded for a recovery, and whether a failed
+        # recovery left a database in the etcd data directory.
+        self.recovery_snapshot = None
+        self.etcd_data_left = False
         self.version = TALOS_VERSION
         self.stage = 'off'
         # (schematic ID or None, official extension names) of what the node booted: its ISO in maintenance
@@ -318,18 +331,50 @@ class Node:
     async def rpc_Bootstrap(self, body):
         self._require('controlplane')
         cluster = self.cluster
+        restored = None
         async with cluster.lock:
-            if self.address in cluster.etcd or self.own_etcd:
+            if self.address in cluster.etcd or self.own_etcd or self.etcd_data_left:
                 raise RpcError('AlreadyExists', 'etcd data directory is not empty')
             if cluster.bootstrapped:
                 # Talos looks at this node's data only: a second, one-member etcd cluster starts here.
                 self.own_etcd = hashlib.sha256('{0} {1}'.format(self.address, time.time_ns()).encode()).hexdigest()[:16]
                 LOG.warning('%s: bootstrapped beside the running etcd of its cluster: split brain', self.hostname)
                 return {}
-            await cluster.start_kube(self)
+            if body.get('recover_etcd'):
+                # Talos answers once the etcd service is started: a recovery that fails fails the service, not
+                # the call.
+                restored = self._recovered_database(bool(body.get('recover_skip_hash_check')))
+                if restored is None:
+                    return {}
+            await cluster.start_kube(self, restored)
             cluster.bootstrapped = True
         await cluster.reconcile()
+        if restored is not None:
+            await cluster.mark_absent_nodes()
         return {}
+
+    def _recovered_database(self, skip_hash_check):
+        """The etcd database restored from the uploaded snapshot (services.Etcd recoverFromSnapshot, etcdutl's
+        restore), or None with the etcd service failed. The restore writes the database into the data directory
+        before checking its hash, so a failed check leaves the directory not empty."""
+        data = self.recovery_snapshot
+        if data is None:
+            return self._etcd_failed('error verifying snapshot: stat {0}: no such file or directory'.format(
+                RECOVERY_SNAPSHOT))
+        try:
+            snapshot.status(data)
+        except snapshot.SnapshotInvalid as exc:
+            return self._etcd_failed('error verifying snapshot: {0}'.format(exc))
+        try:
+            restored = snapshot.verify(data, skip_hash_check)
+        except ValueError as exc:
+            self.etcd_data_left = True
+            return self._etcd_failed('error recovering from the snapshot: {0}'.format(exc))
+        self.recovery_snapshot = None
+        return restored
+
+    def _etcd_failed(self, reason):
+        LOG.warning('%s: etcd service failed: Failed to run pre stage: %s', self.hostname, reason)
 
     async def rpc_Kubeconfig(self, body):
         self._require('controlplane')
@@ -435,6 +480,44 @@ class Node:
                              'client_urls': ['https://{0}:2379'.format(address)], 'is_learner': False}
                             for address, member in sorted(self.cluster.etcd.items())]}
 
+    def _require_etcd_api(self, api_name):
+        """The etcd APIs answer on control plane nodes only (checkControlplaneService)."""
+        self._require()
+        if self.machine_type != 'controlplane':
+            raise RpcError('Unimplemented', '{0} is only available on control plane nodes'.format(api_name))
+
+    async def _etcd_data(self, failure):
+        """The snapshot of this node's etcd member; `failure` prefixes the error when etcd is not running here."""
+        cluster = self.cluster
+        if self.address not in cluster.etcd or not cluster.kube_running():
+            raise RpcError('Unknown', '{0}: {1}'.format(failure, ETCD_DOWN))
+        try:
+            return await cluster.snapshot()
+        except (ClientError, OSError) as exc:
+            raise RpcError('Unknown', '{0}: {1}'.format(failure, exc)) from None
+
+    async def rpc_EtcdSnapshot(self, body):
+        self._require_etcd_api('etcd snapshot')
+        data = await self._etcd_data('failed reading etcd snapshot')
+        return {'data': base64.b64encode(data).decode()}
+
+    async def rpc_EtcdRecover(self, body):
+        self._require_etcd_api('etcd recover')
+        self.recovery_snapshot = base64.b64decode(body.get('data') or '')
+        return {}
+
+    async def rpc_EtcdStatus(self, body):
+        self._require_etcd_api('etcd status')
+        data = await self._etcd_data('failed to query etcd status')
+        found = snapshot.status(data)
+        cluster = self.cluster
+        leader = cluster.etcd.get(cluster.kube_node.address) or min(cluster.etcd.values())
+        return {'member_status': {
+            'member_id': cluster.etcd[self.address], 'protocol_version': ETCD_VERSION, 'db_size': len(data),
+            'db_size_in_use': found['total_size'], 'leader': leader, 'raft_index': found['revision'] + 1,
+            'raft_term': 2, 'raft_applied_index': found['revision'] + 1, 'is_learner': False,
+            'storage_version': ETCD_VERSION.rsplit('.', 1)[0] + '.0', 'errors': []}}
+
     async def rpc_EtcdRemoveMember(self, body):
         self._require('controlplane')
         wanted = str(body.get('member', ''))
@@ -454,12 +537,16 @@ class Node:
             raise RpcError('InvalidArgument', 'unknown wipe mode {0!r}'.format(body.get('wipe_mode')))
         # The config lives in STATE on the system disk: user disks alone, or labels without STATE, keep it.
         wipe_state = (not labels or 'STATE' in labels) and body.get('wipe_mode', 'all') != 'user-disks'
+        # EPHEMERAL (/var: etcd's data, an uploaded snapshot, /var/lib/longhorn) is on the system disk too.
+        wipe_ephemeral = (not labels or 'EPHEMERAL' in labels) and body.get('wipe_mode', 'all') != 'user-disks'
         if self.configured:
             cluster = self.cluster
             if body.get('graceful', True) and self.machine_type == 'controlplane' and \
                     list(cluster.etcd) == [self.address]:
                 raise RpcError('FailedPrecondition', '1 error occurred:\n\t* etcd: refusing to leave the etcd '
                                'cluster as its last member, use --graceful=false\n')
+            if wipe_ephemeral:
+                shutil.rmtree(cluster.longhorn_disk(self.hostname), ignore_errors=True)
             await cluster.forget(self)
             if not cluster.etcd:
                 await cluster.stop_kube()
@@ -468,6 +555,9 @@ class Node:
                 cluster.etcd.clear()
         if wipe_state:
             self.config_text = self.staged_text = self.own_etcd = None
+        if wipe_ephemeral:
+            self.own_etcd = self.recovery_snapshot = None
+            self.etcd_data_left = False
         loop = asyncio.get_running_loop()
         if body.get('reboot'):
             loop.call_soon(lambda: asyncio.ensure_future(self.fleet.reboot(self)))

@@ -8,34 +8,12 @@ import subprocess
 
 import pytest
 import yaml
-from talos_helpers import ISO, agent_address, talos_vms, until
+from talos_helpers import ISO, Talos, agent_address, talos_vms, until
 
 from castle_lab.control import ProxmoxControl
 from castle_lab.talos import secrets
-from conftest import VENV_BIN
 
 pytestmark = pytest.mark.lab
-
-
-class Talos:
-    """talosctl run in a working directory with its TALOSCONFIG."""
-
-    def __init__(self, env, workdir):
-        self.env = dict(env, TALOSCONFIG=str(workdir / 'talosconfig'), HOME=str(workdir),
-                        PATH='{0}:{1}'.format(VENV_BIN, env['PATH']))
-        self.workdir = workdir
-
-    def __call__(self, *args, expect=0):
-        result = subprocess.run(['talosctl', *args], env=self.env, cwd=self.workdir, capture_output=True, text=True,
-                                timeout=120, check=False)
-        if expect is not None and result.returncode != expect:
-            pytest.fail('talosctl {0} exited {1}\nstdout:\n{2}\nstderr:\n{3}'.format(
-                ' '.join(args), result.returncode, result.stdout, result.stderr))
-        return result
-
-    def kubectl(self, *args):
-        return subprocess.run(['kubectl', '--kubeconfig', str(self.workdir / 'kubeconfig'), *args], env=self.env,
-                              capture_output=True, text=True, timeout=60, check=False)
 
 
 @pytest.fixture(scope='module')

@@ -2,6 +2,7 @@
 
     objects    KubeApi: create, read, update, patch, apply and delete, with the server's rules
     store      objects of every resource type, one resourceVersion counter, watch fan-out
+    snapshot   the store as an etcd snapshot carries it: dump, integrity check, restore
     registry   the resource types served: built-ins and those CRDs add
     builtin    built-in objects decoded against the Kubernetes 1.35 schemas (openapi/): types, unknown fields
     validation names, keys, Service ports and immutable fields of built-in kinds, in upstream's words

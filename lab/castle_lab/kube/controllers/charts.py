@@ -36,6 +36,8 @@ class Chart:
     # Values path of the switch that turns CRD installation off, if the chart has one.
     crd_switch: tuple = ()
     storage_class: bool = False
+    # Whether the chart renders Longhorn's longhorn-default-resource ConfigMap (defaultBackupStore values).
+    default_resource: bool = False
 
     def crd_names(self):
         return [name for name in bundled_crd_names() if name.endswith('.' + self.crd_group)]
@@ -109,7 +111,7 @@ CHARTS = {chart.name: chart for chart in (
         Workload('Deployment', 'longhorn-driver-deployer', 'driver-deployer',
                  'longhornio/longhorn-manager:{app_version}'),
         Workload('Deployment', 'longhorn-ui', 'ui', 'longhornio/longhorn-ui:{app_version}')),
-        storage_class=True),
+        storage_class=True, default_resource=True),
 )}
 
 
@@ -195,6 +197,22 @@ def _storage_class(chart, version, release, namespace, values, owner):
                            'fsType': 'ext4', 'dataLocality': 'disabled'}}
 
 
+# chart/templates/default-resource.yaml: each defaultBackupStore value that is set, under the setting's name.
+DEFAULT_RESOURCE_KEYS = (('backupTarget', 'backup-target'),
+                         ('backupTargetCredentialSecret', 'backup-target-credential-secret'),
+                         ('pollInterval', 'backupstore-poll-interval'))
+
+
+def _default_resource(chart, version, release, namespace, values, owner):
+    """Longhorn's longhorn-default-resource ConfigMap, from which longhorn-manager sets the default BackupTarget."""
+    store = value(values, ('defaultBackupStore',), None) or {}
+    lines = ['{0}: {1}'.format(setting, store[key]) for key, setting in DEFAULT_RESOURCE_KEYS
+             if store.get(key) is not None]
+    meta = helm_metadata(chart, version, release, namespace, 'longhorn-default-resource', '', owner)
+    return {'apiVersion': 'v1', 'kind': 'ConfigMap', 'metadata': meta,
+            'data': {'default-resource.yaml': '\n'.join(lines)}}
+
+
 def render(chart, version, release, namespace, values, owner):
     """The templated objects of a release (CRDs apart); owner is the HelmRelease's (namespace, name)."""
     service_account = {'apiVersion': 'v1', 'kind': 'ServiceAccount', 'metadata': helm_metadata(
@@ -202,4 +220,6 @@ def render(chart, version, release, namespace, values, owner):
     objects = [service_account] + [_workload(chart, version, release, namespace, w, owner) for w in chart.workloads]
     if chart.storage_class:
         objects.append(_storage_class(chart, version, release, namespace, values, owner))
+    if chart.default_resource:
+        objects.append(_default_resource(chart, version, release, namespace, values, owner))
     return objects

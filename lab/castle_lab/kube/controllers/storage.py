@@ -1,5 +1,6 @@
 """Dynamic provisioning as the PersistentVolume controller and a CSI provisioner do it: a claim whose
-StorageClass names a provisioner the lab knows gets a PersistentVolume and is Bound; others stay Pending. Whether a
+StorageClass names a provisioner the lab knows gets a PersistentVolume and is Bound; a claim naming its
+PersistentVolume (spec.volumeName) binds to it when it is free or reserved for the claim; others stay Pending. Whether a
 Longhorn volume then attaches to a pod's node is longhorn.py's."""
 
 import copy
@@ -55,12 +56,18 @@ class VolumeBinder(Controller):
     """Binds claims to freshly provisioned volumes; deletes a Delete-policy volume with its claim."""
 
     name = 'volume-binder'
-    watches = (CLAIMS, STORAGE_CLASSES)
+    watches = (CLAIMS, STORAGE_CLASSES, VOLUMES)
 
     def notify(self, key, event, obj):
         if key == STORAGE_CLASSES:
             for claim in self.api.store.list(CLAIMS):
                 if (claim.get('status') or {}).get('phase') != 'Bound':
+                    self.enqueue(CLAIMS, claim['metadata']['namespace'], claim['metadata']['name'])
+        elif key == VOLUMES:
+            # A claim waiting for the volume it names.
+            for claim in self.api.store.list(CLAIMS):
+                if (claim.get('spec') or {}).get('volumeName') == obj['metadata']['name'] and \
+                        (claim.get('status') or {}).get('phase') != 'Bound':
                     self.enqueue(CLAIMS, claim['metadata']['namespace'], claim['metadata']['name'])
         elif key == CLAIMS and event == 'DELETED':
             self.release_volume(obj)
@@ -82,6 +89,9 @@ class VolumeBinder(Controller):
         claim_type = self.api.registry.get('', 'v1', 'persistentvolumeclaims')
         claim = self.api.served_as(claim_type, claim)
         if (claim.get('status') or {}).get('phase') == 'Bound':
+            return None
+        if claim['spec'].get('volumeName'):
+            self.bind_named(claim_type, claim)
             return None
         storage_class = self.storage_class(claim_type, claim) if requested_storage(claim) else None
         if storage_class is None or storage_class['provisioner'] not in KNOWN_PROVISIONERS or not self.may_bind(
@@ -129,6 +139,33 @@ class VolumeBinder(Controller):
         self.set_phase(claim_type, claim, {
             'phase': 'Bound', 'accessModes': list(claim['spec']['accessModes']),
             'capacity': {'storage': claim['spec']['resources']['requests']['storage']}})
+
+    def bind_named(self, claim_type, claim):
+        """A claim that names its PersistentVolume binds to it when the volume exists and is free or reserved for
+        this claim (its claimRef); otherwise it stays Pending."""
+        volume = self.api.store.get(VOLUMES, None, claim['spec']['volumeName'])
+        meta = claim['metadata']
+        ref = ((volume or {}).get('spec') or {}).get('claimRef') or {}
+        if volume is None or (ref and (ref.get('namespace'), ref.get('name')) != (meta['namespace'], meta['name'])) \
+                or (ref.get('uid') and ref['uid'] != meta['uid']):
+            self.set_phase(claim_type, claim, {'phase': 'Pending'})
+            return
+        volume_type = self.api.registry.get('', 'v1', 'persistentvolumes')
+        body = self.api.served_as(volume_type, volume)
+        body['spec']['claimRef'] = {'apiVersion': 'v1', 'kind': 'PersistentVolumeClaim',
+                                    'namespace': meta['namespace'], 'name': meta['name'], 'uid': meta['uid'],
+                                    'resourceVersion': meta['resourceVersion']}
+        if body['spec'] != volume['spec']:
+            body = self.api.replace(volume_type, None, volume['metadata']['name'], body, MANAGER)
+        if (body.get('status') or {}).get('phase') != 'Bound':
+            self.api.replace(volume_type, None, volume['metadata']['name'], dict(body, status={
+                'phase': 'Bound', 'lastPhaseTransitionTime': now()}), MANAGER, subresource='status')
+        claim = copy.deepcopy(claim)
+        claim['metadata'].setdefault('annotations', {})['pv.kubernetes.io/bind-completed'] = 'yes'
+        claim = self.api.replace(claim_type, meta['namespace'], meta['name'], claim, MANAGER)
+        self.set_phase(claim_type, claim, {'phase': 'Bound',
+                                           'accessModes': list(volume['spec'].get('accessModes') or []),
+                                           'capacity': dict(volume['spec'].get('capacity') or {})})
 
     def set_phase(self, claim_type, claim, status):
         if claim.get('status') != status:

@@ -1,7 +1,8 @@
-"""Every controller the Kubernetes emulator runs: kube-controller-manager's, dynamic provisioning and Longhorn, Flux's
-(Helm always; source and kustomize when there is an artifact directory) and External Secrets'."""
+"""Every controller the Kubernetes emulator runs: kube-controller-manager's, dynamic provisioning and Longhorn (its
+volumes and backups given a storage directory), Flux's (Helm always; source and kustomize when there is an artifact
+directory) and External Secrets'."""
 
-from . import storage
+from . import longhorn_backups, storage
 from .core import CrdController, GarbageCollector, NamespaceController, TokenController
 from .eso.external_secrets import ClusterExternalSecretController, ExternalSecretController
 from .eso.stores import SecretStoreController
@@ -32,13 +33,26 @@ def eso_controllers(api, requests=None):
             ClusterExternalSecretController(api, requests)]
 
 
+def longhorn_storage(api, storage_dir, failures, data_routes):
+    """Longhorn's volumes and backups when there is a storage directory; their data API goes to data_routes."""
+    if not storage_dir:
+        return []
+    found, data = longhorn_backups.controllers(api, storage_dir, failures)
+    if data_routes is not None:
+        data_routes.append(data)
+    return found
+
+
 def all_controllers(api, artifact_dir=None, kubectl='kubectl', vault_requests=None, failures=None,
-                    apiserver=('10.0.0.1', 6443)):
+                    apiserver=('10.0.0.1', 6443), storage_dir=None, data_routes=None):
     """The built-in controllers; Flux's source and kustomize controllers when there is an artifact directory;
     External Secrets' controllers counting their Vault requests in `vault_requests` (a VaultRequests); workloads and
-    nodes failing as `failures` (a Failures) says; the `kubernetes` Service pointing at `apiserver` (address, port)."""
+    nodes failing as `failures` (a Failures) says; the `kubernetes` Service pointing at `apiserver` (address, port);
+    Longhorn's volumes and backups with replica data under `storage_dir`, their control API routes (a VolumeData)
+    appended to the list `data_routes`."""
     failures = failures or Failures()
     return [CrdController(api), NamespaceController(api, apiserver), WorkloadController(api, failures),
             NodeController(api, failures), GarbageCollector(api),
             TokenController(api), *helm.controllers(api, failures), *storage.controllers(api),
+            *longhorn_storage(api, storage_dir, failures, data_routes),
             *flux_controllers(api, artifact_dir, kubectl), *eso_controllers(api, vault_requests)]

@@ -11,6 +11,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 
 from ...serving import service_parser, stop_event
+from ..api import snapshot
 from ..api.auth import TokenSigner
 from ..api.objects import KubeApi
 from ..controllers.eso.vault import VaultRequests
@@ -38,14 +39,19 @@ async def serve(args):
             pod_security = json.load(handle)
     with open(args.client_ca) as handle:
         api = KubeApi(signer, handle.read(), seed_node=not args.no_seed_node, pod_security=pod_security)
+    if args.restore_from:
+        # The objects of a restored etcd: there before the controllers start.
+        with open(args.restore_from, 'rb') as handle:
+            snapshot.restore(api, handle.read())
     faults = Faults()
     if args.artifact_dir:
         # Artifacts belong to objects held in memory: a new server starts without either.
         shutil.rmtree(args.artifact_dir, ignore_errors=True)
     vault_requests = VaultRequests()
     failures = Failures()
+    volume_data = []
     controllers = Manager(api.store, all_controllers(api, args.artifact_dir, args.kubectl, vault_requests, failures,
-                                                     (args.host, args.port)))
+                                                     (args.host, args.port), args.storage_dir, volume_data))
     controllers.start()
     runner = web.AppRunner(KubeServer(api, args.host, args.port, faults).app(), access_log=None,
                            shutdown_timeout=1)
@@ -54,6 +60,12 @@ async def serve(args):
     control_app = faults.app()
     vault_requests.routes(control_app)
     failures.routes(control_app)
+    for routes in volume_data:
+        routes.routes(control_app)
+
+    async def dump(_request):
+        return web.Response(body=snapshot.dump(api.store), content_type='application/octet-stream')
+    control_app.router.add_get('/snapshot', dump)
     control = web.AppRunner(control_app, access_log=None)
     await control.setup()
     await web.TCPSite(control, args.host, args.control_port).start()
@@ -75,6 +87,11 @@ def main():
     parser.add_argument('--pod-security-config',
                         help='the PodSecurity admission plugin\'s configuration (JSON); without it, the one Talos '
                              'generates')
+    parser.add_argument('--storage-dir',
+                        help='the nodes\' Longhorn disks: replica data under <dir>/nodes/<node>/replicas/; without '
+                             'it, no Longhorn volumes')
+    parser.add_argument('--restore-from',
+                        help='start with the objects of this snapshot database (etcd restored from a snapshot)')
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(name)s %(levelname)s %(message)s')
     asyncio.run(serve(parser.parse_args()))
 

@@ -18,6 +18,9 @@ SERVED = {
     ('v1', 'Namespace'): False, ('v1', 'ConfigMap'): True, ('v1', 'Secret'): True,
     ('apps/v1', 'Deployment'): True, ('apiextensions.k8s.io/v1', 'CustomResourceDefinition'): False,
 }
+LONGHORN_API = 'longhorn.io/v1beta2'
+LONGHORN_KINDS = ('Volume', 'Replica', 'Snapshot', 'Backup', 'BackupVolume', 'BackupTarget')
+BACKUP_TARGET_URL = 's3://castle-backups@us-east-1/'
 FLUX_KINDS = {('source.toolkit.fluxcd.io/v1', 'GitRepository'), ('kustomize.toolkit.fluxcd.io/v1', 'Kustomization'),
               ('helm.toolkit.fluxcd.io/v2', 'HelmRelease')}
 
@@ -127,6 +130,56 @@ class FakeKube(object):
             if requested:
                 status['lastHandledReconcileAt'] = requested
             obj['status'] = status
+        elif obj['apiVersion'] == LONGHORN_API:
+            self.settle_longhorn(obj)
+        elif kind == 'PersistentVolumeClaim' and (obj.get('spec') or {}).get('volumeName'):
+            obj['status'] = {'phase': 'Bound'}
+
+    # -------------------------------------------------------------- Longhorn
+
+    def serve_longhorn(self):
+        """Serve Longhorn's kinds and the core kinds a restore writes, with the BackupTarget `default` available."""
+        for kind in LONGHORN_KINDS:
+            self.served[(LONGHORN_API, kind)] = True
+        self.served[('v1', 'PersistentVolume')] = False
+        self.served[('v1', 'PersistentVolumeClaim')] = True
+        self.put({'apiVersion': LONGHORN_API, 'kind': 'BackupTarget',
+                  'metadata': {'name': 'default', 'namespace': 'longhorn-system'},
+                  'spec': {'backupTargetURL': BACKUP_TARGET_URL}, 'status': {'available': True}})
+
+    def settle_longhorn(self, obj):
+        """Status as longhorn-manager writes it once done: snapshots ready, backups Completed (or Error for a
+        volume in `backup_errors`), a backup target synced on request (unavailable while `store_down` says why),
+        volumes from a backup restored and detached (or failing with a RestoreFailure for one in `restore_errors`)."""
+        kind, meta, spec = obj['kind'], obj['metadata'], obj.get('spec') or {}
+        stamp = '2026-12-04T20:00:00Z'
+        if kind == 'Snapshot':
+            obj['status'] = {'readyToUse': True, 'creationTime': stamp}
+        elif kind == 'Backup':
+            volume_name = meta['labels']['backup-volume']
+            volume = self.find(LONGHORN_API, 'Volume', volume_name, meta['namespace']) or {}
+            error = getattr(self, 'backup_errors', {}).get(volume_name)
+            obj['status'] = {'state': 'Error' if error else 'Completed', 'progress': 0 if error else 100,
+                             'url': '{0}?backup={1}&volume={2}'.format(BACKUP_TARGET_URL, meta['name'], volume_name),
+                             'snapshotName': spec.get('snapshotName'), 'snapshotCreatedAt': stamp,
+                             'backupCreatedAt': '' if error else stamp, 'size': '' if error else '2097152',
+                             'volumeName': volume_name, 'volumeSize': (volume.get('spec') or {}).get('size', ''),
+                             'labels': dict(spec.get('labels') or {})}
+            if error:
+                obj['status']['error'] = error
+        elif kind == 'BackupTarget' and spec.get('syncRequestedAt'):
+            # A sync asked for: the store reached again (unless `store_down` names why not).
+            down = getattr(self, 'store_down', None)
+            obj['status'] = dict(obj.get('status') or {}, available=not down, lastSyncedAt=spec['syncRequestedAt'],
+                                 conditions=[{'type': 'Unavailable', 'status': 'True', 'reason': 'Unavailable',
+                                              'message': down}] if down else [])
+        elif kind == 'Volume' and spec.get('fromBackup'):
+            error = getattr(self, 'restore_errors', {}).get(meta['name'])
+            obj['status'] = {'state': 'attached' if error else 'detached', 'robustness': 'unknown',
+                             'restoreRequired': bool(error)}
+            if error:
+                obj['status']['conditions'] = [{'type': 'Restore', 'status': 'False', 'reason': 'RestoreFailure',
+                                                'message': error}]
 
     def put(self, obj):
         """Store obj as the server would hold it (for a test's starting state)."""

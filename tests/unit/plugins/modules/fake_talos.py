@@ -1,6 +1,7 @@
 """A scripted talosctl for the Talos modules' unit tests: the module's real runner (argv, retries, secret files)
 runs, but run_command answers from a small model of nodes instead of starting talosctl."""
 
+import hashlib
 import importlib
 import json
 import os
@@ -19,6 +20,12 @@ def config_text(hostname, machine_type='controlplane', **extra):
     machine = dict(type=machine_type, network=dict(hostname=hostname))
     machine.update(extra)
     return yaml.safe_dump(dict(version='v1alpha1', machine=machine), sort_keys=False)
+
+
+def etcd_snapshot_bytes(body):
+    """An etcd snapshot's shape: the database (pages of 512 bytes), then the sha256 of it (32 bytes)."""
+    padded = body + b'\0' * (-len(body) % 512)
+    return padded + hashlib.sha256(padded).digest()
 
 
 def merge_into(base, patch):
@@ -198,6 +205,22 @@ class FakeTalosctl(object):
 
     def do_get_members(self, call):
         return 0, json.dumps(dict(node=call.nodes[0], spec=dict(hostname='cp-1', machineType='controlplane'))), ''
+
+    def do_etcd_snapshot(self, call):
+        """`talosctl etcd snapshot <path>`: one node per call; it writes <path>.part, then renames it to <path>."""
+        if len(call.nodes) != 1:
+            return 1, '', 'error: command "etcd snapshot" is not supported with multiple nodes'
+        nodes, error = self.reachable(call)
+        if error:
+            return 1, '', error
+        if not self.nodes[nodes[0]]['etcd']:
+            return 1, '', 'error reading file: rpc error: code = Unavailable desc = etcd is not running'
+        path = call.words[2]
+        data = etcd_snapshot_bytes(json.dumps(dict(node=nodes[0], members=self.nodes[nodes[0]]['etcd'])).encode())
+        with open(path + '.part', 'wb') as handle:
+            handle.write(data)
+        os.rename(path + '.part', path)
+        return 0, 'etcd snapshot saved to "{0}" ({1} bytes)\n'.format(path, len(data)), ''
 
 
 class FakeKV(object):

@@ -1,11 +1,12 @@
 """An in-memory Vault behind hvac.Client's interface, for the Vault modules' unit tests.
 
 It answers as Vault's HTTP API does for what the modules use (seal status, init, unseal, token / AppRole /
-Kubernetes logins, sys/auth mounts and their tune, ACL policies, Kubernetes auth config and roles, KV v2),
-raising hvac's exceptions for 4xx/5xx answers, and records every write, so a test sees exactly what a
-module sent - or that it sent nothing."""
+Kubernetes logins, sys/auth mounts and their tune, ACL policies, Kubernetes auth config and roles, KV v2, raft
+snapshots, health), raising hvac's exceptions for 4xx/5xx answers, and records every write, so a test sees exactly
+what a module sent - or that it sent nothing."""
 
 import copy
+import json
 
 from hvac import exceptions
 
@@ -29,6 +30,10 @@ class FakeVault(object):
         self.writes = []  # (method, path, body) of every write the server accepted
         self.failures = []  # exceptions the next calls raise, first one first
         self.calls = 0
+        # What a snapshot needs: 'raft'. Over other storage ('inmem') the raft paths are not registered (404);
+        # with raft as the HA backend only ('raft-ha') they are, and refuse (400).
+        self.storage = 'raft'
+        self.health_checks = 0
 
     # ------------------------------------------------------------ what tests set up and look at
 
@@ -135,6 +140,34 @@ class FakeVault(object):
                     info['deletion_time'] = ''
         return None
 
+    def snapshot(self):
+        """The raft snapshot of this server: its data and the unseal keys it was taken under."""
+        return json.dumps(dict(keys=self.unseal_keys, kv=self.kv, docs=self.docs)).encode()
+
+    def raft_answer(self, method, path):
+        self.calls += 1
+        if self.failures:
+            raise self.failures.pop(0)
+        if self.sealed:
+            raise exceptions.VaultDown('Vault is sealed', method=method, url='/v1/' + path)
+        if self.storage == 'raft-ha':
+            raise exceptions.InvalidRequest('raft storage is not in use', method=method, url='/v1/' + path)
+        if self.storage != 'raft':
+            raise exceptions.InvalidPath('1 error occurred:\n\t* unsupported path\n\n', method=method, url='/v1/' + path)
+
+    def restore(self, handle, force):
+        path = 'sys/storage/raft/snapshot' + ('-force' if force else '')
+        self.raft_answer('POST', path)
+        found = json.loads(handle.read())
+        if found['keys'] != self.unseal_keys and not force:
+            raise exceptions.InvalidRequest('could not verify hash file, possibly the snapshot is using a different '
+                                            'set of unseal keys; use the snapshot-force API to bypass this check',
+                                            method='POST', url='/v1/' + path)
+        self.writes.append(('POST', path, found))
+        self.kv = {name: dict(secret, versions={int(number): info for number, info in secret['versions'].items()})
+                   for name, secret in found['kv'].items()}
+        self.docs, self.unseal_keys = found['docs'], found['keys']
+
     def seal_status(self):
         self.calls += 1
         return dict(type='shamir', initialized=self.initialized, sealed=self.sealed, t=self.threshold,
@@ -177,6 +210,22 @@ class _Sys(object):
             raise self.server.failures.pop(0)
         return self.server.seal_status()
 
+    def take_raft_snapshot(self):
+        self.server.raft_answer('GET', 'sys/storage/raft/snapshot')
+        return _Streamed(self.server.snapshot())
+
+    def restore_raft_snapshot(self, snapshot):
+        return self.server.restore(snapshot, force=False)
+
+    def force_restore_raft_snapshot(self, snapshot):
+        return self.server.restore(snapshot, force=True)
+
+    def read_health_status(self, method='HEAD'):
+        self.server.health_checks += 1
+        if self.server.sealed:
+            return _Streamed(b'', status_code=503)
+        return dict(initialized=True, sealed=False, standby=False)
+
     def initialize(self, secret_shares=None, secret_threshold=None):
         server = self.server
         if server.initialized:
@@ -201,6 +250,19 @@ class _Sys(object):
             if server.progress >= server.threshold:
                 server.sealed, server.progress, server.parts = False, 0, set()
         return server.seal_status()
+
+
+class _Streamed(object):
+    """requests.Response's surface for a body read in chunks."""
+
+    def __init__(self, body, status_code=200):
+        self.body, self.status_code, self.closed = body, status_code, False
+
+    def iter_content(self, chunk_size=1):
+        return (self.body[start:start + chunk_size] for start in range(0, len(self.body), chunk_size))
+
+    def close(self):
+        self.closed = True
 
 
 class _Auth(object):

@@ -158,3 +158,21 @@ def test_an_invalid_fleet_fails_naming_the_key_path(run_module):
     assert result.failed and result['errors'] == [
         "fleet.workloads[0].promotion.backup_restore.date: expected a date or time (ISO 8601, e.g. 2026-11-02 or "
         "2026-11-02T10:00:00Z), got 'yesterday'"]
+
+
+def test_a_cluster_gate_reads_the_backups_just_taken_and_issues_no_token_on_a_failed_one(run_module, src, tmp_path):
+    data = fleet()
+    data['workloads'][0].update(target_host='castle', volumes=['data/db-0'])
+    journal = tmp_path / 'phoenix-journal.md'
+    now = datetime.datetime.now(datetime.timezone.utc).isoformat()
+    failed = {'name': 'pvc-1', 'kind': 'volume', 'claim': 'data/db-0', 'state': 'Error', 'created': None,
+              'error': 'backup target default is unavailable'}
+    refused = run_module('fleet_gate', src=src(data), machine='castle', journal=str(journal), backups=[failed])
+    assert refused['passed'] is False and 'token' not in refused and not journal.exists()
+    assert refused['reasons'] == [{'code': 'backup-failed', 'message': 'volume backup pvc-1 of claim data/db-0 did '
+                                   'not complete (Error): backup target default is unavailable'}]
+    done = dict(failed, name='backup-1', state='Completed', created=now, error='')
+    passed = run_module('fleet_gate', src=src(data), machine='castle', journal=str(journal), backups=[done])
+    assert passed['passed'] is True and passed['token'] and passed['cleared'] == ['cp-1', 'w-1']
+    bad = run_module('fleet_gate', src=src(data), machine='castle', backups=[done], backup_max_age_hours=0)
+    assert bad.failed and bad['msg'] == 'backup_max_age_hours must be more than 0, not 0'

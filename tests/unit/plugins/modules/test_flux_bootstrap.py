@@ -119,3 +119,20 @@ def test_a_deploy_key_is_made_once_and_kept(run_module, cluster):
     assert again['deploy_key'] == first['deploy_key'] and not again.changed
     rotated = bootstrap(run_module, rotate_credentials=True, **args)
     assert rotated.changed and rotated['deploy_key'] != first['deploy_key']
+
+
+def test_a_kustomization_that_failed_to_fetch_its_artifact_is_asked_to_reconcile_again(run_module, cluster):
+    flux_installed(cluster)
+    bootstrap(run_module, **GIT)
+    # As after an etcd restore: the artifact the restored status names is gone until source-controller stores it
+    # again, and kustomize-controller would wait its retry interval.
+    kustomization = cluster.find('kustomize.toolkit.fluxcd.io/v1', 'Kustomization', 'flux-system', 'flux-system')
+    kustomization['status']['conditions'] = [{'type': 'Ready', 'status': 'False', 'reason': 'ArtifactFailed',
+                                              'message': 'failed to download artifact: 404 Not Found'}]
+    again = bootstrap(run_module, **GIT)
+    assert not again.failed, again.msg
+    kustomization = cluster.find('kustomize.toolkit.fluxcd.io/v1', 'Kustomization', 'flux-system', 'flux-system')
+    requested = kustomization['metadata']['annotations']['reconcile.fluxcd.io/requestedAt']
+    assert kustomization['status']['lastHandledReconcileAt'] == requested
+    assert ('ephemeral.castle-reconcile', ('source.toolkit.fluxcd.io/v1', 'GitRepository', 'flux-system',
+                                           'flux-system')) in cluster.applied

@@ -1,6 +1,9 @@
-"""talos_bootstrap without a lab: bootstraps once, never beside a running etcd, check mode and diff."""
+"""talos_bootstrap without a lab: bootstraps once, never beside a running etcd, from a snapshot when given one,
+check mode and diff."""
 
-from fake_talos import FakeTalosctl
+import pytest
+
+from fake_talos import FakeTalosctl, etcd_snapshot_bytes
 
 NODES = ['10.0.40.11', '10.0.40.12']
 ARGS = dict(binary_path='/usr/bin/talosctl', nodes=NODES)
@@ -59,3 +62,46 @@ def test_talosconfig_and_its_content_exclude_each_other(run_module, monkeypatch)
     cluster(monkeypatch)
     result = run_module('talos_bootstrap', talosconfig='/t', talosconfig_content='context: lab', **ARGS)
     assert result.failed and 'mutually exclusive' in result.msg
+
+
+def saved_snapshot(tmp_path):
+    snapshot = tmp_path / 'etcd.db'
+    snapshot.write_bytes(etcd_snapshot_bytes(b'{}'))
+    return str(snapshot)
+
+
+def test_a_snapshot_is_recovered_from_when_given(run_module, monkeypatch, tmp_path):
+    fake = cluster(monkeypatch)
+    fake.answers['bootstrap'] = (0, '', '')
+    snapshot = saved_snapshot(tmp_path)
+    checked = run_module('talos_bootstrap', check_mode=True, recover_from=snapshot, **ARGS)
+    assert checked.changed and checked['recovered_from'] == snapshot and not fake.ran('bootstrap')
+    result = run_module('talos_bootstrap', recover_from=snapshot, **ARGS)
+    assert result.changed and result['recovered_from'] == snapshot
+    assert [call.argv[1:3] for call in fake.ran('bootstrap')] == [['bootstrap', '--recover-from=' + snapshot]]
+    assert '--recover-skip-hash-check' not in fake.ran('bootstrap')[0].argv
+    run_module('talos_bootstrap', recover_from=snapshot, recover_skip_hash_check=True, **ARGS)
+    assert fake.ran('bootstrap')[1].argv[1:4] == ['bootstrap', '--recover-from=' + snapshot, '--recover-skip-hash-check']
+
+
+@pytest.mark.parametrize('etcd, answer', [
+    ([dict(id='3a2f7c9d1e0b4a56', hostname='cp-2')], None),
+    (None, (1, '', 'rpc error: code = AlreadyExists desc = etcd data directory is not empty')),
+])
+def test_a_bootstrapped_etcd_is_never_recovered_over(run_module, monkeypatch, tmp_path, etcd, answer):
+    fake = cluster(monkeypatch, etcd=etcd)
+    if answer:
+        fake.answers['bootstrap'] = answer
+    result = run_module('talos_bootstrap', recover_from=saved_snapshot(tmp_path), **ARGS)
+    assert not result.failed and not result.changed and result['recovered_from'] is None
+    assert len(fake.ran('bootstrap')) == (1 if answer else 0)
+
+
+def test_a_missing_snapshot_fails_before_talosctl_runs(run_module, monkeypatch, tmp_path):
+    fake = cluster(monkeypatch)
+    missing = tmp_path / 'gone.db'
+    result = run_module('talos_bootstrap', recover_from=str(missing), **ARGS)
+    assert result.failed and result.msg == 'recover_from: no snapshot file at {0}'.format(missing)
+    result = run_module('talos_bootstrap', recover_from=str(tmp_path), **ARGS)
+    assert result.failed and result.msg == 'recover_from: no snapshot file at {0}'.format(tmp_path)
+    assert fake.calls == []
