@@ -163,7 +163,8 @@ class Cluster:
             if node.stage == 'running' and node.runner is None:
                 await node.restart_api()
         async with self.lock:
-            if not self.bootstrapped or not self.kube_running():
+            # No control plane node left to hold the cluster's CA (all reset or gone): nobody to register with.
+            if not self.bootstrapped or not self.kube_running() or self.config() is None:
                 return
             running = [node for node in self.nodes() if node.stage == 'running']
             for node in running:

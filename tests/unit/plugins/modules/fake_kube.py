@@ -5,6 +5,7 @@ keeps. Applies are answered the way Flux's controllers and the Deployment contro
 `stalled`, which keep no status."""
 
 import copy
+import datetime
 import itertools
 
 from kubernetes.client.rest import ApiException
@@ -152,7 +153,7 @@ class FakeKube(object):
         volume in `backup_errors`), a backup target synced on request (unavailable while `store_down` says why),
         volumes from a backup restored and detached (or failing with a RestoreFailure for one in `restore_errors`)."""
         kind, meta, spec = obj['kind'], obj['metadata'], obj.get('spec') or {}
-        stamp = '2026-12-04T20:00:00Z'
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
         if kind == 'Snapshot':
             obj['status'] = {'readyToUse': True, 'creationTime': stamp}
         elif kind == 'Backup':
