@@ -1,5 +1,6 @@
-"""playbooks/rotate.yml against the lab's cluster `castle` (bootstrapped once for this file with the lab's fleet, as
-test_phoenix.py does): every node rebuilt in turn while a probe counts failed Kubernetes API requests and samples
+"""playbooks/rotate.yml against the cluster `castle` of a lab of this file's own (bootstrapped once with the lab's
+fleet, as test_phoenix.py does, but on a fresh lab: nothing another test file left in the worker's lab, such as a
+cluster of the same name, changes what a rotation meets): every node rebuilt in turn while a probe counts failed Kubernetes API requests and samples
 etcd's members and Longhorn's volumes; a second run with nothing older than the rotation age changes nothing; a
 rotation stopped by a volume whose only healthy replica is on the node to go names the volume and leaves every
 node as it was; one whose drain a PodDisruptionBudget holds up stops after trying until its timeout, the node
@@ -21,7 +22,7 @@ from kubernetes import client as kube_client, config as kube_config
 from kubernetes.client.exceptions import ApiException
 
 from ansible_collections.ephemeral.castle.plugins.module_utils import gate
-from conftest import REPO, find, remove_named
+from conftest import LAB_NET, REPO, Lab, crashes, find, leaked_secrets, remove_named, spare_net
 from harness import play_recap, run_playbook
 
 pytestmark = pytest.mark.lab
@@ -39,6 +40,21 @@ def test_rotate_without_a_controller_group_fails_saying_so(tmp_path):
     assert run.returncode != 0, run.stdout[-3000:]
     assert 'the inventory has none. Nothing was changed' in run.stdout
     assert 'node_rotation' not in run.stdout
+
+
+@pytest.fixture(scope='module')
+def lab():
+    """A lab of this module's own, on the network beside the worker's, stopped at the end."""
+    net = spare_net(LAB_NET)
+    instance = Lab('rotate-lab-' + net, net, 'castle-claw-r' + net.split('.')[-1])
+    instance.wipe()
+    instance.castle_lab('up')
+    yield instance
+    leaked = leaked_secrets(instance.dir)
+    crashed = crashes(instance.dir)
+    instance.castle_lab('down')
+    assert not leaked, 'secret values found in logs: {0}'.format(leaked)
+    assert not crashed, 'tracebacks in the lab services\' logs: {0}'.format(crashed)
 
 
 def playbook(lab, env, name, *extra):
