@@ -105,7 +105,12 @@ class Lab:
 def lab():
     """The session's (or the xdist worker's) lab, started from a clean state directory and stopped at the end.
     Its directory, network and OpenClaw user follow LAB_NET, so they are the worker's own too."""
-    instance = Lab('test-lab-' + LAB_NET, LAB_NET, 'castle-claw-t' + LAB_NET.split('.')[-1])
+    yield from running(Lab('test-lab-' + LAB_NET, LAB_NET, 'castle-claw-t' + LAB_NET.split('.')[-1]))
+
+
+def running(instance):
+    """A lab fixture's body: the lab up from a clean state directory, then down, failing when a secret value or a
+    traceback shows in its logs."""
     instance.wipe()
     instance.castle_lab('up')
     yield instance

@@ -22,7 +22,7 @@ from kubernetes import client as kube_client, config as kube_config
 from kubernetes.client.exceptions import ApiException
 
 from ansible_collections.ephemeral.castle.plugins.module_utils import gate
-from conftest import LAB_NET, REPO, Lab, crashes, find, leaked_secrets, remove_named, spare_net
+from conftest import LAB_NET, REPO, Lab, find, remove_named, running, spare_net
 from harness import play_recap, run_playbook
 
 pytestmark = pytest.mark.lab
@@ -46,15 +46,7 @@ def test_rotate_without_a_controller_group_fails_saying_so(tmp_path):
 def lab():
     """A lab of this module's own, on the network beside the worker's, stopped at the end."""
     net = spare_net(LAB_NET)
-    instance = Lab('rotate-lab-' + net, net, 'castle-claw-r' + net.split('.')[-1])
-    instance.wipe()
-    instance.castle_lab('up')
-    yield instance
-    leaked = leaked_secrets(instance.dir)
-    crashed = crashes(instance.dir)
-    instance.castle_lab('down')
-    assert not leaked, 'secret values found in logs: {0}'.format(leaked)
-    assert not crashed, 'tracebacks in the lab services\' logs: {0}'.format(crashed)
+    yield from running(Lab('rotate-lab-' + net, net, 'castle-claw-r' + net.split('.')[-1]))
 
 
 def playbook(lab, env, name, *extra):
