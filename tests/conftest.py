@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 import uuid
 
 import pytest
@@ -108,17 +109,28 @@ def lab():
     yield from running(Lab('test-lab-' + LAB_NET, LAB_NET, 'castle-claw-t' + LAB_NET.split('.')[-1]))
 
 
-def running(instance):
-    """A lab fixture's body: the lab up from a clean state directory, then down, failing when a secret value or a
-    traceback shows in its logs."""
+def running(instance, *services):
+    """A lab fixture's body: the lab (or only these services of it) up from a clean state directory, then down,
+    failing when a secret value or a traceback shows in its logs."""
     instance.wipe()
-    instance.castle_lab('up')
+    instance.castle_lab('up', *services)
     yield instance
     leaked = leaked_secrets(instance.dir)
     crashed = crashes(instance.dir)
     instance.castle_lab('down')
     assert not leaked, 'secret values found in logs: {0}'.format(leaked)
     assert not crashed, 'tracebacks in the lab services\' logs: {0}'.format(crashed)
+
+
+def wait_for(check, what, timeout=60, every=0.2):
+    """check()'s first true answer within timeout seconds, asked every `every` seconds; fails naming `what`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        answer = check()
+        if answer:
+            return answer
+        time.sleep(every)
+    return pytest.fail('not within {0} s: {1}'.format(timeout, what))
 
 
 # Secret values the tests seed; none may ever show up in an Ansible output or a service log.

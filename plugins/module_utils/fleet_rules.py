@@ -14,11 +14,15 @@ import re
 
 from ansible_collections.ephemeral.castle.plugins.module_utils.fleet import (
     dependents, place_role, place_state, workloads)
+from ansible_collections.ephemeral.castle.plugins.module_utils.fleet_mesh import UNIT_THRESHOLD, clashes, tunnel_units
 from ansible_collections.ephemeral.castle.plugins.module_utils.fleet_schema import STAGES, FleetError, parse_date
 
 # Stable codes of fleet_check, in the order they are checked.
 CHECK_CODES = ('workload-no-target', 'workload-no-owner', 'critical-tunnel-on-workstation',
-               'workload-targets-frozen', 'wave-before-dependent', 'dependency-cycle')
+               'workload-targets-frozen', 'wave-before-dependent', 'dependency-cycle', 'tunnel-port-clash',
+               'mesh-unit-threshold')
+# Codes that warn without failing a check.
+WARNING_CODES = ('mesh-unit-threshold',)
 
 
 def cycles(fleet):
@@ -82,8 +86,60 @@ def _cycle_through(graph, group):
 
 # fleet_check
 
-def _violation(code, message, rows):
-    return {'code': code, 'message': message, 'rows': rows}
+def _violation(code, message, rows, severity=None):
+    return {'code': code, 'message': message, 'rows': rows,
+            'severity': severity or ('warning' if code in WARNING_CODES else 'error')}
+
+
+def _workstation_tunnels(fleet, roles):
+    """Each critical tunnel with a workstation at one of its ends (or as the sshd it goes through): an error, or a
+    warning while the workload it carries has not reached its target host yet (its wave is not done)."""
+    found = []
+    byname = workloads(fleet)
+    for t in fleet['tunnels']:
+        ends = [key for key in ('from', 'to', 'via') if t.get(key) and roles.get(t[key]) == 'workstation']
+        if not t['critical'] or not ends:
+            continue
+        carried = byname.get(t.get('workload'))
+        pending = carried is not None and carried.get('current_host') != carried.get('target_host')
+        if carried is None:
+            after = ''
+        elif pending:
+            after = ' (allowed until workload {0} completes wave {1})'.format(carried['name'], carried['wave'])
+        else:
+            after = ' after workload {0} completed wave {1}'.format(carried['name'], carried['wave'])
+        found.append(_violation(
+            'critical-tunnel-on-workstation',
+            'critical tunnel {0} {1} workstation {2}{3}; production must run with the workstation off'.format(
+                t['name'], ' and '.join({'from': 'starts on', 'to': 'ends on', 'via': 'goes through'}[k] for k in ends),
+                ', '.join(sorted({t[k] for k in ends})), after),
+            [{'tunnel': t['name'], 'from': t['from'], 'to': t['to'], 'direction': t['direction'],
+              'actor': t.get('actor'), 'workload': t.get('workload')}],
+            'warning' if pending else 'error'))
+    return found
+
+
+def _mesh(fleet):
+    """Tunnels listening on one port of one machine; machines running more tunnel units than a mesh of
+    persistent ssh units should carry."""
+    units = tunnel_units(fleet)
+    found = []
+    for one, other in clashes(units):
+        where = one['listen']
+        found.append(_violation(
+            'tunnel-port-clash', 'tunnels {0} and {1} both listen on {2} port {3}'.format(
+                one['name'], other['name'], where['machine'], where['port']),
+            [{'tunnel': u['name'], 'machine': u['listen']['machine'], 'address': u['listen']['address'],
+              'port': u['listen']['port']} for u in (one, other)]))
+    per_machine = {}
+    for unit in units:
+        per_machine.setdefault(unit['from'], []).append(unit['name'])
+    for machine, names in sorted(per_machine.items()):
+        if len(names) > UNIT_THRESHOLD:
+            found.append(_violation(
+                'mesh-unit-threshold', 'machine {0} runs {1} tunnel units (more than {2}): consider a WireGuard '
+                'mesh'.format(machine, len(names), UNIT_THRESHOLD), [{'machine': machine, 'tunnels': names}]))
+    return found
 
 
 def check(fleet):
@@ -99,16 +155,7 @@ def check(fleet):
         if not w.get('owner'):
             found.append(_violation('workload-no-owner', 'workload {0} has no owner'.format(w['name']),
                                     [{'workload': w['name']}]))
-    for t in fleet['tunnels']:
-        ends = [key for key in ('from', 'to') if roles.get(t[key]) == 'workstation']
-        if t['critical'] and ends:
-            found.append(_violation(
-                'critical-tunnel-on-workstation',
-                'critical tunnel {0} {1} on workstation {2}; production must run with the workstation off'.format(
-                    t['name'], ' and '.join({'from': 'starts', 'to': 'ends'}[k] for k in ends),
-                    ', '.join(sorted({t[k] for k in ends}))),
-                [{'tunnel': t['name'], 'from': t['from'], 'to': t['to'], 'direction': t['direction'],
-                  'actor': t.get('actor')}]))
+    found += _workstation_tunnels(fleet, roles)
     for w in fleet['workloads']:
         if w.get('target_host') and roles.get(w['target_host']) == 'frozen':
             found.append(_violation('workload-targets-frozen', 'workload {0} targets frozen machine {1}'.format(
@@ -125,7 +172,7 @@ def check(fleet):
     for loop in cycles(fleet):
         found.append(_violation('dependency-cycle', 'dependency cycle: {0}'.format(' -> '.join(loop + loop[:1])),
                                 [{'workload': name, 'depends_on': byname[name]['depends_on']} for name in loop]))
-    return found
+    return found + _mesh(fleet)
 
 
 # fleet_drain_plan

@@ -20,6 +20,8 @@ NODE_ROLES = ('controlplane', 'worker')
 STAGES = ('deploy', 'observe', 'promote', 'rollback')
 # A claim as <namespace>/<name> (DNS-1123 labels and subdomains); a Longhorn S3 backup target.
 CLAIM = re.compile(r'^[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-.a-z0-9]*[a-z0-9])?$')
+# A tunnel actor: its SSH principal, and the system user `castle-<actor>` (at most 32 characters).
+ACTOR = re.compile(r'^[a-z][-a-z0-9]{0,23}$')
 BACKUP_TARGET = re.compile(r'^s3://[a-z0-9][-.a-z0-9]*[a-z0-9]@[-a-z0-9]+/[^\s]*$')
 
 
@@ -70,6 +72,15 @@ BACKUP = ('map', {'target': _req('str'), 'endpoint': _opt('str'), 'access_key_id
 FLUX = ('map', {'url': _req('str'), 'branch': _opt('str', 'main'), 'path': _req('str'), 'auth': _opt('str'),
                 'username': _opt('str'), 'token': _opt('secret'), 'ca_path': _opt('str'), 'version': _opt('str'),
                 'manifest_path': _opt('str')})
+# A tunnel: who holds it open (actor) from which machine to which, and, once it has its ports, the unit the
+# fleet_tunnels role runs for it: `ssh -L local:remote` (forward) or `-R remote:local` (reverse) through the sshd
+# of `via` (default: `to`), for the workload it carries.
+TUNNEL = ('map', {
+    'name': _req('str'), 'from': _req('str'), 'to': _req('str'), 'direction': _req(('enum', DIRECTIONS)),
+    'actor': _opt('str'), 'critical': _opt('bool', False), 'port': _opt('int'), 'workload': _opt('str'),
+    'via': _opt('str'), 'local_port': _opt('int'), 'local_address': _opt('str', '127.0.0.1'),
+    'remote_port': _opt('int'), 'remote_address': _opt('str', '127.0.0.1'), 'ssh_port': _opt('int', 22),
+    'check_path': _opt('str', '/'), 'check_expect': _opt('str')})
 SCHEMA = ('map', {
     'machines': _req(('list', ('map', {
         'name': _req('str'), 'address': _opt('str'), 'role': _req(('enum', ROLES)),
@@ -82,9 +93,7 @@ SCHEMA = ('map', {
             'overlay': _opt('str'), 'stages': _opt(('map', {s: _opt('bool', False) for s in STAGES}), {}),
             'backup_restore': _opt(EVIDENCE), 'canary': _opt(EVIDENCE),
             'approval': _opt(('map', {'by': _req('str'), 'at': _req('date')})), 'image': _opt('str')}), {})})), []),
-    'tunnels': _opt(('list', ('map', {
-        'name': _req('str'), 'from': _req('str'), 'to': _req('str'), 'direction': _req(('enum', DIRECTIONS)),
-        'actor': _opt('str'), 'critical': _opt('bool', False), 'port': _opt('int')})), []),
+    'tunnels': _opt(('list', TUNNEL), []),
     'clusters': _opt(('list', ('map', {
         'name': _req('str'), 'role': _opt(('enum', ROLES), 'production'), 'proxmox': _opt(PROXMOX, {}),
         'talos': _opt(TALOS, {}), 'nodes': _req(('list', NODE)), 'flux': _opt(FLUX), 'cluster_vars': _opt('dict', {}),
@@ -229,6 +238,7 @@ def _references(fleet, errors):
         for key in ('from', 'to'):
             if isinstance(t[key], str) and t[key] not in places:
                 errors.append('fleet.tunnels[{0}].{1}: expected {2}, got unknown {3!r}'.format(i, key, known, t[key]))
+        _tunnel_unit(i, t, machine_names, names, errors)
     for i, c in enumerate(clusters):
         if isinstance(c.get('openclaw'), str) and c['openclaw'] not in machine_names:
             errors.append('fleet.clusters[{0}].openclaw: expected a machine of the fleet, got unknown {1!r}'.format(
@@ -245,6 +255,34 @@ def _references(fleet, errors):
                           'got {1!r}'.format(i, endpoint))
     _macs(clusters, errors)
     _placement(clusters, errors)
+
+
+def _tunnel_unit(i, t, machine_names, workload_names, errors):
+    """A tunnel's unit settings: both ports or neither, ports in range, an sshd to end at (`via`, or `to` when it is
+    a machine), a known workload, a principal-safe actor."""
+    path = 'fleet.tunnels[{0}]'.format(i)
+    if isinstance(t.get('workload'), str) and t['workload'] not in workload_names:
+        errors.append('{0}.workload: expected a workload of the fleet, got unknown {1!r}'.format(path, t['workload']))
+    if isinstance(t.get('via'), str) and t['via'] not in machine_names:
+        errors.append('{0}.via: expected a machine of the fleet (whose sshd ends the tunnel), got unknown {1!r}'.format(
+            path, t['via']))
+    managed = t.get('local_port') is not None and t.get('remote_port') is not None
+    if managed and isinstance(t.get('actor'), str) and not ACTOR.match(t['actor']):
+        errors.append('{0}.actor: expected a name of lower-case letters, digits and dashes (at most 24), got {1!r}'.format(
+            path, t['actor']))
+    for key in ('local_port', 'remote_port', 'ssh_port'):
+        value = t.get(key)
+        if isinstance(value, int) and not 0 < value < 65536:
+            errors.append('{0}.{1}: expected a TCP port (1-65535), got {2}'.format(path, key, value))
+    ports = [key for key in ('local_port', 'remote_port') if t.get(key) is not None]
+    if len(ports) == 1:
+        errors.append('{0}.{1}: a tunnel with a unit needs both local_port and remote_port'.format(
+            path, 'remote_port' if ports == ['local_port'] else 'local_port'))
+    if managed and t['from'] not in machine_names:
+        errors.append('{0}.from: a tunnel with a unit starts on a machine of the fleet, got {1!r}'.format(path, t['from']))
+    if managed and not t.get('via') and t['to'] not in machine_names:
+        errors.append('{0}.via: {1!r} is not a machine, so it runs no sshd for the tunnel: name the machine that '
+                      'does'.format(path, t['to']))
 
 
 def _placement(clusters, errors):

@@ -13,13 +13,20 @@ description:
     violation has one of these codes, listed in the order they are checked.
   - C(workload-no-target) - a workload without a target host.
   - C(workload-no-owner) - a workload without an owner.
-  - C(critical-tunnel-on-workstation) - a critical tunnel that starts or ends on a C(workstation) machine;
-    production must run with the workstation switched off.
+  - C(critical-tunnel-on-workstation) - a critical tunnel that starts or ends on a C(workstation) machine, or goes
+    through one (its C(via)); production must run with the workstation switched off.
   - C(workload-targets-frozen) - a workload whose target host is a C(frozen) machine.
   - C(wave-before-dependent) - a workload that moves in the same wave as, or an earlier wave than, a workload
     that depends on it. A workload moves only after every workload that depends on it, so shared dependencies
     (identity, the secrets store) move last; for each C(depends_on) edge the dependency's wave must be greater.
   - C(dependency-cycle) - workloads that depend on each other in a cycle (reported once per cycle).
+  - C(tunnel-port-clash) - two tunnels with units listening on the same port of the same machine (the same
+    address, or either on every address).
+  - C(mesh-unit-threshold) - a warning - a machine running more than five tunnel units; past that, a WireGuard
+    mesh serves better than persistent ssh units.
+  - Each violation has a C(severity). Every code is an C(error) except C(mesh-unit-threshold), and except a
+    C(critical-tunnel-on-workstation) whose tunnel carries a workload (its C(workload) key) that has not reached
+    its target host yet; once the workload's wave is done, that tunnel is an error too.
   - Never changes anything.
 author:
   - ephemeral.castle maintainers (@ephemeral-castle)
@@ -29,7 +36,8 @@ extends_documentation_fragment:
   - ephemeral.castle.attributes.INFO_MODULE
 options:
   fail_on_violation:
-    description: Fail, listing every violation, when there is any. With V(false), return them and succeed.
+    description: Fail, listing every error, when there is any (warnings never fail). With V(false), return them and
+      succeed.
     type: bool
     default: true
 """
@@ -48,19 +56,22 @@ EXAMPLES = r"""
 
 RETURN = r"""
 passed:
-  description: Whether the fleet has no violation.
+  description: Whether the fleet has no violation of severity C(error) (warnings pass).
   returned: always
   type: bool
   sample: false
 violations:
-  description: Every violation, each with its code, a message and the rows at fault.
+  description: Every violation, each with its code, its severity (C(error) or C(warning)), a message and the rows at
+    fault.
   returned: always
   type: list
   elements: dict
   sample:
     - code: critical-tunnel-on-workstation
+      severity: error
       message: critical tunnel vault-sync starts on workstation laptop; production must run with the workstation off
-      rows: [{"tunnel": "vault-sync", "from": "laptop", "to": "castle", "direction": "reverse", "actor": "laptop"}]
+      rows: [{"tunnel": "vault-sync", "from": "laptop", "to": "castle", "direction": "reverse", "actor": "laptop",
+              "workload": null}]
 counts:
   description: The number of violations by code (every code present, zero when clean).
   returned: always
@@ -78,10 +89,13 @@ def run(params):
     counts = {code: 0 for code in CHECK_CODES}
     for violation in violations:
         counts[violation['code']] += 1
-    result = {'changed': False, 'passed': not violations, 'violations': violations, 'counts': counts}
-    if violations and params['fail_on_violation']:
+    errors = [v for v in violations if v['severity'] == 'error']
+    result = {'changed': False, 'passed': not errors, 'violations': violations, 'counts': counts}
+    if errors and params['fail_on_violation']:
         raise FleetRefusal('the fleet breaks {0} rule(s): {1}'.format(
-            len(violations), '; '.join('[{0}] {1}'.format(v['code'], v['message']) for v in violations)), result)
+            len(errors), '; '.join('[{0}] {1}'.format(v['code'], v['message']) for v in errors)), result)
+    if len(errors) < len(violations):
+        result['warnings'] = ['[{0}] {1}'.format(v['code'], v['message']) for v in violations if v not in errors]
     return result
 
 

@@ -12,7 +12,6 @@ import os
 import re
 import subprocess
 import threading
-import time
 
 import pytest
 import urllib3
@@ -22,7 +21,7 @@ from kubernetes import client as kube_client, config as kube_config
 from kubernetes.client.exceptions import ApiException
 
 from ansible_collections.ephemeral.castle.plugins.module_utils import gate
-from conftest import LAB_NET, REPO, Lab, find, remove_named, running, spare_net
+from conftest import LAB_NET, REPO, Lab, find, remove_named, running, spare_net, wait_for
 from harness import play_recap, run_playbook
 
 pytestmark = pytest.mark.lab
@@ -99,17 +98,6 @@ def control_plane_addresses(env):
 def replicas(cluster):
     group, version, namespace = LONGHORN
     return cluster['custom'].list_namespaced_custom_object(group, version, namespace, 'replicas')['items']
-
-
-def wait_for(check, what, timeout=60):
-    """check()'s first true answer within timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        answer = check()
-        if answer:
-            return answer
-        time.sleep(0.5)
-    return pytest.fail('not within {0} s: {1}'.format(timeout, what))
 
 
 def healthy_replicas(listed, volume):

@@ -25,7 +25,8 @@ def test_a_clean_fleet_file_passes_with_every_code_counted_and_nothing_changed(r
     assert result['passed'] is True and result['violations'] == []
     assert result['counts'] == {code: 0 for code in ('workload-no-target', 'workload-no-owner',
                                                      'critical-tunnel-on-workstation', 'workload-targets-frozen',
-                                                     'wave-before-dependent', 'dependency-cycle')}
+                                                     'wave-before-dependent', 'dependency-cycle', 'tunnel-port-clash',
+                                                     'mesh-unit-threshold')}
 
 
 def test_violations_fail_the_module_with_every_code_and_the_whole_result(run_module):
