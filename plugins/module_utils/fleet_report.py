@@ -166,8 +166,9 @@ def render_markdown(fleet, title, violations=None, drain_plans=None, gates=None,
     elif not violations:
         lines.append('None: the fleet keeps every rule.')
     else:
-        lines += _table(['code', 'message'], [['`{0}`'.format(v['code'].replace('`', '')), md(v['message'])]
-                                              for v in violations])
+        lines += _table(['code', 'severity', 'message'], [
+            ['`{0}`'.format(v['code'].replace('`', '')), v.get('severity', 'error'), md(v['message'])]
+            for v in violations])
     lines.append('')
     return '\n'.join(lines)
 

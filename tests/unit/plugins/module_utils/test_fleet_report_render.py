@@ -79,7 +79,7 @@ def test_text_is_escaped_for_markdown_and_xml():
     assert '# R &amp; D \\<fleet\\>' in md
     assert 'note=a\\|b \\<script\\>&amp;amp; \\*x\\* \\[l\\](u)' in md
     assert '| team\\_\\<a\\>\\|"b" |' in md
-    assert '| `x` | m\\|n next |' in md
+    assert '| `x` | error | m\\|n next |' in md
     # Every table row keeps its column count: no cell breaks out.
     for line in md.splitlines():
         if line.startswith('| ') and 'note=' in line:
