@@ -456,3 +456,53 @@ def kv_masked_diff(before, after):
     masked_before.update((key, OLD) for key in changes['changed'] + changes['removed'])
     masked_after.update((key, NEW) for key in changes['changed'] + changes['added'])
     return masked_before, masked_after
+
+
+# ---------------------------------------------------------------- mounts, the SSH CA, AppRole secret IDs
+
+# What <mount>/config/ca answers (400) on an SSH mount without a CA: OpenBao has no default issuer, Vault no keys.
+NO_SSH_CA = ('no default issuer currently configured', "keys haven't been configured yet")
+
+
+def secrets_mount(server, path):
+    """The secrets engine at path as sys/mounts lists it (type, accessor, description, options, config), or None."""
+    mounts = (server.api_read('sys/mounts') or {}).get('data') or {}
+    return mounts.get(path + '/')
+
+
+def require_mount(server, mount, kind, auth=False):
+    """Raise naming the option `mount` unless a mount of this kind is enabled at mount (auth=True: auth/<mount>)."""
+    if auth:
+        found = (((server.api_read('sys/auth') or {}).get('data')) or {}).get(mount + '/')
+        where, module = 'auth/' + mount, 'vault_auth_method'
+    else:
+        found = secrets_mount(server, mount)
+        where, module = mount, 'vault_secrets_engine'
+    if not found:
+        raise VaultError('mount: {0} is not enabled; enable it first (ephemeral.castle.{1}, type {2})'.format(
+            where, module, kind))
+    if found.get('type') != kind:
+        raise VaultError('mount: {0} is a {1} mount, not {2}'.format(where, found.get('type'), kind))
+
+
+def ssh_ca(server, mount):
+    """The CA of an SSH mount as <mount>/config/ca returns it (public_key; OpenBao adds issuer_id, issuer_name),
+    or None when the mount has none."""
+    def read():
+        try:
+            return server.client.adapter.get('/v1/{0}/config/ca'.format(mount))
+        except hvac_exceptions.InvalidRequest as exc:
+            if any(text in str(exc) for text in NO_SSH_CA):
+                return None
+            raise
+    found = server.call('reading the SSH CA of {0} ({0}/config/ca)'.format(mount), read)
+    return (found or {}).get('data') or None
+
+
+def secret_id_accessor(server, mount, role, accessor):
+    """What auth/<mount>/role/<role>/secret-id-accessor/lookup tells of a secret ID's accessor, or None when the
+    role has no such secret ID (404)."""
+    found = server.call('looking up secret_id_accessor {0} of auth/{1}/role/{2}'.format(accessor, mount, role),
+                        server.client.adapter.post, '/v1/auth/{0}/role/{1}/secret-id-accessor/lookup'.format(mount, role),
+                        json={'secret_id_accessor': accessor}, missing=None)
+    return (found or {}).get('data') or None
