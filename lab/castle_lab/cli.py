@@ -9,7 +9,7 @@ import time
 
 from . import config, inventory, pki
 from .process import LabError
-from .services import SERVICES
+from .services import OPT_IN, SERVICES
 from .services.kube import KubeService
 from .services.proxmox import ProxmoxService
 
@@ -25,8 +25,9 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, 'castle-lab: {0} (see {1} --help)\n'.format(message, self.prog))
 
 
-def _services(cfg, names=None):
-    return {name: SERVICES[name](cfg) for name in (names or SERVICES)}
+def _services(cfg, names=None, opt_in=True):
+    """The named services, else every service (without the opt-in ones unless `opt_in`)."""
+    return {name: SERVICES[name](cfg) for name in (names or [n for n in SERVICES if opt_in or n not in OPT_IN])}
 
 
 def _started(cfg):
@@ -38,7 +39,7 @@ def cmd_up(cfg, names):
     cfg.state.mkdir(parents=True, exist_ok=True)
     cfg.state.chmod(0o755)  # the OpenClaw node's user reaches its home below it
     pki.ensure_ca(cfg)
-    wanted = _services(cfg, names)
+    wanted = _services(cfg, names, opt_in=False)
     launched = []
     for name, svc in wanted.items():
         if svc.running():

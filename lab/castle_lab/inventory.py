@@ -7,6 +7,7 @@ import yaml
 
 from .git import flux_manifest
 from .git.server import USERNAME
+from .mesh.topology import DEFAULT_PREFIX, HOSTS as MESH_HOSTS, VAULT_NAME, VAULT_PORT
 from .services.factory import FactoryService
 from .services.s3 import BUCKET as S3_BUCKET, REGION as S3_REGION
 from .talos.factory import DEFAULT_EXTENSIONS, default_iso
@@ -157,6 +158,46 @@ def _fleet_file(cfg):
     return '# Written by `castle-lab up` from {0} for the lab in {1}.\n'.format(source, cfg.state) + text
 
 
+def render_mesh(cfg, services):
+    """The mesh's inventory: every host as root over its own sshd, the controller, the vault for both."""
+    mesh = services['mesh']
+    mesh_vars = {'ansible_user': 'root', 'ansible_ssh_private_key_file': str(mesh.client_key),
+                 'ansible_ssh_common_args': '-o UserKnownHostsFile={0} -o StrictHostKeyChecking=yes'.format(
+                     mesh.known_hosts),
+                 'ansible_python_interpreter': '/usr/bin/python3', 'castle_lab_dir': str(cfg.state),
+                 'castle_lab_ca': str(cfg.ca_cert), 'castle_lab_mesh_control': mesh.control_url,
+                 'castle_lab_mesh_net': mesh.mesh.prefix + '0/24',
+                 'castle_lab_mesh_vault_addr': 'https://{0}:{1}'.format(VAULT_NAME, VAULT_PORT)}
+    vault = services.get('vault')
+    if vault:
+        mesh_vars.update(castle_lab_vault_addr=vault.url, castle_lab_vault_cacert=str(cfg.ca_cert),
+                         castle_lab_vault_token=_file_lookup(vault.token_file))
+    fleet = {host.name: {'ansible_host': mesh.mesh.address(host.name), 'castle_lab_mesh_role': host.role}
+             for host in MESH_HOSTS}
+    controller = {'localhost': {'ansible_connection': 'local',
+                                'ansible_python_interpreter': '{{ ansible_playbook_python }}'}}
+    return {'all': {'vars': mesh_vars, 'children': {'mesh': {'hosts': fleet}, 'controller': {'hosts': controller}}}}
+
+
+def write_mesh(cfg, services):
+    """hosts.yml of the mesh's inventory; for a lab other than the default one, also the repository's mesh fleet file
+    and group_vars, moved to this lab's mesh network."""
+    from .config import REPO
+    mesh = services['mesh']
+    mesh.inventory_dir.mkdir(parents=True, exist_ok=True)
+    path = mesh.inventory_dir / 'hosts.yml'
+    path.write_text(HEADER.format(cfg.state) + yaml.safe_dump(render_mesh(cfg, services), sort_keys=False))
+    template = REPO / 'inventories' / 'lab-mesh'
+    if mesh.inventory_dir != template.resolve():
+        for source in [template / 'mesh.fleet.yml'] + sorted(template.glob('group_vars/*.yml')):
+            if source.exists():
+                target = mesh.inventory_dir / source.relative_to(template)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text('# Written by `castle-lab up` from {0} for the lab in {1}.\n'.format(
+                    source, cfg.state) + source.read_text().replace(DEFAULT_PREFIX, mesh.mesh.prefix))
+    return path
+
+
 def write(cfg, services):
     from .config import REPO
     cfg.inventory.mkdir(parents=True, exist_ok=True)
@@ -170,4 +211,6 @@ def write(cfg, services):
             {'castle_services': _service_secrets(cfg)}, Dumper=_Dumper, sort_keys=False))
     if cfg.inventory != (REPO / 'inventories' / 'lab').resolve():
         (cfg.inventory / 'lab.fleet.yml').write_text(_fleet_file(cfg))
+    if services.get('mesh'):
+        write_mesh(cfg, services)
     return path

