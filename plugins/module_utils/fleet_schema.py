@@ -20,6 +20,7 @@ NODE_ROLES = ('controlplane', 'worker')
 STAGES = ('deploy', 'observe', 'promote', 'rollback')
 # A claim as <namespace>/<name> (DNS-1123 labels and subdomains); a Longhorn S3 backup target.
 CLAIM = re.compile(r'^[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-.a-z0-9]*[a-z0-9])?$')
+LOOPBACK = ('127.0.0.1', '::1')
 # A tunnel actor: its SSH principal, and the system user `castle-<actor>` (at most 32 characters).
 ACTOR = re.compile(r'^[a-z][-a-z0-9]{0,23}$')
 BACKUP_TARGET = re.compile(r'^s3://[a-z0-9][-.a-z0-9]*[a-z0-9]@[-a-z0-9]+/[^\s]*$')
@@ -129,6 +130,13 @@ def parse_date(value):
     return found if found.tzinfo else found.replace(tzinfo=datetime.timezone.utc)
 
 
+# Whether a scalar is of its spec's kind; only the one check a value needs is run.
+_GOOD = {'str': lambda v: isinstance(v, str), 'int': lambda v: isinstance(v, int) and not isinstance(v, bool),
+         'bool': lambda v: isinstance(v, bool), 'dict': lambda v: isinstance(v, dict), 'any': lambda v: True,
+         'date': lambda v: parse_date(v) is not None,
+         'secret': lambda v: isinstance(v, str) and '{{' in v and '}}' in v}
+
+
 def _walk(spec, value, path, errors):
     """The value checked against spec, with defaults filled in; problems appended to errors."""
     if isinstance(spec, tuple) and spec[0] == 'map':
@@ -158,11 +166,7 @@ def _walk(spec, value, path, errors):
         if value not in spec[1]:
             errors.append('{0}: expected one of {1}, got {2!r}'.format(path, ', '.join(spec[1]), value))
         return value
-    good = {'str': isinstance(value, str), 'int': isinstance(value, int) and not isinstance(value, bool),
-            'bool': isinstance(value, bool), 'dict': isinstance(value, dict), 'any': True,
-            'date': parse_date(value) is not None,
-            'secret': isinstance(value, str) and '{{' in value and '}}' in value}[spec]
-    if not good:
+    if not _GOOD[spec](value):
         shown = '{0!r}'.format(value) if isinstance(value, (str, int, float)) and spec != 'secret' else _kind(value)
         errors.append('{0}: expected {1}, got {2}'.format(path, _EXPECTED[spec], shown))
         return value
@@ -278,6 +282,10 @@ def _tunnel_unit(i, t, machine_names, workload_names, errors):
     if len(ports) == 1:
         errors.append('{0}.{1}: a tunnel with a unit needs both local_port and remote_port'.format(
             path, 'remote_port' if ports == ['local_port'] else 'local_port'))
+    if managed and t['direction'] == 'reverse' and t.get('remote_address') not in LOOPBACK:
+        # sshd binds a remote forward to loopback whatever was asked, unless its GatewayPorts says otherwise.
+        errors.append('{0}.remote_address: a reverse tunnel listens on the far machine\'s loopback ({1}), got {2!r}'.format(
+            path, ', '.join(LOOPBACK), t.get('remote_address')))
     if managed and t['from'] not in machine_names:
         errors.append('{0}.from: a tunnel with a unit starts on a machine of the fleet, got {1!r}'.format(path, t['from']))
     if managed and not t.get('via') and t['to'] not in machine_names:

@@ -84,7 +84,7 @@ from ansible_collections.ephemeral.castle.plugins.module_utils.fleet import LAYE
 from ansible_collections.ephemeral.castle.plugins.module_utils.fleet_rules import CHECK_CODES, check
 
 
-def run(params):
+def run(params, warn):
     violations = check(fleet_of(params))
     counts = {code: 0 for code in CHECK_CODES}
     for violation in violations:
@@ -94,14 +94,15 @@ def run(params):
     if errors and params['fail_on_violation']:
         raise FleetRefusal('the fleet breaks {0} rule(s): {1}'.format(
             len(errors), '; '.join('[{0}] {1}'.format(v['code'], v['message']) for v in errors)), result)
-    if len(errors) < len(violations):
-        result['warnings'] = ['[{0}] {1}'.format(v['code'], v['message']) for v in violations if v not in errors]
+    for violation in violations:
+        if violation['severity'] == 'warning':
+            warn('[{0}] {1}'.format(violation['code'], violation['message']))
     return result
 
 
 def main():
     module = LAYER.module({'fail_on_violation': {'type': 'bool', 'default': True}})
-    run_module(module, lambda: run(module.params))
+    run_module(module, lambda: run(module.params, module.warn))
 
 
 if __name__ == '__main__':

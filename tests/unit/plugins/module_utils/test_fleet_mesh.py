@@ -51,10 +51,17 @@ def test_a_forward_tunnel_listens_on_its_source_and_may_open_only_its_target():
 
 
 def test_a_reverse_tunnel_listens_on_the_far_machine_and_may_listen_only_there():
-    unit = fleet_mesh.plan(validated(mesh(tunnel('cb', direction='reverse', remote_address='0.0.0.0'))))['tunnels'][0]
-    assert unit['forward'] == ['-R', '0.0.0.0:8080:127.0.0.1:18080']
-    assert unit['listen'] == {'machine': 'b', 'address': '0.0.0.0', 'port': 8080}
-    assert unit['permit'] == 'permitlisten="0.0.0.0:8080"' and unit['actor'] == 'a'
+    unit = fleet_mesh.plan(validated(mesh(tunnel('cb', direction='reverse', remote_address='::1'))))['tunnels'][0]
+    assert unit['forward'] == ['-R', '[::1]:8080:127.0.0.1:18080']
+    assert unit['listen'] == {'machine': 'b', 'address': '::1', 'port': 8080}
+    assert unit['permit'] == 'permitlisten="[::1]:8080"' and unit['actor'] == 'a'
+
+
+def test_a_reverse_tunnel_may_listen_only_on_loopback():
+    # sshd's default GatewayPorts binds a remote forward to loopback whatever the client asks.
+    assert errors_of(mesh(tunnel('cb', direction='reverse', remote_address='0.0.0.0'))) == [
+        "fleet.tunnels[0].remote_address: a reverse tunnel listens on the far machine's loopback (127.0.0.1, ::1), "
+        "got '0.0.0.0'"]
 
 
 def test_ipv6_addresses_are_bracketed_in_the_forwarding():

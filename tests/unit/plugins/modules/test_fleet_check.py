@@ -77,3 +77,14 @@ def test_a_missing_fleet_file_fails_naming_it(run_module, tmp_path):
 def test_exactly_one_of_fleet_and_src(run_module, args, expected):
     result = run_module('fleet_check', **args)
     assert result.failed and expected in result.msg
+
+
+def test_a_warning_is_reported_but_does_not_fail(run_module):
+    tunnels = [{'name': 't{0}'.format(i), 'from': 'gw-1', 'to': 'laptop', 'direction': 'forward',
+                'local_port': 18000 + i, 'remote_port': 8080} for i in range(6)]
+    result = run_module('fleet_check', fleet=fleet(tunnels=tunnels))
+    assert not result.failed and result['passed'] is True
+    assert [v['severity'] for v in result['violations']] == ['warning']
+    assert result['counts']['mesh-unit-threshold'] == 1
+    assert result['warnings'] == ['[mesh-unit-threshold] machine gw-1 runs 6 tunnel units (more than 5): consider a '
+                                  'WireGuard mesh']
