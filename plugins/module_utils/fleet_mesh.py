@@ -89,7 +89,7 @@ def plan(fleet):
         if name in machines:
             # One line per principal, as in authorized_keys: nothing allowed but the forwarding its tunnels need.
             machines[name]['principals'] = ['restrict,port-forwarding,{0} {1}'.format(','.join(sorted(set(p))), actor)
-                                            for actor, p in sorted(permits[name].items())]
+                                            for actor, p in sorted(actors.items())]
     for entry in machines.values():
         entry['actors'].sort()
     return {'machines': machines, 'tunnels': units,

@@ -9,8 +9,9 @@ module: fleet_probe
 short_description: One HTTP request along a fleet path, from the machine it starts on, with its latency
 version_added: 0.1.0
 description:
-  - Runs on the machine where a path starts (for a tunnel, the machine it listens on) and sends one C(GET) to O(url),
-    so the answer proves the whole path: the listener, the ssh connection behind it and the service at its end.
+  - Runs on the machine where a path starts (for a tunnel, the machine it listens on) and sends one C(GET) to
+    O(url), so the answer proves the whole path, from the listener through the ssh connection behind it to the
+    service at its end.
   - Any HTTP answer counts as an answer (a tunnel whose far end is down fails to connect or resets instead); with
     O(expect), the body must also contain that text.
   - Never changes anything. By default a path that does not answer is returned, not failed, so a drill can report

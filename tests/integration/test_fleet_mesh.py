@@ -187,11 +187,8 @@ def test_a_killed_ssh_comes_back_within_ten_seconds(lab, env, inventory):
 def valid_before(text):
     blob = base64.b64decode(text.split()[1])
     at = 0
-    for _ in range(3):  # type, nonce, key
-        at += 4 + struct.unpack('>I', blob[at:at + 4])[0]
-    at += 12  # serial, type
-    for _ in range(2):  # key id, principals
-        at += 4 + struct.unpack('>I', blob[at:at + 4])[0]
+    for field in range(5):  # type, nonce, key; then, after serial and type, key id and principals
+        at += 4 + struct.unpack('>I', blob[at:at + 4])[0] + (12 if field == 2 else 0)
     return struct.unpack('>QQ', blob[at:at + 16])[1]
 
 

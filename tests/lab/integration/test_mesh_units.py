@@ -86,14 +86,21 @@ def test_verify_and_parser_problems_make_the_unit_bad_setting(host):
         assert reason in host.systemctl('status', name, check=False).stdout
 
 
+def restarted(props, first):
+    return props if props['SubState'] == 'running' and props['MainPID'] not in ('0', str(first)) else None
+
+
+def failed(props):
+    return props if props['ActiveState'] == 'failed' else None
+
+
 def test_restart_always_brings_a_killed_process_back(host):
     host.unit('phoenix.service', service('/bin/sleep 1000', 'Restart=always\nRestartSec=300ms\n'))
     host.systemctl('start', 'phoenix')
     first = int(host.show('phoenix')['MainPID'])
     killed = time.monotonic()
     os.kill(first, signal.SIGKILL)
-    props = wait_until(lambda: (lambda p: p if p['SubState'] == 'running' and p['MainPID'] not in ('0', str(first)) else None)(
-        host.show('phoenix')), 5, 'restart')
+    props = wait_until(lambda: restarted(host.show('phoenix'), first), 5, 'restart')
     assert time.monotonic() - killed >= 0.3
     assert props['NRestarts'] == '1' and props['ActiveState'] == 'active'
     host.systemctl('stop', 'phoenix')
@@ -104,7 +111,7 @@ def test_default_start_limit_stops_a_crash_loop(host):
     host.unit('crashloop.service', service('/bin/false', 'Restart=always\nRestartSec=20ms\n'))
     host.unit('tunnel.service', service('/bin/false', 'Restart=always\nRestartSec=20ms\n', 'StartLimitIntervalSec=0\n'))
     host.systemctl('start', 'crashloop', 'tunnel')
-    props = wait_until(lambda: (lambda p: p if p['ActiveState'] == 'failed' else None)(host.show('crashloop')), 10, 'start limit')
+    props = wait_until(lambda: failed(host.show('crashloop')), 10, 'start limit')
     assert props['Result'] == 'start-limit-hit' and props['NRestarts'] == '5'
     wait_until(lambda: int(host.show('tunnel')['NRestarts']) >= 8, 10, 'tunnel restarts')
     assert host.show('tunnel')['Result'] != 'start-limit-hit'
