@@ -9,6 +9,8 @@ none; `ansible -m ping` reaches the lab's OpenClaw node over SSH through a fleet
 import json
 import os
 import subprocess
+import sys
+import textwrap
 import urllib.request
 
 import pytest
@@ -114,6 +116,76 @@ def test_constructable_options(tmp_path):
     proc = run('ansible-inventory', '-i', str(path), '--list', check=False)
     assert 'fleet_nothing_like_this' in proc.stderr
     assert 'broken' not in json.loads(proc.stdout or '{}')
+
+
+def small_fleet():
+    """Every kind of row the plugin turns into hosts, groups and variables: machines of each role and state
+    with connection variables and labels, workloads that stay and that move, tunnels with and without a unit,
+    and clusters (one named by workloads and tunnels, one with an OpenClaw node)."""
+    roles, states = ('production', 'frozen', 'workstation', 'experimental'), ('active', 'draining', 'drained', 'planned')
+    machines = [{'name': 'm-{0}'.format(i), 'role': roles[i % 4], 'state': states[i // 4 % 4],
+                 'labels': {'rack': 'r{0}'.format(i % 3)}} for i in range(12)]
+    for i, machine in enumerate(machines[:8]):
+        machine['address'] = '10.1.0.{0}'.format(i + 1)
+    machines[2]['connection'] = {'ansible_port': 2222, 'ansible_user': 'ops'}
+    machines[5]['successor'] = 'm-4'
+    workloads = [{'name': 'w-{0}'.format(i), 'current_host': 'm-{0}'.format(i), 'target_host': 'm-{0}'.format(i // 2 * 2),
+                  'owner': 'team-{0}'.format(i % 2), 'wave': 1 + i % 3, 'stateful': i % 3 == 0,
+                  'volumes': ['apps/data-{0}'.format(i)] if i % 3 == 0 else []} for i in range(8)]
+    workloads += [{'name': 'api', 'current_host': 'castle', 'target_host': 'castle', 'wave': 2, 'depends_on': ['w-0']},
+                  {'name': 'move-in', 'current_host': 'm-1', 'target_host': 'castle', 'wave': 3}]
+    tunnels = [{'name': 'plain', 'from': 'm-0', 'to': 'm-1', 'direction': 'forward', 'critical': True},
+               {'name': 'unit', 'from': 'm-2', 'to': 'm-3', 'direction': 'reverse', 'actor': 'ops',
+                'local_port': 8200, 'remote_port': 18200, 'workload': 'w-2'},
+               {'name': 'to-cluster', 'from': 'm-4', 'to': 'castle', 'direction': 'forward', 'via': 'm-0'}]
+    clusters = [{'name': 'castle', 'openclaw': 'm-6', 'talos': {'endpoint': 'https://10.1.1.10:6443'},
+                 'nodes': [{'name': 'cp-1', 'role': 'controlplane', 'address': '10.1.1.1', 'vmid': 201},
+                           {'name': 'wk-1', 'role': 'worker', 'mac': 'BC:24:11:00:00:01'}]},
+                {'name': 'edge.lab', 'role': 'experimental', 'nodes': [{'name': 'edge-cp', 'role': 'controlplane'}]}]
+    return {'machines': machines, 'workloads': workloads, 'tunnels': tunnels, 'clusters': clusters}
+
+
+def test_the_listing_of_a_small_fleet_is_unchanged(tmp_path):
+    # Byte for byte what the plugin listed for this fleet when the file was written, with the fleet file's path
+    # in place of the temporary one: a faster plugin must list the same hosts, groups and variables. A change of
+    # the schema's defaults changes it on purpose: then the expected file is written anew from the new listing.
+    path = write_fleet(tmp_path / 'small.fleet.yml', small_fleet(), live=False,
+                       compose={'fleet_hosting': 'fleet_workloads_now | length'},
+                       groups={'moving_in': 'fleet_workloads_next | length > 0'},
+                       keyed_groups=[{'key': "fleet_machine.labels.rack | default('none')", 'prefix': 'rack'}])
+    listing = run('ansible-inventory', '-i', str(path), '--list').stdout.replace(str(path), '<fleet file>')
+    assert listing == (FIXTURES / 'small.inventory.json').read_text()
+
+
+def test_the_garbage_collector_is_paused_while_parsing_then_spared_the_inventory(tmp_path):
+    # In a process of its own (the plugin loader changes how collections are imported): the collector is off
+    # while the hosts are added; afterwards it is as it was before, and, when it runs, without the inventory's
+    # objects (frozen), which a fleet that does not validate leaves none of.
+    good = write_fleet(tmp_path / 'good.fleet.yml', {'machines': [{'name': 'a', 'role': 'production'}]})
+    bad = write_fleet(tmp_path / 'bad.fleet.yml', {'machines': [{'name': 'a', 'role': 'mainframe'}]})
+    script = textwrap.dedent('''
+        import gc, json, sys
+        from ansible.errors import AnsibleParserError
+        from ansible.inventory.data import InventoryData
+        from ansible.parsing.dataloader import DataLoader
+        from ansible.plugins.loader import init_plugin_loader, inventory_loader
+        init_plugin_loader()
+        plugin = inventory_loader.get('ephemeral.castle.fleet')
+        seen, populate = [], type(plugin)._populate
+        type(plugin)._populate = lambda self, *args: (seen.append(gc.isenabled()), populate(self, *args))
+        after = []
+        for path, enabled in ((sys.argv[1], True), (sys.argv[1], False), (sys.argv[2], True)):
+            (gc.enable if enabled else gc.disable)()
+            gc.unfreeze()
+            try:
+                plugin.parse(InventoryData(), DataLoader(), path, cache=False)
+            except AnsibleParserError:
+                pass
+            after.append([gc.isenabled(), gc.get_freeze_count() > 0])
+        print(json.dumps({'during': seen, 'after': after}))
+    ''')
+    proc = run(sys.executable, '-c', script, str(good), str(bad))
+    assert json.loads(proc.stdout) == {'during': [False, False], 'after': [[True, True], [False, False], [True, False]]}
 
 
 def test_a_bad_fleet_file_names_file_key_path_and_expectation(tmp_path):
