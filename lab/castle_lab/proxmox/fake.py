@@ -16,14 +16,13 @@ from fakepve.qemu import DRIVE_KEY, is_cdrom, join_drive, split_drive, volume_re
 from fakepve.routing import die, param_error
 from fakepve.storage import BLOCK_NAME
 
+from .. import timing
 from .downloads import Downloads
 from .migration import Migration
 from .storage import GIB, NodeStorage, drive_size, resized
 
-# PVE seconds the lab's tasks take when time_scale > 0.
-FULL_CLONE_SECS_PER_GIB = 1.0
-LINKED_CLONE_SECS = 2.0
-CREATE_SECS = 3.0
+# The lab's tasks take timing's durations in PVE seconds: fakepve's time_scale turns them into real ones (0, the
+# default: at once); the real timing profile sets it to 1.
 # qemu-server takes a clone's source and target config locks with a 1 second timeout.
 CLONE_LOCK_WAIT = 1
 # Holder of a config lock taken in shared mode (clones of a stopped VM or template).
@@ -51,6 +50,8 @@ class LabPve(NodeStorage, Migration, Downloads, FakePve):
         self._initial = None
         # Called with no arguments once restore_initial() has replaced the guests.
         self.on_guests_replaced = []
+        if timing.current().real:
+            self.time_scale = 1.0
 
     # ------------------------------------------------------------ routes
 
@@ -169,8 +170,9 @@ class LabPve(NodeStorage, Migration, Downloads, FakePve):
         full = v.get('full')
         if full is None:
             full = not source.template
+        linked = timing.duration('pve.clone.linked')
         if not full:
-            return LINKED_CLONE_SECS
+            return linked
         config = source.snapshots.get(v.get('snapname'), source.config)
         total = 0
         for key, value in config.items():
@@ -178,14 +180,16 @@ class LabPve(NodeStorage, Migration, Downloads, FakePve):
                 volume, props = split_drive(value)
                 if not is_cdrom(volume, props) and volume_ref(volume)[0]:
                     total += drive_size(value)
-        return max(LINKED_CLONE_SECS, FULL_CLONE_SECS_PER_GIB * total / GIB)
+        return max(linked, timing.duration('pve.clone.full', gib=total / GIB))
 
     async def task(self, node, ttype, tid, user, body, vm=None, lock=True, log=()):
         # Only the real workers: an injected in-task failure starts a task of the same type without a VM.
         if ttype == 'qmclone' and vm is not None:
             body = self._clone_worker(int(tid), vm, body, self._clone_secs.pop(vm.vmid, 0))
         elif ttype == 'qmcreate' and vm is not None:
-            body = self._after_pause(CREATE_SECS, body)
+            body = self._after_pause(timing.duration('pve.create'), body)
+        elif ttype == 'qmstart' and vm is not None:
+            body = self._after_pause(timing.duration('pve.start'), body)
         # The task's body runs on the task's node, and knows its UPID for task_log().
         token = _TASK.set({})
         try:
@@ -283,7 +287,7 @@ class LabPve(NodeStorage, Migration, Downloads, FakePve):
         for name in CONDITIONS:
             setattr(self, name, copy.deepcopy(self._initial[name]))
         self.regain_quorum()
-        self.time_scale = 0.0
+        self.time_scale = 1.0 if timing.current().real else 0.0
         for vm in self.vms:
             self.release(vm, 'scenario')
         loop = asyncio.get_running_loop()

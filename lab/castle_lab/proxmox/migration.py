@@ -9,10 +9,10 @@ from fakepve.qemu import DRIVE_KEY, is_cdrom, join_drive, split_drive, volume_re
 from fakepve.routing import die, param_error
 from fakepve.storage import BLOCK_NAME
 
+from .. import timing
 from .storage import GIB, drive_size, storage_map, volume_owner
 
-# PVE seconds an offline migration takes to copy a GiB of local disk.
-MIGRATE_SECS_PER_GIB = 1.0
+# The fewest PVE seconds a migration takes; the rest is timing's pve.migrate, by the GiB of local disk it copies.
 MIGRATE_SECS = 2.0
 # Storage types QemuMigrate copies local disks of (scan_local_volumes).
 MIGRATABLE = ('dir', 'btrfs', 'zfspool', 'lvmthin', 'lvm')
@@ -57,8 +57,8 @@ class Migration:
                 raise TaskError('migration aborted') from None
             self._qm_lock(vm, 'migrate')
             try:
-                await self.pause(max(MIGRATE_SECS, MIGRATE_SECS_PER_GIB * sum(size for _k, _v, _t, size in volumes)
-                                     / GIB))
+                await self.pause(max(MIGRATE_SECS, timing.duration(
+                    'pve.migrate', gib=sum(size for _k, _v, _t, size in volumes) / GIB)))
                 if volumes:
                     self.task_log('copying local disk images')
                 for key, volume, target_sid, size in volumes:

@@ -49,6 +49,10 @@ class Cluster:
         self.kube_dir = None
         self.kube_client = None  # (cluster CA, session) the nodes' kubelets talk to the Kubernetes API with
         self.lock = asyncio.Lock()
+        # When (event loop time) the control plane is up after the bootstrap, and the reconcile that waits for
+        # the next node or the control plane to come up (timing's durations; never in the fast profile).
+        self.up_at = 0.0
+        self._later = None
 
     def nodes(self):
         return [node for node in self.fleet.nodes.values() if node.cluster is self and node.serving]
@@ -166,7 +170,7 @@ class Cluster:
             # No control plane node left to hold the cluster's CA (all reset or gone): nobody to register with.
             if not self.bootstrapped or not self.kube_running() or self.config() is None:
                 return
-            running = [node for node in self.nodes() if node.stage == 'running']
+            running = self._up([node for node in self.nodes() if node.stage == 'running'])
             for node in running:
                 if node.machine_type == 'controlplane' and node.address not in self.etcd and not node.own_etcd:
                     # etcd gives a member added at runtime an id of its peer URLs, cluster and the time: a new one
@@ -180,6 +184,19 @@ class Cluster:
                     LOG.warning('registering %s as a Kubernetes node failed: %s', node.hostname, outcome)
                 elif isinstance(outcome, BaseException):
                     raise outcome
+
+    def _up(self, running):
+        """The running nodes whose etcd member and kubelet are up with the control plane; a reconcile is scheduled
+        for when the next of the others is."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        waits = [max(node.up_at, self.up_at) - now for node in running]
+        later = [secs for secs in waits if secs > 0]
+        if later:
+            if self._later is not None:
+                self._later.cancel()
+            self._later = loop.call_later(min(later), lambda: asyncio.ensure_future(self.reconcile()))
+        return [node for node, secs in zip(running, waits) if secs <= 0]
 
     async def _register(self, node):
         labels = {'kubernetes.io/hostname': node.hostname, 'kubernetes.io/os': 'linux', 'kubernetes.io/arch': 'amd64'}

@@ -57,9 +57,9 @@ class Fleet:
                 if on:
                     await self._forget_vanished(key, mac)
                     node = self.node(key, address, mac)
-                    if node.stage == 'off':
+                    if node.stage == 'off' and not node.booting:
                         await node.boot()
-                elif key in self.nodes and self.nodes[key].stage != 'off':
+                elif key in self.nodes and (self.nodes[key].stage != 'off' or self.nodes[key].booting):
                     await self.nodes[key].power_off()
             except (OSError, RpcError, ValueError) as exc:
                 LOG.error('talos node %s: power %s failed: %s', key, 'on' if on else 'off', exc)

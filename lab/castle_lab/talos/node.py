@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from ..kube.api import snapshot
+from .. import timing
 from ..pki import write_secret
 from . import API_PORT, TALOS_VERSION, network, secrets
 from .api import ALIASES, MAINTENANCE_METHODS, RESOURCES, RpcError
@@ -85,6 +86,13 @@ class Node:
         self.extensions = (None, [])
         self.runner = None
         self.site = None
+        # Whether the next boot follows the install of a first config, and when (event loop time) the node's
+        # etcd member and kubelet are up once it runs (timing's durations; at once in the fast profile).
+        self.installing = False
+        self.up_at = 0.0
+        # A boot waiting out its duration (the node is still off), given up if the power changes meanwhile.
+        self.booting = False
+        self.power_changes = 0
         self.scratch = pathlib.Path(tempfile.mkdtemp(prefix='talos-node-'))
 
     # ---------------------------------------------------------- state
@@ -127,9 +135,22 @@ class Node:
     # -------------------------------------------------------- power
 
     async def boot(self):
+        self.power_changes += 1
+        change, secs = self.power_changes, self._boot_secs()
+        if secs:
+            self.booting = True
+            await asyncio.sleep(secs)
+            if change != self.power_changes or all(node is not self for node in self.fleet.nodes.values()):
+                return  # powered off, booted again or gone with its VM meanwhile
+        self.installing = self.booting = False
         if self.staged_text is not None:
             self.config_text, self.staged_text = self.staged_text, None
         self.stage = 'running' if self.configured else 'maintenance'
+        if self.configured:
+            own = timing.duration('talos.kubelet.ready')
+            if self.machine_type == 'controlplane':
+                own += timing.duration('talos.etcd.join')
+            self.up_at = asyncio.get_running_loop().time() + own
         if self.fleet.on_boot is not None:
             self.fleet.on_boot(self)
         await self._serve()
@@ -139,7 +160,18 @@ class Node:
                 await cluster.start_kube(self)
             await cluster.reconcile()
 
+    def _boot_secs(self):
+        """Seconds from power-on to the node's API: the install of a first config first, then a boot from disk;
+        without a config, a boot of the ISO to the maintenance API."""
+        if self.installing:
+            return timing.duration('talos.install') + timing.duration('talos.boot.installed')
+        if self.configured or self.staged_text is not None:
+            return timing.duration('talos.boot.installed')
+        return timing.duration('talos.boot.iso')
+
     async def power_off(self):
+        self.power_changes += 1
+        self.booting = False
         if self.rollback:
             self.rollback[0].cancel()
             self.config_text, self.rollback = self.rollback[1], None
@@ -313,6 +345,7 @@ class Node:
             handle = loop.call_later(float(try_timeout), lambda: asyncio.ensure_future(self._roll_back()))
             self.rollback = (handle, previous)
         if not was_configured or mode == 'reboot' or (mode == 'auto' and reboot):
+            self.installing = not was_configured
             asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self.fleet.reboot(self)))
         else:
             asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self.cluster.reconcile()))
@@ -348,6 +381,7 @@ class Node:
                     return {}
             await cluster.start_kube(self, restored)
             cluster.bootstrapped = True
+            cluster.up_at = asyncio.get_running_loop().time() + timing.duration('talos.bootstrap')
         await cluster.reconcile()
         if restored is not None:
             await cluster.mark_absent_nodes()
