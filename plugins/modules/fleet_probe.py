@@ -73,16 +73,17 @@ error:
 import socket
 import time
 import urllib.error
-import urllib.request
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.urls import open_url
 
 
 def probe(url, timeout, expect):
     began = time.monotonic()
     status, body, error = None, '', None
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, method='GET'), timeout=timeout) as answer:
+        # No proxy: a path starts on this machine, which a proxy would leave.
+        with open_url(url, method='GET', timeout=timeout, use_proxy=False, follow_redirects='none') as answer:
             status, body = answer.status, answer.read(65536).decode('utf-8', 'replace')
     except urllib.error.HTTPError as exc:
         status, body = exc.code, exc.read(65536).decode('utf-8', 'replace')

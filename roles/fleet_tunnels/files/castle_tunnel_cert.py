@@ -1,8 +1,7 @@
-#!/usr/bin/python3
 # Copyright: ephemeral.castle contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""castle-tunnel-cert CONFIG: keep a tunnel actor's SSH certificate fresh.
+"""python3 castle-tunnel-cert CONFIG: keep a tunnel actor's SSH certificate fresh.
 
 Installed by the ephemeral.castle fleet_tunnels role and run by the actor's timer. When the certificate is missing,
 is for another key, or has less than `renew_before` seconds left, the machine logs in to Vault/OpenBao with its
@@ -30,7 +29,7 @@ def fail(message):
 def _fields(blob, count):
     """The first `count` length-prefixed strings of an SSH wire blob, and the offset after them."""
     out, at = [], 0
-    for _ in range(count):
+    while len(out) < count:
         size = struct.unpack('>I', blob[at:at + 4])[0]
         out.append(blob[at + 4:at + 4 + size])
         at += 4 + size
@@ -45,9 +44,10 @@ def certificate(path):
         blob = base64.b64decode(data)
         if kind != 'ssh-ed25519-cert-v01@openssh.com':
             return None
-        (_, _, key), at = _fields(blob, 3)  # type, nonce, the ed25519 key
+        fields, at = _fields(blob, 3)  # type, nonce, the ed25519 key
+        key = fields[2]
         at += 12  # serial (uint64), type (uint32)
-        _, used = _fields(blob[at:], 2)  # key id, principals
+        used = _fields(blob[at:], 2)[1]  # past the key id and the principals
         after, before = struct.unpack('>QQ', blob[at + used:at + used + 16])
         return key, after, before
     except (OSError, ValueError, struct.error):
