@@ -91,11 +91,10 @@ def _violation(code, message, rows, severity=None):
             'severity': severity or ('warning' if code in WARNING_CODES else 'error')}
 
 
-def _workstation_tunnels(fleet, roles):
+def _workstation_tunnels(fleet, roles, byname):
     """Each critical tunnel with a workstation at one of its ends (or as the sshd it goes through): an error, or a
     warning while the workload it carries has not reached its target host yet (its wave is not done)."""
     found = []
-    byname = workloads(fleet)
     for t in fleet['tunnels']:
         ends = [key for key in ('from', 'to', 'via') if t.get(key) and roles.get(t[key]) == 'workstation']
         if not t['critical'] or not ends:
@@ -155,7 +154,7 @@ def check(fleet):
         if not w.get('owner'):
             found.append(_violation('workload-no-owner', 'workload {0} has no owner'.format(w['name']),
                                     [{'workload': w['name']}]))
-    found += _workstation_tunnels(fleet, roles)
+    found += _workstation_tunnels(fleet, roles, byname)
     for w in fleet['workloads']:
         if w.get('target_host') and roles.get(w['target_host']) == 'frozen':
             found.append(_violation('workload-targets-frozen', 'workload {0} targets frozen machine {1}'.format(
