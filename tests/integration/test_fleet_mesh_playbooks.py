@@ -124,10 +124,13 @@ def mark_secrets(lab):
 
 
 def snapshot(lab):
-    """What the role manages on every machine: its files (path and content) and the state of its units."""
+    """What the role manages on every machine: its files (path and content), its users and the state of its units."""
     script = ('for f in $(find /etc/systemd/system /etc/ssh /etc/castle-tunnels /var/lib/castle-tunnels -path "*castle*" '
               '-type f 2>/dev/null | sort); do echo "== $f"; cat "$f"; done; getent passwd | grep castle- | sort; '
-              'systemctl list-units --all --plain --no-legend "castle-tunnel*" | sort')
+              'for u in $(systemctl list-units --all --plain --no-legend "castle-tunnel*" | cut -d" " -f1 | sort); do '
+              # A renewal service is a oneshot its timer starts at any moment: only whether it is enabled counts.
+              'case $u in castle-tunnel-cert-*.service) echo "$u";; '
+              '*) echo "$u $(systemctl is-enabled $u) $(systemctl is-active $u)";; esac; done')
     return {machine: on(lab, machine, 'sh', '-c', script).stdout for machine in MACHINES}
 
 
