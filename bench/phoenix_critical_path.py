@@ -154,8 +154,9 @@ def main():
     main_run = one_size(args.nodes, real, 'real')
     chain = critical_path(main_run['rows'], profile)
     fast = one_size(args.nodes, {'CASTLE_LAB_TIMING': 'fast'}, 'fast') if args.baseline else None
-    print('critical path ({0} nodes, from the profile): {1:.1f}s (control plane up after the bootstrap at {2:.1f}s)'
-          .format(args.nodes, chain.total, chain.bootstrap))
+    print('critical path ({0} nodes, from the profile): {1:.1f}s (control plane up after the bootstrap at {2:.1f}s, '
+          'every node Ready at {3:.1f}s, then {4} image pulls: Flux, the foundation charts, the apps)'.format(
+              args.nodes, chain.total, chain.bootstrap, chain.nodes_ready, len(timing.CLUSTER_STEPS)))
     for name in ('bootstrap', 'phoenix'):
         line = '{0:9s} wall {1:7.1f}s  critical {2:7.1f}s  ratio {3:.2f} (goal <= 1.25)'.format(
             name, main_run[name], chain.total, main_run[name] / chain.total)

@@ -39,9 +39,16 @@ STEPS = {
     'talos.etcd.join': Step(0.0, 0.0, 15.0, 0.0),
     # kubelet up, registered, and Ready (CNI running on it).
     'talos.kubelet.ready': Step(0.0, 0.0, 30.0, 0.0),
+    # A container image pulled and unpacked on a node, the first time a pod there needs it.
+    'kube.image.pull': Step(0.0, 0.0, 20.0, 0.0),
 }
 
-Chain = collections.namedtuple('Chain', 'total per_node bootstrap')
+# What the bootstrap does once every node is Ready, one step after the other, each waiting for the pods of the one
+# before: the Flux controllers' images pulled, then the foundation charts', then those of the GitOps repository's
+# workloads (its app layer, which waits for the layers before it).
+CLUSTER_STEPS = ('kube.image.pull', 'kube.image.pull', 'kube.image.pull')
+
+Chain = collections.namedtuple('Chain', 'total per_node bootstrap nodes_ready')
 
 
 class Timing:
@@ -89,13 +96,14 @@ def duration(name, gib=0.0):
 
 
 def critical_path(nodes, timing, clone='pve.clone.full', extra=None):
-    """The longest chain of dependent steps from no VMs to every node Ready, as the lab's emulators time them: each
-    node cloned, started, booted from the ISO, installed and booted from disk, then its etcd member (control planes)
-    and kubelet up; the first control plane node bootstrapped as soon as it runs; a node is Ready once both its own
-    chain and the control plane after the bootstrap are up.
+    """The longest chain of dependent steps from no VMs to a cluster serving its workloads, as the lab's emulators
+    time them: each node cloned, started, booted from the ISO, installed and booted from disk, then its etcd member
+    (control planes) and kubelet up; the first control plane node bootstrapped as soon as it runs; a node is Ready
+    once both its own chain and the control plane after the bootstrap are up; then the cluster-wide CLUSTER_STEPS.
 
     nodes: dicts with `name`, `role` and `gib` (its disks). extra: name -> seconds a node's chain takes beside the
-    profile's steps (e.g. a migration). Returns Chain(total, per_node seconds to Ready, bootstrap done)."""
+    profile's steps (e.g. a migration). Returns Chain(total, per_node seconds to Ready, bootstrap done, every node
+    Ready)."""
     extra = extra or {}
     running = {}
     for node in nodes:
@@ -110,4 +118,5 @@ def critical_path(nodes, timing, clone='pve.clone.full', extra=None):
         if node['role'] == 'controlplane':
             own += timing.duration('talos.etcd.join')
         ready[node['name']] = max(running[node['name']] + own, bootstrap)
-    return Chain(max(ready.values()), ready, bootstrap)
+    nodes_ready = max(ready.values())
+    return Chain(nodes_ready + sum(timing.duration(step) for step in CLUSTER_STEPS), ready, bootstrap, nodes_ready)

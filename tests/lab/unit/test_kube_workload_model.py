@@ -7,6 +7,7 @@ import asyncio
 import pytest
 from aiohttp import test_utils, web
 
+from castle_lab import timing
 from castle_lab.kube.api import eviction
 from castle_lab.kube.api.errors import ApiError
 from castle_lab.kube.api.objects import NODE, KubeApi
@@ -185,6 +186,35 @@ def test_an_image_that_cannot_be_pulled_shows_err_image_pull_then_back_off(lab):
     [pod] = pods(api)
     assert waiting(pod) == {'app': 'ImagePullBackOff'}
     assert ('Pod', 'BackOff', 'Back-off pulling image "registry.example/web:nope"') in events(api)
+
+
+def test_in_the_real_profile_each_node_pulls_an_image_once_before_a_pod_runs(lab, monkeypatch):
+    """Real profile: the first pod needing an image on a node waits ContainerCreating for the pull; the next pod
+    with that image runs at once. The default profile (every other test here) runs pods at once."""
+    monkeypatch.setattr(timing, '_CURRENT', [timing.Timing({'CASTLE_LAB_TIMING': 'real'})])
+    clock = [1000.0]
+    monkeypatch.setattr(workloads.time, 'monotonic', lambda: clock[0])
+    api, _failures, controller, _nodes = lab
+    pull = timing.duration('kube.image.pull')
+    deployment(api, replicas=1)
+    requeue = controller.reconcile(('apps', 'deployments'), NS, 'web')
+    [pod] = pods(api)
+    assert pod['status']['phase'] == 'Pending' and waiting(pod) == {'app': 'ContainerCreating'}
+    assert not workloads.pod_ready(pod) and 'containerID' not in pod['status']['containerStatuses'][0]
+    assert ('Pod', 'Pulling', 'Pulling image "nginx:1.27"') in events(api)
+    assert requeue is not None and 0 < requeue <= pull
+    clock[0] += pull / 2
+    sync(lab)
+    assert not workloads.pod_ready(pods(api)[0])
+    clock[0] += pull / 2
+    sync(lab)
+    [pod] = pods(api)
+    assert pod['status']['phase'] == 'Running' and workloads.pod_ready(pod)
+    assert ('Pod', 'Pulled', 'Successfully pulled image "nginx:1.27" in {0:.1f}s'.format(pull)) in events(api)
+    deployment(api, name='twin', replicas=1)
+    sync(lab, name='twin')
+    assert workloads.pod_ready(pods(api, app='twin')[0])
+    assert len(events(api, 'Pulling')) == 1
 
 
 def test_a_crash_looping_container_waits_in_back_off(lab):

@@ -83,6 +83,15 @@ def test_critical_path_is_the_slowest_node_chain():
     assert critical_path(nodes, table, extra={'w': 8}).per_node == {'cp': 76, 'w': 150}
 
 
+def test_critical_path_ends_with_the_cluster_wide_image_pulls():
+    table = Table(**{'talos.bootstrap': 30, 'talos.kubelet.ready': 6, 'kube.image.pull': 20})
+    nodes = [{'name': 'cp', 'role': 'controlplane', 'gib': 10}, {'name': 'w', 'role': 'worker', 'gib': 40}]
+    chain = critical_path(nodes, table)
+    # Every node Ready at 46 (w: 40 + 6), then Flux's, the charts' and the apps' images, one after the other.
+    assert chain.nodes_ready == 46 and chain.total == 46 + 3 * 20
+    assert timing.CLUSTER_STEPS == ('kube.image.pull',) * 3
+
+
 def test_critical_path_waits_for_the_bootstrap():
     table = Table(**{'talos.bootstrap': 100, 'talos.etcd.join': 4, 'talos.kubelet.ready': 6})
     nodes = [{'name': 'cp-1', 'role': 'controlplane', 'gib': 10}, {'name': 'cp-2', 'role': 'controlplane', 'gib': 20},

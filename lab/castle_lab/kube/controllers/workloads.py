@@ -8,8 +8,10 @@ import copy
 import datetime
 import json
 import struct
+import time
 import uuid
 
+from ... import timing
 from ..api.errors import ApiError
 from .core import MANAGER, PODS, REPLICA_SETS, condition, merge_conditions, owned_by, owner_reference
 from .events import Recorder
@@ -147,6 +149,7 @@ class WorkloadController(Controller):
         self.failures.listeners.append(self.enqueue_all)
         self.pod_ips = 0
         self.node_marks = {}
+        self.pulls = {}  # (node's machine ID, image): [when the node has the image, the pull's seconds] (the real timing profile only)
         self.deployments = Recorder(api, 'deployment-controller', self.failures.now)
         self.replica_sets = Recorder(api, 'replicaset-controller', self.failures.now)
         self.daemon_sets = Recorder(api, 'daemonset-controller', self.failures.now)
@@ -535,6 +538,28 @@ class WorkloadController(Controller):
             {'type': 'PodScheduled', 'status': 'False', 'reason': 'Unschedulable', 'message': message,
              'lastProbeTime': None, 'lastTransitionTime': self.failures.now()}]}
 
+    def _pull(self, pod, node, image):
+        """Seconds until the pod's node has `image` (0: it has it). The first pod that needs an image on a node
+        starts its pull, which lasts the profile's kube.image.pull (only in the real timing profile); the kubelet of a
+        Talos node pulls images in parallel (serializeImagePulls: false) and keeps them for the next pods."""
+        if not timing.current().real or node is None:
+            return 0.0
+        # A node wiped and installed again has a new machine ID and none of the images it had.
+        machine = ((node.get('status') or {}).get('nodeInfo') or {}).get('machineID')
+        key = (machine or node['metadata'].get('uid') or node['metadata']['name'], image)
+        now = time.monotonic()
+        if key not in self.pulls:
+            took = timing.duration('kube.image.pull')
+            self.pulls[key] = [now + took, took]
+            self.kubelet.normal(pod, 'Pulling', 'Pulling image "{0}"'.format(image))
+        done, took = self.pulls[key]
+        if done > now:
+            return done - now
+        if took is not None:  # the pull has ended: said once, then the image is simply there
+            self.kubelet.normal(pod, 'Pulled', 'Successfully pulled image "{0}" in {1:.1f}s'.format(image, took))
+            self.pulls[key][1] = None
+        return 0.0
+
     def _pod_status(self, pod, node, fault):
         """The kubelet's status of a scheduled pod: (status, seconds to requeue or None)."""
         old = pod.get('status') or {}
@@ -557,7 +582,13 @@ class WorkloadController(Controller):
                      'started': True, 'ready': True,
                      'containerID': previous.get('containerID') or 'containerd://' + uuid.uuid4().hex,
                      'state': {'running': {'startedAt': started}}}
-            if fault == 'image-pull' and not (previous.get('state') or {}).get('running'):
+            was_running = bool((previous.get('state') or {}).get('running'))
+            pulling = 0.0 if was_running or fault == 'image-pull' else self._pull(pod, node, image)
+            if pulling:
+                entry.update(started=False, ready=False, state={'waiting': {'reason': 'ContainerCreating'}})
+                entry.pop('containerID')
+                phase, again = 'Pending', soonest(again, pulling)
+            elif fault == 'image-pull' and not was_running:
                 waiting = (previous.get('state') or {}).get('waiting') or {}
                 if waiting.get('reason') in ('ErrImagePull', 'ImagePullBackOff'):
                     entry['state'] = {'waiting': {'reason': 'ImagePullBackOff',
