@@ -3,8 +3,8 @@ mesh`: each machine a host of its own with its own sshd and service manager, Ope
 every tunnel of inventories/lab-mesh gets its unit and carries requests to its workload, and each principal may
 forward only its own; a killed ssh comes back within 10 s; an expired certificate is renewed and the tunnel
 reconnects; the drill passes with the workstation off; a port clash changes nothing; check mode changes nothing on
-any host; a tunnel removed from the fleet file loses its unit while a new critical one on the workstation is only a
-warning; a second run changes nothing; the drill then fails naming that tunnel. The machines' secret IDs and
+any host (nor in Vault); a tunnel removed from the fleet file loses its unit, and Vault its actor's SSH role and its
+machine's AppRole and policy, while a new critical one on the workstation is only a warning; a second run changes nothing; the drill then fails naming that tunnel. The machines' secret IDs and
 private keys join the secret markers, so a log that shows one fails the session.
 
 The tests share one lab and run in file order."""
@@ -121,6 +121,14 @@ def mark_secrets(lab):
                 SECRET_MARKERS.append(json.loads(line)['secret_id'])
             elif line and not line.startswith('-----'):
                 SECRET_MARKERS.append(line.strip())
+
+
+def vault_holds(env):
+    """The fleet's SSH roles, the AppRoles and the ACL policies in the lab's OpenBao."""
+    vault = hvac.Client(url=env['VAULT_ADDR'], token=env['VAULT_TOKEN'], verify=env['VAULT_CACERT'])
+    return (vault.secrets.ssh.list_roles(mount_point='ssh-fleet')['data']['keys'],
+            vault.auth.approle.list_roles(mount_point='approle')['data']['keys'],
+            vault.sys.list_acl_policies()['data']['keys'])
 
 
 def snapshot(lab):
@@ -256,13 +264,13 @@ def test_check_mode_changes_nothing_on_any_host(lab, env, inventory):
     original = fleet_file(inventory).read_text()
     edit_fleet(inventory, next_fleet)
     try:
-        before = snapshot(lab)
+        before, held = snapshot(lab), vault_holds(env)
         run = playbook(lab, env, inventory, 'fleet_mesh.yml', '--check', '--diff', *FAST)
         assert run.returncode == 0, run.stdout[-5000:]
         recap = play_recap(run)
         assert recap['railiance00']['changed'] > 0 and recap['workstation']['changed'] > 0, recap
         assert '+ExecStart=/usr/bin/ssh' in run.stdout  # the new unit, shown as a diff
-        assert snapshot(lab) == before
+        assert snapshot(lab) == before and vault_holds(env) == held
     finally:
         fleet_file(inventory).write_text(original)
 
@@ -281,6 +289,11 @@ def test_a_removed_tunnel_loses_its_unit_and_a_new_one_on_the_workstation_is_onl
     assert ' archive' not in principals and principals.rstrip().endswith(' reports')
     assert request(lab, 'railiance02', 28090) is None
     assert 'reports' in wait_for(lambda: request(lab, 'railiance02', 29090), 'the reports through their new tunnel', 20)
+    # In Vault: the actor's SSH role, and the AppRole and policy of railiance00, which no tunnel starts on now.
+    roles, approles, policies = vault_holds(env)
+    assert 'archive' not in roles and {'gateway', 'reports'} <= set(roles), roles
+    assert 'castle-tunnel-railiance00' not in approles + policies and 'castle-tunnel-workstation' in approles
+    assert 'castle-tunnel-workstation' in policies
 
 
 def test_a_second_run_changes_nothing(lab, env, inventory):

@@ -38,7 +38,7 @@ def test_the_artifact_declares_what_its_roles_and_playbooks_use(installed_collec
     assert installed == sorted([COLLECTION] + list(galaxy['dependencies']))
     root = installed_collection.root
     used = set()
-    for path in list((root / 'roles').rglob('*.yml')) + list((root / 'playbooks').glob('*.yml')):
+    for path in list((root / 'roles').rglob('*.yml')) + list((root / 'playbooks').rglob('*.yml')):
         used.update(a or b for a, b in USED_COLLECTION.findall(path.read_text()))
     assert used - {'ansible.builtin', COLLECTION} == set(galaxy['dependencies'])
     with tarfile.open(installed_collection.artifact) as tar:

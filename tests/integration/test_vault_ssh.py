@@ -198,3 +198,16 @@ def test_a_task_that_forgets_no_log_still_hides_the_secret_id(fleet):
     secret_id, _accessor = fleet.issue(hidden=False)
     assert 'the output has been hidden' in fleet.outputs[-1]
     assert secret_id not in fleet.outputs[-1]
+
+
+def test_the_roles_approles_and_policies_are_listed_as_the_server_holds_them(fleet):
+    roles, approles, gone = fleet.mount + '/roles', 'auth/{0}/role'.format(fleet.approle), unique('it-ssh') + '/roles'
+    listed = fleet('vault_list_info', check=True, paths=[roles, approles, 'sys/policies/acl', gone, '/' + roles + '/'])
+    assert listed.rc == 0 and not listed.changed, listed.output
+    found = listed.result['found']
+    assert found[roles] == sorted([fleet.actor, fleet.other]) and found['/' + roles + '/'] == found[roles]
+    assert found[approles] == ['machine']
+    assert fleet.policy in found['sys/policies/acl'] and 'default' in found['sys/policies/acl']
+    assert found[gone] == [], 'a mount that does not exist lists nothing'
+    empty = fleet('vault_list_info', paths=[roles, '/'])
+    assert empty.failed and 'paths: an empty path cannot be listed' in empty.msg
