@@ -4,8 +4,9 @@ every tunnel of inventories/lab-mesh gets its unit and carries requests to its w
 forward only its own; a killed ssh comes back within 10 s; an expired certificate is renewed and the tunnel
 reconnects; the drill passes with the workstation off; a port clash changes nothing; check mode changes nothing on
 any host (nor in Vault); a tunnel removed from the fleet file loses its unit, and Vault its actor's SSH role and its
-machine's AppRole and policy, while a new critical one on the workstation is only a warning; a second run changes nothing; the drill then fails naming that tunnel. The machines' secret IDs and
-private keys join the secret markers, so a log that shows one fails the session.
+machine's AppRole and policy, while a new critical one on the workstation is only a warning; a second run changes
+nothing; the drill then fails naming that tunnel. The machines' secret IDs and private keys join the secret
+markers, so a log that shows one fails the session.
 
 The tests share one lab and run in file order."""
 
